@@ -1,0 +1,145 @@
+//! Allocations: one task group instance bound to one node.
+
+use std::collections::BTreeMap;
+
+use rkyv::{Archive, Deserialize, Serialize};
+
+use super::Resources;
+
+/// What the servers want an allocation to do.
+#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DesiredStatus {
+    Run,
+    Stop,
+    Evict,
+}
+
+impl DesiredStatus {
+    /// Returns Nomad's wire name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DesiredStatus::Run => "run",
+            DesiredStatus::Stop => "stop",
+            DesiredStatus::Evict => "evict",
+        }
+    }
+}
+
+/// What the client reports an allocation is doing.
+#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientStatus {
+    Pending,
+    Running,
+    Complete,
+    Failed,
+    Lost,
+    Unknown,
+}
+
+impl ClientStatus {
+    /// Returns Nomad's wire name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ClientStatus::Pending => "pending",
+            ClientStatus::Running => "running",
+            ClientStatus::Complete => "complete",
+            ClientStatus::Failed => "failed",
+            ClientStatus::Lost => "lost",
+            ClientStatus::Unknown => "unknown",
+        }
+    }
+
+    /// Parses Nomad's wire name.
+    pub fn parse(s: &str) -> Option<ClientStatus> {
+        match s {
+            "pending" => Some(ClientStatus::Pending),
+            "running" => Some(ClientStatus::Running),
+            "complete" => Some(ClientStatus::Complete),
+            "failed" => Some(ClientStatus::Failed),
+            "lost" => Some(ClientStatus::Lost),
+            "unknown" => Some(ClientStatus::Unknown),
+            _ => None,
+        }
+    }
+
+    /// Reports whether the client will never run this allocation again.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, ClientStatus::Complete | ClientStatus::Failed | ClientStatus::Lost)
+    }
+}
+
+/// The state of one task inside an allocation, as reported by the client.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct TaskState {
+    /// "pending", "running" or "dead".
+    pub state: String,
+    pub failed: bool,
+    pub restarts: u64,
+    pub started_at_unix_ns: i64,
+    pub finished_at_unix_ns: i64,
+}
+
+/// Scheduler statistics for one placement attempt (Nomad's AllocMetric).
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub struct AllocMetric {
+    pub nodes_evaluated: u64,
+    pub nodes_filtered: u64,
+    pub nodes_in_pool: u64,
+    pub nodes_available: BTreeMap<String, u64>,
+    pub class_filtered: BTreeMap<String, u64>,
+    pub constraint_filtered: BTreeMap<String, u64>,
+    pub nodes_exhausted: u64,
+    pub class_exhausted: BTreeMap<String, u64>,
+    pub dimension_exhausted: BTreeMap<String, u64>,
+    /// Final normalized score per node id for the chosen and best candidates.
+    pub scores: BTreeMap<String, f64>,
+    pub allocation_time_ns: i64,
+    pub coalesced_failures: u64,
+}
+
+/// A task group instance bound to a node.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Allocation {
+    pub id: String,
+    pub namespace: String,
+    pub eval_id: String,
+    /// `<job>.<group>[<index>]`.
+    pub name: String,
+    pub node_id: String,
+    pub node_name: String,
+    pub job_id: String,
+    pub job_version: u64,
+    pub task_group: String,
+    /// Total resources the allocation holds on its node.
+    pub resources: Resources,
+    /// Host ports assigned to the allocation (label, value).
+    pub ports: Vec<(String, u16)>,
+    pub desired_status: DesiredStatus,
+    pub desired_description: String,
+    pub client_status: ClientStatus,
+    pub client_description: String,
+    pub task_states: BTreeMap<String, TaskState>,
+    pub previous_allocation: String,
+    pub next_allocation: String,
+    pub followup_eval_id: String,
+    pub metrics: AllocMetric,
+    pub create_index: u64,
+    pub modify_index: u64,
+    pub alloc_modify_index: u64,
+    pub create_time_ns: i64,
+    pub modify_time_ns: i64,
+}
+
+impl Allocation {
+    /// Parses the index out of `<job>.<group>[<index>]`.
+    pub fn index(&self) -> Option<u32> {
+        let open = self.name.rfind('[')?;
+        self.name[open + 1..self.name.len().checked_sub(1)?].parse().ok()
+    }
+
+    /// Reports whether the allocation no longer holds resources on its node:
+    /// either the servers stopped it or the client finished with it.
+    pub fn is_terminal(&self) -> bool {
+        self.desired_status != DesiredStatus::Run || self.client_status.is_terminal()
+    }
+}
