@@ -1,0 +1,184 @@
+//! The engine's face to the transports: what HTTP handlers and the client protocol may ask.
+//!
+//! `net` is generic over `Cluster`, so its handlers can be tested against a fake; the engine's
+//! `Handle` is the real implementation. Reads go through `ReadView` (an immutable snapshot);
+//! writes are async and resolve once committed through Raft.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use sched::structs::{Allocation, Evaluation, Job, Node, Plan, SchedOutcome};
+use sched::{SchedulerConfig, StateView};
+
+use crate::client_proto::{ClientRequest, ClientResponse};
+use crate::error::EngineError;
+
+/// Per task group allocation counts (Nomad's JobSummary `Summary` entry).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TaskGroupSummary {
+    pub queued: u64,
+    pub complete: u64,
+    pub failed: u64,
+    pub running: u64,
+    pub starting: u64,
+    pub lost: u64,
+    pub unknown: u64,
+}
+
+/// A job's allocation counts by task group.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JobSummary {
+    pub job_id: String,
+    pub namespace: String,
+    pub summary: BTreeMap<String, TaskGroupSummary>,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+/// Everything the API reads, at one Raft index.
+pub trait ReadView: StateView {
+    /// Returns every job (current versions), ordered by (namespace, id).
+    fn jobs(&self) -> Vec<&Job>;
+    /// Returns the stored versions of a job, newest first.
+    fn job_versions(&self, namespace: &str, job_id: &str) -> Vec<&Job>;
+    /// Returns the allocation counts of a job.
+    fn job_summary(&self, namespace: &str, job_id: &str) -> Option<JobSummary>;
+    /// Returns every allocation, ordered by id.
+    fn allocs(&self) -> Vec<&Allocation>;
+    fn alloc(&self, alloc_id: &str) -> Option<&Allocation>;
+    fn allocs_by_eval(&self, eval_id: &str) -> Vec<&Allocation>;
+    /// Returns every evaluation, ordered by id.
+    fn evals(&self) -> Vec<&Evaluation>;
+    fn eval(&self, eval_id: &str) -> Option<&Evaluation>;
+    fn evals_by_job(&self, namespace: &str, job_id: &str) -> Vec<&Evaluation>;
+    fn scheduler_config(&self) -> &SchedulerConfig;
+}
+
+/// A job registration (`PUT /v1/jobs`).
+#[derive(Clone, Debug)]
+pub struct RegisterJob {
+    /// The canonicalised, validated job.
+    pub job: Job,
+    /// Check-and-set: when set, the stored job's `job_modify_index` must equal this.
+    pub enforce_index: Option<u64>,
+    /// Priority of the created evaluation; `None` uses the job's.
+    pub eval_priority: Option<u16>,
+}
+
+/// What a registration returns.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RegisterJobReply {
+    pub eval_id: String,
+    pub eval_create_index: u64,
+    pub job_modify_index: u64,
+    pub index: u64,
+    pub warnings: String,
+}
+
+/// What a write that creates an evaluation returns (deregister, evaluate).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EvalReply {
+    pub eval_id: String,
+    pub eval_create_index: u64,
+    pub index: u64,
+}
+
+/// The dry-run result of `job plan`.
+#[derive(Clone, Debug, Default)]
+pub struct PlanReply {
+    pub job_modify_index: u64,
+    pub plan: Plan,
+    pub outcome: SchedOutcome,
+    /// Whether the submitted job differs from the stored one ("Added", "Edited", "None").
+    pub diff_type: String,
+    pub index: u64,
+}
+
+/// One server as gossip and Raft see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// `<name>.<region>`.
+    pub name: String,
+    pub addr: String,
+    pub serf_port: u16,
+    pub rpc_port: u16,
+    pub region: String,
+    pub datacenter: String,
+    /// "alive", "leaving", "left" or "failed".
+    pub status: String,
+    pub id: String,
+    pub bootstrap_expect: u32,
+    pub leader: bool,
+    pub voter: bool,
+}
+
+/// Leadership and membership as this server sees them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClusterStatus {
+    pub region: String,
+    pub datacenter: String,
+    pub server_name: String,
+    pub server_id: String,
+    /// RPC address (`ip:port`) of the leader, empty when unknown.
+    pub leader_rpc_addr: String,
+    pub known_leader: bool,
+    /// Milliseconds since this server last heard from the leader (0 on the leader).
+    pub last_contact_ms: u64,
+    /// RPC addresses of the voting servers.
+    pub peers: Vec<String>,
+    pub members: Vec<Member>,
+    pub raft_term: u64,
+    pub raft_applied_index: u64,
+    pub raft_commit_index: u64,
+    pub shards: usize,
+    pub http_addr: String,
+    pub rpc_addr: String,
+}
+
+/// What the transports may ask of the engine. Implemented by `engine::Handle`.
+///
+/// Futures are `!Send`: they run on the shard executor that accepted the request.
+#[allow(async_fn_in_trait)]
+pub trait Cluster: Clone + 'static {
+    type View: ReadView;
+
+    /// Returns the latest published read view.
+    fn view(&self) -> Rc<Self::View>;
+    /// Waits until the read view's index exceeds `min_index` or `timeout` passes, then
+    /// returns the latest view (Nomad's blocking query).
+    async fn wait_for_index(&self, min_index: u64, timeout: Duration) -> Rc<Self::View>;
+    /// Returns leadership and membership.
+    fn status(&self) -> ClusterStatus;
+
+    async fn register_job(&self, req: RegisterJob) -> Result<RegisterJobReply, EngineError>;
+    async fn deregister_job(
+        &self,
+        namespace: &str,
+        job_id: &str,
+        purge: bool,
+    ) -> Result<EvalReply, EngineError>;
+    async fn evaluate_job(&self, namespace: &str, job_id: &str) -> Result<EvalReply, EngineError>;
+    /// Runs the scheduler on the current view without committing anything.
+    async fn plan_job(&self, job: Job) -> Result<PlanReply, EngineError>;
+
+    /// Handles one client-protocol request for a node.
+    async fn client_request(&self, req: ClientRequest) -> ClientResponse;
+    /// Returns the node whose id starts with `prefix`, for HTTP reads that must see a node
+    /// outside the view (none today; reserved).
+    fn node_by_id(&self, node_id: &str) -> Option<Node> {
+        self.view().node(node_id).cloned()
+    }
+    /// The maximum time a blocking query may wait.
+    fn max_query_time(&self) -> Duration {
+        Duration::from_secs(300)
+    }
+    /// Limits job registration sizes (`job_max_source_size`) in bytes.
+    fn job_max_source_size(&self) -> usize {
+        1024 * 1024
+    }
+    /// `job_default_priority` and `job_max_priority`.
+    fn job_priority_bounds(&self) -> (u16, u16) {
+        (50, 100)
+    }
+}
