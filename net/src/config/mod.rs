@@ -1,0 +1,1 @@
+//! Agent configuration files (HCL and JSON) parsed into `engine::config::AgentConfig`.
