@@ -8,7 +8,10 @@
 
 pub mod api;
 pub mod client_proto;
+pub mod config;
 pub mod error;
+pub mod raft;
+pub mod state;
 
 pub use api::Cluster;
 pub use error::EngineError;
