@@ -1,0 +1,334 @@
+//! The FSM apply: turns one committed `CommandEnvelope` into state changes.
+//!
+//! Pure and deterministic: the same entry applied to the same state gives the same result on
+//! every server. The wall clock comes from the envelope (stamped by the leader), never from here.
+
+use serde::{Deserialize, Serialize};
+use sched::structs::{
+    ClientStatus, DesiredStatus, EvalStatus, Evaluation, JobStatus, NodeEvent, NodeStatus,
+};
+use sched::StateView;
+
+use super::cluster_state::ClusterState;
+use super::command::{Command, CommandEnvelope, PlanApply};
+
+/// The outcome of one command in an entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CommandResult {
+    Applied,
+    JobRegistered { job_modify_index: u64, version: u64 },
+    /// The command was valid to log but refused by the state (e.g. check-and-set failed).
+    Refused { message: String },
+}
+
+/// What an apply changed that the leader's services must react to.
+#[derive(Default, Debug)]
+pub struct ApplyEffects {
+    /// Evaluations now pending: the broker must run them.
+    pub pending_evals: Vec<Evaluation>,
+    /// Evaluations now blocked: the broker parks them until capacity appears.
+    pub blocked_evals: Vec<Evaluation>,
+    /// Capacity appeared (a node became ready or allocations stopped): blocked evals may fit.
+    pub capacity_freed: bool,
+    /// Nodes whose registration or status changed: (node id, new status).
+    pub node_changes: Vec<(String, NodeStatus)>,
+}
+
+impl ClusterState {
+    /// Applies one log entry at `index`, returning one result per command.
+    pub fn apply(
+        &mut self,
+        index: u64,
+        envelope: &CommandEnvelope,
+        effects: &mut ApplyEffects,
+    ) -> Vec<CommandResult> {
+        assert!(index > self.index, "apply out of order: index={index} applied={}", self.index);
+        let now = envelope.now_unix_ns;
+        let results = envelope
+            .commands
+            .iter()
+            .map(|cmd| self.apply_command(index, now, cmd, effects))
+            .collect();
+        self.index = index;
+        #[cfg(debug_assertions)]
+        self.check_invariants();
+        results
+    }
+
+    fn apply_command(
+        &mut self,
+        index: u64,
+        now: i64,
+        cmd: &Command,
+        effects: &mut ApplyEffects,
+    ) -> CommandResult {
+        match cmd {
+            Command::RegisterJob { job, eval, enforce_index } => {
+                self.apply_register_job(index, now, job, eval.as_ref(), *enforce_index, effects)
+            }
+            Command::DeregisterJob { namespace, job_id, purge, eval } => {
+                if let Some(job) = self.job(namespace, job_id).cloned() {
+                    if *purge {
+                        let k = (namespace.clone(), job_id.clone());
+                        self.jobs.remove(&k);
+                        self.job_versions.remove(&k);
+                    } else if !job.stop {
+                        let mut stopped = job;
+                        stopped.stop = true;
+                        stopped.status = JobStatus::Dead;
+                        stopped.modify_index = index;
+                        stopped.job_modify_index = index;
+                        stopped.version += 1;
+                        stopped.submit_time_ns = now;
+                        self.put_job(stopped);
+                    }
+                }
+                self.upsert_eval(index, now, eval.clone(), effects);
+                CommandResult::Applied
+            }
+            Command::UpsertEvals { evals } => {
+                for eval in evals {
+                    self.upsert_eval(index, now, eval.clone(), effects);
+                }
+                CommandResult::Applied
+            }
+            Command::UpsertNode { node, evals } => {
+                let mut node = node.clone();
+                match self.nodes.get(&node.id) {
+                    Some(old) => {
+                        node.create_index = old.create_index;
+                        if node.events.is_empty() {
+                            node.events = old.events.clone();
+                        }
+                    }
+                    None => {
+                        node.create_index = index;
+                        node.events = vec![NodeEvent {
+                            message: "Node registered".into(),
+                            subsystem: "Cluster".into(),
+                            timestamp_unix_ns: now,
+                            create_index: index,
+                        }];
+                    }
+                }
+                node.modify_index = index;
+                node.status_updated_at_unix_s = now / 1_000_000_000;
+                if node.status == NodeStatus::Ready {
+                    effects.capacity_freed = true;
+                }
+                effects.node_changes.push((node.id.clone(), node.status));
+                self.nodes.insert(node.id.clone(), std::sync::Arc::new(node));
+                for eval in evals {
+                    self.upsert_eval(index, now, eval.clone(), effects);
+                }
+                CommandResult::Applied
+            }
+            Command::UpdateNodeStatus { updates, evals } => {
+                for update in updates {
+                    let Some(old) = self.nodes.get(&update.node_id) else { continue };
+                    if old.status == update.status {
+                        continue;
+                    }
+                    let mut node = (**old).clone();
+                    node.status = update.status;
+                    node.status_description = update.description.clone();
+                    node.modify_index = index;
+                    node.status_updated_at_unix_s = now / 1_000_000_000;
+                    node.events.push(NodeEvent {
+                        message: format!("Node status changed to {}", update.status.as_str()),
+                        subsystem: "Cluster".into(),
+                        timestamp_unix_ns: now,
+                        create_index: index,
+                    });
+                    if node.events.len() > NODE_EVENTS_MAX {
+                        node.events.remove(0);
+                    }
+                    if update.status == NodeStatus::Ready {
+                        effects.capacity_freed = true;
+                    }
+                    effects.node_changes.push((node.id.clone(), node.status));
+                    self.nodes.insert(node.id.clone(), std::sync::Arc::new(node));
+                }
+                for eval in evals {
+                    self.upsert_eval(index, now, eval.clone(), effects);
+                }
+                CommandResult::Applied
+            }
+            Command::ApplyPlans { plans, evals } => {
+                for plan in plans {
+                    self.apply_plan(index, now, plan, effects);
+                }
+                for eval in evals {
+                    self.upsert_eval(index, now, eval.clone(), effects);
+                }
+                CommandResult::Applied
+            }
+            Command::UpdateAllocsFromClient { updates, evals } => {
+                let mut touched = std::collections::BTreeSet::new();
+                for update in updates {
+                    let Some(old) = self.allocs.get(&update.alloc_id) else { continue };
+                    if old.node_id != update.node_id {
+                        continue;
+                    }
+                    let mut alloc = (**old).clone();
+                    alloc.client_status = update.client_status;
+                    alloc.client_description = update.client_description.clone();
+                    for (task, state) in &update.task_states {
+                        alloc.task_states.insert(task.clone(), state.clone());
+                    }
+                    alloc.modify_index = index;
+                    alloc.modify_time_ns = now;
+                    if alloc.client_status.is_terminal() && !old.client_status.is_terminal() {
+                        effects.capacity_freed = true;
+                    }
+                    touched.insert((alloc.namespace.clone(), alloc.job_id.clone()));
+                    self.put_alloc(alloc);
+                }
+                for eval in evals {
+                    self.upsert_eval(index, now, eval.clone(), effects);
+                }
+                for (ns, job_id) in touched {
+                    self.refresh_job_status(&ns, &job_id, index);
+                }
+                CommandResult::Applied
+            }
+            Command::SetSchedulerConfig { config } => {
+                self.scheduler_config = config.clone();
+                self.scheduler_config_index = index;
+                CommandResult::Applied
+            }
+        }
+    }
+
+    fn apply_register_job(
+        &mut self,
+        index: u64,
+        now: i64,
+        job: &sched::structs::Job,
+        eval: Option<&Evaluation>,
+        enforce_index: Option<u64>,
+        effects: &mut ApplyEffects,
+    ) -> CommandResult {
+        let existing = self.job(&job.namespace, &job.id).cloned();
+        if let Some(want) = enforce_index {
+            let refused = match (&existing, want) {
+                (Some(_), 0) => Some(format!(
+                    "Enforcing job modify index {want}: job already exists"
+                )),
+                (Some(cur), w) if cur.job_modify_index != w => Some(format!(
+                    "Enforcing job modify index {w}: job exists with conflicting job modify index: {}",
+                    cur.job_modify_index
+                )),
+                (None, w) if w != 0 => {
+                    Some(format!("Enforcing job modify index {w}: job does not exist"))
+                }
+                _ => None,
+            };
+            if let Some(message) = refused {
+                return CommandResult::Refused { message };
+            }
+        }
+        let (job_modify_index, version) = match &existing {
+            Some(cur) if !cur.spec_changed(job) => (cur.job_modify_index, cur.version),
+            _ => {
+                let mut stored = job.clone();
+                stored.version = existing.as_ref().map_or(0, |cur| cur.version + 1);
+                stored.create_index = existing.as_ref().map_or(index, |cur| cur.create_index);
+                stored.modify_index = index;
+                stored.job_modify_index = index;
+                stored.submit_time_ns = now;
+                stored.status = JobStatus::Pending;
+                stored.stable = false;
+                let version = stored.version;
+                self.put_job(stored);
+                (index, version)
+            }
+        };
+        if let Some(eval) = eval {
+            let mut eval = eval.clone();
+            eval.job_modify_index = job_modify_index;
+            self.upsert_eval(index, now, eval, effects);
+        }
+        self.refresh_job_status(&job.namespace, &job.id, index);
+        CommandResult::JobRegistered { job_modify_index, version }
+    }
+
+    fn apply_plan(&mut self, index: u64, now: i64, plan: &PlanApply, effects: &mut ApplyEffects) {
+        let mut touched = std::collections::BTreeSet::new();
+        for update in &plan.updates {
+            let Some(old) = self.allocs.get(&update.id).cloned() else { continue };
+            let mut alloc = (*old).clone();
+            alloc.desired_status = update.desired_status;
+            alloc.desired_description = update.desired_description.clone();
+            if update.client_status == ClientStatus::Lost {
+                alloc.client_status = ClientStatus::Lost;
+                alloc.client_description = update.client_description.clone();
+            }
+            if !update.next_allocation.is_empty() {
+                alloc.next_allocation = update.next_allocation.clone();
+            }
+            alloc.modify_index = index;
+            alloc.alloc_modify_index = index;
+            alloc.modify_time_ns = now;
+            if !old.is_terminal() && alloc.is_terminal() {
+                effects.capacity_freed = true;
+            }
+            touched.insert((alloc.namespace.clone(), alloc.job_id.clone()));
+            self.put_alloc(alloc);
+        }
+        for placement in &plan.placements {
+            let mut alloc = placement.clone();
+            match self.allocs.get(&alloc.id) {
+                Some(old) => alloc.create_index = old.create_index,
+                None => alloc.create_index = index,
+            }
+            assert_eq!(alloc.desired_status, DesiredStatus::Run, "placement {} not run", alloc.id);
+            alloc.modify_index = index;
+            alloc.alloc_modify_index = index;
+            if alloc.create_time_ns == 0 {
+                alloc.create_time_ns = now;
+            }
+            alloc.modify_time_ns = now;
+            if !alloc.previous_allocation.is_empty() {
+                if let Some(prev) = self.allocs.get(&alloc.previous_allocation).cloned() {
+                    let mut prev = (*prev).clone();
+                    prev.next_allocation = alloc.id.clone();
+                    prev.modify_index = index;
+                    self.put_alloc(prev);
+                }
+            }
+            touched.insert((alloc.namespace.clone(), alloc.job_id.clone()));
+            self.put_alloc(alloc);
+        }
+        for (ns, job_id) in touched {
+            self.refresh_job_status(&ns, &job_id, index);
+        }
+        let _ = &plan.eval_id;
+    }
+
+    fn upsert_eval(&mut self, index: u64, now: i64, mut eval: Evaluation, effects: &mut ApplyEffects) {
+        match self.evals.get(&eval.id) {
+            Some(old) => {
+                eval.create_index = old.create_index;
+                eval.create_time_ns = old.create_time_ns;
+            }
+            None => {
+                eval.create_index = index;
+                eval.create_time_ns = now;
+            }
+        }
+        eval.modify_index = index;
+        eval.modify_time_ns = now;
+        match eval.status {
+            EvalStatus::Pending => effects.pending_evals.push(eval.clone()),
+            EvalStatus::Blocked => effects.blocked_evals.push(eval.clone()),
+            _ => {}
+        }
+        let (ns, job_id) = (eval.namespace.clone(), eval.job_id.clone());
+        self.put_eval(eval);
+        self.refresh_job_status(&ns, &job_id, index);
+    }
+}
+
+/// Node events kept per node; older ones are dropped.
+pub const NODE_EVENTS_MAX: usize = 10;

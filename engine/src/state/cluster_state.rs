@@ -1,0 +1,314 @@
+//! The replicated cluster state: jobs, nodes, allocations and evaluations, with indexes.
+//!
+//! Built on persistent maps (imbl), so a clone is O(1) and shares structure: the Raft core
+//! applies entries to its own copy and publishes a clone as the read view after each batch.
+//! Readers never lock and never see a half-applied entry.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use imbl::{OrdMap, OrdSet};
+use sched::structs::{
+    Allocation, ClientStatus, DesiredStatus, EvalStatus, Evaluation, Job, JobStatus, Node,
+    Resources,
+};
+use sched::{SchedulerConfig, StateView};
+
+use crate::api::{JobSummary, ReadView, TaskGroupSummary};
+
+/// (namespace, job id).
+pub type JobKey = (String, String);
+
+/// The whole replicated state at `index`.
+#[derive(Clone, Default)]
+pub struct ClusterState {
+    /// The last Raft log index applied.
+    pub index: u64,
+    pub jobs: OrdMap<JobKey, Arc<Job>>,
+    /// Stored versions per job, oldest first.
+    pub job_versions: OrdMap<JobKey, imbl::Vector<Arc<Job>>>,
+    pub nodes: OrdMap<String, Arc<Node>>,
+    pub allocs: OrdMap<String, Arc<Allocation>>,
+    pub allocs_by_node: OrdMap<String, OrdSet<String>>,
+    pub allocs_by_job: OrdMap<JobKey, OrdSet<String>>,
+    pub allocs_by_eval: OrdMap<String, OrdSet<String>>,
+    /// Resources held on each node by its non-terminal allocations.
+    pub node_usage: OrdMap<String, Resources>,
+    pub evals: OrdMap<String, Arc<Evaluation>>,
+    pub evals_by_job: OrdMap<JobKey, OrdSet<String>>,
+    pub scheduler_config: SchedulerConfig,
+    pub scheduler_config_index: u64,
+    /// How many versions of a job to keep (`job_tracked_versions`).
+    pub job_tracked_versions: usize,
+}
+
+fn key(namespace: &str, job_id: &str) -> JobKey {
+    (namespace.to_string(), job_id.to_string())
+}
+
+impl ClusterState {
+    /// Returns an empty state that keeps `job_tracked_versions` versions per job.
+    pub fn new(job_tracked_versions: usize) -> ClusterState {
+        ClusterState { job_tracked_versions: job_tracked_versions.max(1), ..Default::default() }
+    }
+
+    /// Inserts or replaces an allocation, keeping every index and the usage table right.
+    pub fn put_alloc(&mut self, alloc: Allocation) {
+        let id = alloc.id.clone();
+        if let Some(old) = self.allocs.get(&id).cloned() {
+            self.release_usage(&old);
+            if old.node_id != alloc.node_id {
+                if let Some(set) = self.allocs_by_node.get_mut(&old.node_id) {
+                    set.remove(&id);
+                }
+            }
+        }
+        if !alloc.is_terminal() {
+            let usage = self.node_usage.entry(alloc.node_id.clone()).or_default();
+            *usage = usage.add(&alloc.resources);
+        }
+        self.allocs_by_node.entry(alloc.node_id.clone()).or_default().insert(id.clone());
+        self.allocs_by_job.entry(key(&alloc.namespace, &alloc.job_id)).or_default().insert(id.clone());
+        self.allocs_by_eval.entry(alloc.eval_id.clone()).or_default().insert(id.clone());
+        self.allocs.insert(id, Arc::new(alloc));
+    }
+
+    fn release_usage(&mut self, alloc: &Allocation) {
+        if alloc.is_terminal() {
+            return;
+        }
+        if let Some(usage) = self.node_usage.get_mut(&alloc.node_id) {
+            *usage = usage.sub(&alloc.resources);
+        }
+    }
+
+    /// Removes an allocation and its index entries.
+    pub fn remove_alloc(&mut self, alloc_id: &str) {
+        let Some(alloc) = self.allocs.remove(alloc_id) else { return };
+        self.release_usage(&alloc);
+        if let Some(set) = self.allocs_by_node.get_mut(&alloc.node_id) {
+            set.remove(alloc_id);
+        }
+        if let Some(set) = self.allocs_by_job.get_mut(&key(&alloc.namespace, &alloc.job_id)) {
+            set.remove(alloc_id);
+        }
+        if let Some(set) = self.allocs_by_eval.get_mut(&alloc.eval_id) {
+            set.remove(alloc_id);
+        }
+    }
+
+    /// Inserts or replaces an evaluation.
+    pub fn put_eval(&mut self, eval: Evaluation) {
+        self.evals_by_job.entry(key(&eval.namespace, &eval.job_id)).or_default().insert(eval.id.clone());
+        self.evals.insert(eval.id.clone(), Arc::new(eval));
+    }
+
+    /// Removes an evaluation.
+    pub fn remove_eval(&mut self, eval_id: &str) {
+        if let Some(eval) = self.evals.remove(eval_id) {
+            if let Some(set) = self.evals_by_job.get_mut(&key(&eval.namespace, &eval.job_id)) {
+                set.remove(eval_id);
+            }
+        }
+    }
+
+    /// Stores a job version as the current one and trims history to `job_tracked_versions`.
+    pub fn put_job(&mut self, job: Job) {
+        let k = key(&job.namespace, &job.id);
+        let job = Arc::new(job);
+        let versions = self.job_versions.entry(k.clone()).or_default();
+        if versions.last().map(|v| v.version) == Some(job.version) {
+            versions.pop_back();
+        }
+        versions.push_back(job.clone());
+        while versions.len() > self.job_tracked_versions {
+            versions.pop_front();
+        }
+        self.jobs.insert(k, job);
+    }
+
+    /// Recomputes a job's status from its allocations and evaluations (Nomad's rules:
+    /// dead when stopped, or batch with nothing left to run; running when any allocation
+    /// is non-terminal; pending otherwise).
+    pub fn refresh_job_status(&mut self, namespace: &str, job_id: &str, index: u64) {
+        let k = key(namespace, job_id);
+        let Some(job) = self.jobs.get(&k).cloned() else { return };
+        let mut any_live = false;
+        let mut any_alloc = false;
+        if let Some(ids) = self.allocs_by_job.get(&k) {
+            for id in ids.iter() {
+                if let Some(a) = self.allocs.get(id) {
+                    if a.job_version > job.version {
+                        continue;
+                    }
+                    any_alloc = true;
+                    if !a.is_terminal() {
+                        any_live = true;
+                        break;
+                    }
+                }
+            }
+        }
+        let pending_eval = self.evals_by_job.get(&k).is_some_and(|ids| {
+            ids.iter().any(|id| {
+                self.evals.get(id).is_some_and(|e| matches!(e.status, EvalStatus::Pending))
+            })
+        });
+        let status = if any_live {
+            JobStatus::Running
+        } else if job.stop || (any_alloc && !pending_eval) {
+            JobStatus::Dead
+        } else {
+            JobStatus::Pending
+        };
+        if status != job.status {
+            let mut updated = (*job).clone();
+            updated.status = status;
+            updated.modify_index = index;
+            let updated = Arc::new(updated);
+            if let Some(versions) = self.job_versions.get_mut(&k) {
+                if let Some(last) = versions.back().cloned() {
+                    if last.version == updated.version {
+                        versions.pop_back();
+                        versions.push_back(updated.clone());
+                    }
+                }
+            }
+            self.jobs.insert(k, updated);
+        }
+    }
+
+    /// Checks the invariants that every apply must keep. O(allocations): debug builds and
+    /// tests call it after applies; release builds rely on the cheaper asserts in apply.
+    pub fn check_invariants(&self) {
+        let mut usage: BTreeMap<&str, Resources> = BTreeMap::new();
+        for (id, alloc) in self.allocs.iter() {
+            assert_eq!(id, &alloc.id, "alloc map key mismatch: key={id} alloc={}", alloc.id);
+            assert!(
+                self.allocs_by_node.get(&alloc.node_id).is_some_and(|s| s.contains(id)),
+                "alloc {id} missing from node index of {}",
+                alloc.node_id
+            );
+            if !alloc.is_terminal() {
+                let u = usage.entry(alloc.node_id.as_str()).or_default();
+                *u = u.add(&alloc.resources);
+            }
+        }
+        for (node_id, expected) in usage {
+            let got = self.node_usage.get(node_id).copied().unwrap_or_default();
+            assert_eq!(got, expected, "usage table wrong for node {node_id}");
+            if let Some(node) = self.nodes.get(node_id) {
+                let cap = node.schedulable();
+                assert!(
+                    expected.cpu_mhz <= cap.cpu_mhz && expected.memory_mb <= cap.memory_mb,
+                    "node {node_id} over capacity: used={expected:?} capacity={cap:?}"
+                );
+            }
+        }
+    }
+}
+
+impl StateView for ClusterState {
+    fn index(&self) -> u64 {
+        self.index
+    }
+    fn job(&self, namespace: &str, job_id: &str) -> Option<&Job> {
+        self.jobs.get(&key(namespace, job_id)).map(|j| &**j)
+    }
+    fn node(&self, node_id: &str) -> Option<&Node> {
+        self.nodes.get(node_id).map(|n| &**n)
+    }
+    fn nodes(&self) -> Vec<&Node> {
+        self.nodes.values().map(|n| &**n).collect()
+    }
+    fn allocs_by_job(&self, namespace: &str, job_id: &str) -> Vec<&Allocation> {
+        self.allocs_by_job
+            .get(&key(namespace, job_id))
+            .map(|ids| ids.iter().filter_map(|id| self.allocs.get(id).map(|a| &**a)).collect())
+            .unwrap_or_default()
+    }
+    fn allocs_by_node(&self, node_id: &str) -> Vec<&Allocation> {
+        self.allocs_by_node
+            .get(node_id)
+            .map(|ids| ids.iter().filter_map(|id| self.allocs.get(id).map(|a| &**a)).collect())
+            .unwrap_or_default()
+    }
+    fn node_usage(&self, node_id: &str) -> Resources {
+        self.node_usage.get(node_id).copied().unwrap_or_default()
+    }
+}
+
+impl ReadView for ClusterState {
+    fn jobs(&self) -> Vec<&Job> {
+        self.jobs.values().map(|j| &**j).collect()
+    }
+    fn job_versions(&self, namespace: &str, job_id: &str) -> Vec<&Job> {
+        self.job_versions
+            .get(&key(namespace, job_id))
+            .map(|v| v.iter().rev().map(|j| &**j).collect())
+            .unwrap_or_default()
+    }
+    fn job_summary(&self, namespace: &str, job_id: &str) -> Option<JobSummary> {
+        let job = self.job(namespace, job_id)?;
+        let mut summary: BTreeMap<String, TaskGroupSummary> =
+            job.task_groups.iter().map(|tg| (tg.name.clone(), TaskGroupSummary::default())).collect();
+        for alloc in StateView::allocs_by_job(self, namespace, job_id) {
+            let entry = summary.entry(alloc.task_group.clone()).or_default();
+            match alloc.client_status {
+                ClientStatus::Pending => {
+                    if alloc.desired_status == DesiredStatus::Run {
+                        entry.starting += 1
+                    }
+                }
+                ClientStatus::Running => entry.running += 1,
+                ClientStatus::Complete => entry.complete += 1,
+                ClientStatus::Failed => entry.failed += 1,
+                ClientStatus::Lost => entry.lost += 1,
+                ClientStatus::Unknown => entry.unknown += 1,
+            }
+        }
+        for eval in ReadView::evals_by_job(self, namespace, job_id) {
+            if matches!(eval.status, EvalStatus::Blocked) {
+                for (tg, queued) in &eval.queued_allocations {
+                    if let Some(entry) = summary.get_mut(tg) {
+                        entry.queued = entry.queued.max(*queued);
+                    }
+                }
+            }
+        }
+        Some(JobSummary {
+            job_id: job_id.to_string(),
+            namespace: namespace.to_string(),
+            summary,
+            create_index: job.create_index,
+            modify_index: job.modify_index,
+        })
+    }
+    fn allocs(&self) -> Vec<&Allocation> {
+        self.allocs.values().map(|a| &**a).collect()
+    }
+    fn alloc(&self, alloc_id: &str) -> Option<&Allocation> {
+        self.allocs.get(alloc_id).map(|a| &**a)
+    }
+    fn allocs_by_eval(&self, eval_id: &str) -> Vec<&Allocation> {
+        self.allocs_by_eval
+            .get(eval_id)
+            .map(|ids| ids.iter().filter_map(|id| self.allocs.get(id).map(|a| &**a)).collect())
+            .unwrap_or_default()
+    }
+    fn evals(&self) -> Vec<&Evaluation> {
+        self.evals.values().map(|e| &**e).collect()
+    }
+    fn eval(&self, eval_id: &str) -> Option<&Evaluation> {
+        self.evals.get(eval_id).map(|e| &**e)
+    }
+    fn evals_by_job(&self, namespace: &str, job_id: &str) -> Vec<&Evaluation> {
+        self.evals_by_job
+            .get(&key(namespace, job_id))
+            .map(|ids| ids.iter().filter_map(|id| self.evals.get(id).map(|e| &**e)).collect())
+            .unwrap_or_default()
+    }
+    fn scheduler_config(&self) -> &SchedulerConfig {
+        &self.scheduler_config
+    }
+}

@@ -1,0 +1,70 @@
+//! Raft commands: every change to the replicated state is one of these, rkyv-encoded.
+//!
+//! Tags are append-only: add new variants at the end, never reorder or remove, because old
+//! log entries and snapshots must still decode after an upgrade.
+
+use rkyv::{Archive, Deserialize, Serialize};
+use sched::structs::{Allocation, Evaluation, Job, Node, NodeStatus};
+use sched::SchedulerConfig;
+
+use crate::client_proto::AllocUpdate;
+
+/// A node status change decided by the leader (heartbeat missed, node back).
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct NodeStatusUpdate {
+    pub node_id: String,
+    pub status: NodeStatus,
+    pub description: String,
+}
+
+/// The accepted part of one scheduler plan.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct PlanApply {
+    pub eval_id: String,
+    /// Allocations whose desired or client status changes (stops, lost).
+    pub updates: Vec<Allocation>,
+    /// Allocations to create or update in place.
+    pub placements: Vec<Allocation>,
+}
+
+/// One replicated state change.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub enum Command {
+    /// Registers a job version and its evaluation; `enforce_index` is checked at apply time.
+    RegisterJob { job: Job, eval: Option<Evaluation>, enforce_index: Option<u64> },
+    /// Stops (or purges) a job and creates its deregistration evaluation.
+    DeregisterJob { namespace: String, job_id: String, purge: bool, eval: Evaluation },
+    /// Creates or updates evaluations.
+    UpsertEvals { evals: Vec<Evaluation> },
+    /// Registers or re-registers a node, with the evaluations its arrival triggers.
+    UpsertNode { node: Node, evals: Vec<Evaluation> },
+    /// Batched node status changes, with the evaluations they trigger.
+    UpdateNodeStatus { updates: Vec<NodeStatusUpdate>, evals: Vec<Evaluation> },
+    /// A batch of verified plans, committed together; evaluation updates ride along.
+    ApplyPlans { plans: Vec<PlanApply>, evals: Vec<Evaluation> },
+    /// Batched client reports of allocation status, with follow-up evaluations.
+    UpdateAllocsFromClient { updates: Vec<AllocUpdate>, evals: Vec<Evaluation> },
+    /// Replaces the scheduler configuration.
+    SetSchedulerConfig { config: SchedulerConfig },
+}
+
+/// The wall-clock time the leader stamped on an entry, so every server applies it the same.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct CommandEnvelope {
+    pub now_unix_ns: i64,
+    pub commands: Vec<Command>,
+}
+
+impl CommandEnvelope {
+    /// Encodes the envelope for the Raft log.
+    pub fn encode(&self) -> Vec<u8> {
+        rkyv::to_bytes::<rkyv::rancor::Error>(self).expect("encoding a command cannot fail").into_vec()
+    }
+
+    /// Decodes and validates an envelope read from the log or the network.
+    pub fn decode(bytes: &[u8]) -> Result<CommandEnvelope, String> {
+        let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
+        aligned.extend_from_slice(bytes);
+        rkyv::from_bytes::<CommandEnvelope, rkyv::rancor::Error>(&aligned).map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,9 @@
+//! The replicated state machine: its data (`ClusterState`), its commands, and its apply.
+
+mod apply;
+mod cluster_state;
+mod command;
+
+pub use apply::{ApplyEffects, CommandResult, NODE_EVENTS_MAX};
+pub use cluster_state::{ClusterState, JobKey};
+pub use command::{Command, CommandEnvelope, NodeStatusUpdate, PlanApply};
