@@ -262,7 +262,7 @@ impl Default for ServerConfig {
             search: SearchConfig::default(),
             job_max_priority: 100,
             job_default_priority: 50,
-            job_max_source_size_bytes: 1024 * 1024,
+            job_max_source_size_bytes: 1_000_000,
             job_tracked_versions: 6,
             oidc_issuer: String::new(),
             retry_join: Vec::new(),
@@ -602,7 +602,7 @@ mod tests {
             c.server.root_key_rotation_threshold,
             Duration::from_secs(720 * 3600)
         );
-        assert_eq!(c.server.job_max_source_size_bytes, 1 << 20);
+        assert_eq!(c.server.job_max_source_size_bytes, 1_000_000);
         assert_eq!(c.server.bootstrap_expect, 0);
         assert_eq!(c.server.num_schedulers, default_core_count());
         assert_eq!(

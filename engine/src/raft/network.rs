@@ -1,0 +1,120 @@
+//! openraft's network over a pluggable server-to-server transport.
+//!
+//! The engine does not open sockets itself: `tools` plugs in a `PeerTransport` from `net`.
+//! Messages cross it as JSON-encoded openraft requests (they are small except snapshots,
+//! which openraft chunks).
+
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::BasicNode;
+use serde::{Deserialize, Serialize};
+
+use super::types::TypeConfig;
+
+/// One Raft message between servers.
+#[derive(Serialize, Deserialize, Debug)]
+pub enum RaftRpc {
+    AppendEntries(AppendEntriesRequest<TypeConfig>),
+    Vote(VoteRequest<u64>),
+    InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
+}
+
+/// The answer to a `RaftRpc`.
+#[derive(Serialize, Deserialize, Debug)]
+pub enum RaftRpcReply {
+    AppendEntries(Result<AppendEntriesResponse<u64>, RaftError<u64>>),
+    Vote(Result<VoteResponse<u64>, RaftError<u64>>),
+    InstallSnapshot(Result<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>>),
+}
+
+/// Carries Raft messages to another server's RPC address.
+#[allow(async_fn_in_trait)]
+pub trait PeerTransport: Clone + 'static {
+    /// Sends one message and waits for its reply. `Err` means the peer was unreachable.
+    async fn call(&self, addr: &str, rpc: RaftRpc) -> Result<RaftRpcReply, String>;
+}
+
+/// The transport of a single-server cluster: there is never anyone to talk to.
+#[derive(Clone, Default)]
+pub struct NoPeers;
+
+impl PeerTransport for NoPeers {
+    async fn call(&self, addr: &str, _rpc: RaftRpc) -> Result<RaftRpcReply, String> {
+        Err(format!("no server-to-server transport configured; cannot reach {addr}"))
+    }
+}
+
+/// Creates one `Network` per peer.
+#[derive(Clone)]
+pub struct NetworkFactory<T: PeerTransport> {
+    pub transport: T,
+}
+
+/// The connection to one peer.
+pub struct Network<T: PeerTransport> {
+    transport: T,
+    addr: String,
+}
+
+impl<T: PeerTransport> RaftNetworkFactory<TypeConfig> for NetworkFactory<T> {
+    type Network = Network<T>;
+
+    async fn new_client(&mut self, _target: u64, node: &BasicNode) -> Self::Network {
+        Network { transport: self.transport.clone(), addr: node.addr.clone() }
+    }
+}
+
+fn unreachable<E: std::error::Error>(reason: String) -> RPCError<u64, BasicNode, E> {
+    RPCError::Unreachable(Unreachable::new(&std::io::Error::other(reason)))
+}
+
+fn mismatch<E: std::error::Error>(addr: &str) -> RPCError<u64, BasicNode, E> {
+    RPCError::Network(NetworkError::new(&std::io::Error::other(format!(
+        "peer {addr} answered with the wrong reply kind"
+    ))))
+}
+
+impl<T: PeerTransport> RaftNetwork<TypeConfig> for Network<T> {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
+        match self.transport.call(&self.addr, RaftRpc::AppendEntries(rpc)).await {
+            Ok(RaftRpcReply::AppendEntries(r)) => r.map_err(|e| RPCError::RemoteError(openraft::error::RemoteError::new(0, e))),
+            Ok(_) => Err(mismatch(&self.addr)),
+            Err(e) => Err(unreachable(e)),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<u64>,
+        RPCError<u64, BasicNode, RaftError<u64, InstallSnapshotError>>,
+    > {
+        match self.transport.call(&self.addr, RaftRpc::InstallSnapshot(rpc)).await {
+            Ok(RaftRpcReply::InstallSnapshot(r)) => r.map_err(|e| RPCError::RemoteError(openraft::error::RemoteError::new(0, e))),
+            Ok(_) => Err(mismatch(&self.addr)),
+            Err(e) => Err(unreachable(e)),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<u64>,
+        _option: RPCOption,
+    ) -> Result<VoteResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
+        match self.transport.call(&self.addr, RaftRpc::Vote(rpc)).await {
+            Ok(RaftRpcReply::Vote(r)) => r.map_err(|e| RPCError::RemoteError(openraft::error::RemoteError::new(0, e))),
+            Ok(_) => Err(mismatch(&self.addr)),
+            Err(e) => Err(unreachable(e)),
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! openraft's state machine: applies committed entries to `ClusterState`, publishes read
+//! views, and builds and installs rkyv snapshots through `storage::SnapshotStore`.
+
+use std::cell::RefCell;
+use std::io::Cursor;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use openraft::storage::RaftStateMachine;
+use openraft::{
+    BasicNode, EntryPayload, ErrorSubject, ErrorVerb, LogId, RaftSnapshotBuilder, Snapshot,
+    SnapshotMeta, StorageIOError, StoredMembership,
+};
+use storage::{SnapshotStore, StateImage};
+
+use super::types::{ApplyResponse, StorageError, TypeConfig};
+use crate::state::{ApplyEffects, ClusterState, CommandEnvelope};
+
+/// Receives what each applied batch changed; the leader services implement it.
+pub trait ApplyListener {
+    /// Called after a batch of entries is applied and the new view is published.
+    fn applied(&self, state: &Arc<ClusterState>, effects: ApplyEffects);
+}
+
+fn sm_err(verb: ErrorVerb, e: impl ToString) -> StorageError {
+    StorageError::IO {
+        source: StorageIOError::new(
+            ErrorSubject::StateMachine,
+            verb,
+            openraft::AnyError::error(e.to_string()),
+        ),
+    }
+}
+
+fn snap_err(verb: ErrorVerb, e: impl ToString) -> StorageError {
+    StorageError::IO {
+        source: StorageIOError::new(
+            ErrorSubject::Snapshot(None),
+            verb,
+            openraft::AnyError::error(e.to_string()),
+        ),
+    }
+}
+
+/// The FSM as openraft sees it. Lives on the Raft core only.
+pub struct StateMachine {
+    state: ClusterState,
+    last_applied: Option<LogId<u64>>,
+    membership: StoredMembership<u64, BasicNode>,
+    snapshots: Arc<SnapshotStore>,
+    listener: Rc<dyn ApplyListener>,
+    /// Published after every applied batch; shards read it.
+    view: Rc<RefCell<Arc<ClusterState>>>,
+}
+
+/// The snapshot header the engine stores inside `storage::SnapshotMeta::membership`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SnapshotHeader {
+    meta: SnapshotMeta<u64, BasicNode>,
+}
+
+impl StateMachine {
+    /// Opens the state machine from the newest snapshot on disk, if any.
+    pub fn open(
+        snapshots: Arc<SnapshotStore>,
+        job_tracked_versions: usize,
+        listener: Rc<dyn ApplyListener>,
+    ) -> Result<StateMachine, String> {
+        let mut sm = StateMachine {
+            state: ClusterState::new(job_tracked_versions),
+            last_applied: None,
+            membership: StoredMembership::default(),
+            snapshots,
+            listener,
+            view: Rc::new(RefCell::new(Arc::new(ClusterState::new(job_tracked_versions)))),
+        };
+        if let Some((meta, image)) = sm.snapshots.latest().map_err(|e| e.to_string())? {
+            let header: SnapshotHeader = serde_json::from_slice(&meta.membership)
+                .map_err(|e| format!("snapshot header: {e}"))?;
+            sm.install_image(header.meta, image);
+        }
+        Ok(sm)
+    }
+
+    /// Returns the cell the newest view is published in.
+    pub fn view_cell(&self) -> Rc<RefCell<Arc<ClusterState>>> {
+        self.view.clone()
+    }
+
+    fn install_image(&mut self, meta: SnapshotMeta<u64, BasicNode>, image: StateImage) {
+        self.state = state_from_image(image, self.state.job_tracked_versions);
+        self.last_applied = meta.last_log_id;
+        self.membership = meta.last_membership;
+        self.publish(ApplyEffects::default());
+    }
+
+    fn publish(&self, effects: ApplyEffects) {
+        let view = Arc::new(self.state.clone());
+        *self.view.borrow_mut() = view.clone();
+        self.listener.applied(&view, effects);
+    }
+}
+
+/// Builds the in-memory state from a snapshot image.
+pub fn state_from_image(image: StateImage, job_tracked_versions: usize) -> ClusterState {
+    let mut state = ClusterState::new(job_tracked_versions);
+    for job in image.job_versions {
+        state.put_job(job);
+    }
+    for job in image.jobs {
+        state.put_job(job);
+    }
+    for node in image.nodes {
+        state.nodes.insert(node.id.clone(), Arc::new(node));
+    }
+    for alloc in image.allocs {
+        state.put_alloc(alloc);
+    }
+    for eval in image.evals {
+        state.put_eval(eval);
+    }
+    state.scheduler_config = image.scheduler_config;
+    state.scheduler_config_index = image.scheduler_config_index;
+    state.index = image.last_applied_index;
+    state
+}
+
+/// Copies the state into its persisted form.
+pub fn image_from_state(state: &ClusterState) -> StateImage {
+    let mut job_versions = Vec::new();
+    for versions in state.job_versions.values() {
+        let n = versions.len();
+        job_versions.extend(versions.iter().take(n.saturating_sub(1)).map(|j| (**j).clone()));
+    }
+    StateImage {
+        format_version: storage::STATE_IMAGE_FORMAT_VERSION,
+        last_applied_index: state.index,
+        jobs: state.jobs.values().map(|j| (**j).clone()).collect(),
+        job_versions,
+        nodes: state.nodes.values().map(|n| (**n).clone()).collect(),
+        allocs: state.allocs.values().map(|a| (**a).clone()).collect(),
+        evals: state.evals.values().map(|e| (**e).clone()).collect(),
+        scheduler_config: state.scheduler_config.clone(),
+        scheduler_config_index: state.scheduler_config_index,
+        extra: Vec::new(),
+    }
+}
+
+/// Runs a blocking job on a fresh OS thread and awaits its result without blocking the core.
+async fn off_core<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("drover-snapshot".into())
+        .spawn(move || {
+            let _ = tx.send(f());
+        })
+        .expect("spawning the snapshot thread");
+    rx.await.expect("snapshot thread ended without answering")
+}
+
+/// Builds a snapshot from a frozen copy of the state.
+pub struct SnapshotBuilder {
+    state: ClusterState,
+    last_applied: Option<LogId<u64>>,
+    membership: StoredMembership<u64, BasicNode>,
+    snapshots: Arc<SnapshotStore>,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let last = self.last_applied;
+        let snapshot_id = match last {
+            Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, now_ms()),
+            None => format!("0-0-{}", now_ms()),
+        };
+        let meta = SnapshotMeta {
+            last_log_id: last,
+            last_membership: self.membership.clone(),
+            snapshot_id: snapshot_id.clone(),
+        };
+        let header = serde_json::to_vec(&SnapshotHeader { meta: meta.clone() })
+            .map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        let store_meta = storage::SnapshotMeta {
+            last_index: last.map_or(0, |l| l.index),
+            last_term: last.map_or(0, |l| l.leader_id.term),
+            snapshot_id,
+            membership: header,
+        };
+        let state = self.state.clone();
+        let snapshots = self.snapshots.clone();
+        let bytes = off_core(move || -> Result<Vec<u8>, String> {
+            let image = image_from_state(&state);
+            let bytes = SnapshotStore::encode(&image);
+            snapshots.write_bytes(&store_meta, &bytes).map_err(|e| e.to_string())?;
+            Ok(bytes)
+        })
+        .await
+        .map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        tracing::info!(index = meta.last_log_id.map_or(0, |l| l.index), bytes = bytes.len(), "snapshot written");
+        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(bytes)) })
+    }
+}
+
+fn now_ms() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis()
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<u64>>, StoredMembership<u64, BasicNode>), StorageError> {
+        Ok((self.last_applied, self.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<ApplyResponse>, StorageError>
+    where
+        I: IntoIterator<Item = openraft::Entry<TypeConfig>>,
+    {
+        let mut effects = ApplyEffects::default();
+        let mut responses = Vec::new();
+        for entry in entries {
+            let index = entry.log_id.index;
+            self.last_applied = Some(entry.log_id);
+            let results = match entry.payload {
+                EntryPayload::Blank => Vec::new(),
+                EntryPayload::Membership(m) => {
+                    self.membership = StoredMembership::new(Some(entry.log_id), m);
+                    Vec::new()
+                }
+                EntryPayload::Normal(payload) => {
+                    let envelope = CommandEnvelope::decode(&payload.0)
+                        .map_err(|e| sm_err(ErrorVerb::Read, format!("entry {index}: {e}")))?;
+                    self.state.apply(index, &envelope, &mut effects)
+                }
+            };
+            if self.state.index < index {
+                // Blank and membership entries advance the applied index too.
+                self.state.index = index;
+            }
+            responses.push(ApplyResponse { index, results });
+        }
+        self.publish(effects);
+        Ok(responses)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder {
+            state: self.state.clone(),
+            last_applied: self.last_applied,
+            membership: self.membership.clone(),
+            snapshots: self.snapshots.clone(),
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<u64, BasicNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let bytes = snapshot.into_inner();
+        let header = serde_json::to_vec(&SnapshotHeader { meta: meta.clone() })
+            .map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        let store_meta = storage::SnapshotMeta {
+            last_index: meta.last_log_id.map_or(0, |l| l.index),
+            last_term: meta.last_log_id.map_or(0, |l| l.leader_id.term),
+            snapshot_id: meta.snapshot_id.clone(),
+            membership: header,
+        };
+        let snapshots = self.snapshots.clone();
+        let image = off_core(move || -> Result<StateImage, String> {
+            let image = SnapshotStore::decode(&bytes).map_err(|e| e.to_string())?;
+            snapshots.write_bytes(&store_meta, &bytes).map_err(|e| e.to_string())?;
+            Ok(image)
+        })
+        .await
+        .map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        self.install_image(meta.clone(), image);
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        let snapshots = self.snapshots.clone();
+        let latest = off_core(move || snapshots.latest_bytes().map_err(|e| e.to_string()))
+            .await
+            .map_err(|e| snap_err(ErrorVerb::Read, e))?;
+        let Some((store_meta, bytes)) = latest else { return Ok(None) };
+        let header: SnapshotHeader = serde_json::from_slice(&store_meta.membership)
+            .map_err(|e| snap_err(ErrorVerb::Read, e))?;
+        Ok(Some(Snapshot { meta: header.meta, snapshot: Box::new(Cursor::new(bytes)) }))
+    }
+}
