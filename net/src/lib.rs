@@ -2,3 +2,4 @@
 pub mod config;
 pub mod jobspec;
 pub mod rpc;
+pub mod client;
