@@ -4,3 +4,4 @@
 //! server itself lives in `engine` and `net`. Start at `agent.rs` for the server process.
 
 pub mod agent;
+pub mod cli;

@@ -1,1 +1,8 @@
-fn main(){}
+//! The `drover` binary: a Nomad-shaped command line over the HTTP API, plus `drover agent`.
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() {
+    std::process::exit(tools::cli::main());
+}
