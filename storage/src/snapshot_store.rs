@@ -1,0 +1,434 @@
+//! `SnapshotStore`: state snapshots as files `snapshots/<index>-<term>.snap`, written atomically.
+//!
+//! File layout (little endian):
+//! ```text
+//! magic "DRVSNAP1" | format_version u32 | header_len u32 | header | header_crc u32
+//! | payload_len u64 | payload_crc u32 | zero pad to a 16-byte offset | payload
+//! header = last_index u64 | last_term u64 | id_len u32 | id | membership_len u32 | membership
+//! ```
+//! The payload is the rkyv archive of a `StateImage`. It starts at a 16-byte aligned offset so
+//! a reader that maps or reads the whole file into aligned memory can access it in place.
+//! Blocking: the engine calls this from a blocking thread.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use rkyv::rancor;
+use rkyv::util::AlignedVec;
+
+use crate::state_image::{ArchivedStateImage, StateImage, STATE_IMAGE_FORMAT_VERSION};
+use crate::StorageError;
+
+/// Version of the snapshot file layout above (not of the `StateImage` inside it).
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
+/// How many snapshot files are kept; older ones are deleted after each write.
+pub const SNAPSHOTS_KEPT_MAX: usize = 2;
+/// Name of the snapshot directory inside the data directory.
+pub const SNAPSHOT_DIR_NAME: &str = "snapshots";
+/// The largest header (snapshot id plus membership) a file may carry.
+pub const SNAPSHOT_HEADER_BYTES_MAX: usize = 1024 * 1024;
+
+const MAGIC: &[u8; 8] = b"DRVSNAP1";
+const SUFFIX: &str = ".snap";
+const TMP_SUFFIX: &str = ".snap.tmp";
+const PAYLOAD_ALIGN: usize = 16;
+
+/// What a snapshot covers, written in the file header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotMeta {
+    pub last_index: u64,
+    pub last_term: u64,
+    pub snapshot_id: String,
+    /// The engine's encoded Raft membership at `last_index`; opaque here.
+    pub membership: Vec<u8>,
+}
+
+/// A snapshot file that was written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    pub path: PathBuf,
+    pub meta: SnapshotMeta,
+    pub file_bytes: u64,
+    pub payload_bytes: u64,
+}
+
+/// The snapshot directory of one server.
+pub struct SnapshotStore {
+    dir: PathBuf,
+}
+
+impl SnapshotStore {
+    /// Opens or creates `<data_dir>/snapshots` and removes temporary files left by a crash
+    /// during a write (they were never renamed, so they never counted as snapshots).
+    pub fn open(data_dir: &Path) -> Result<SnapshotStore, StorageError> {
+        let dir = data_dir.join(SNAPSHOT_DIR_NAME);
+        fs::create_dir_all(&dir).map_err(StorageError::io(&dir))?;
+        for entry in fs::read_dir(&dir).map_err(StorageError::io(&dir))? {
+            let entry = entry.map_err(StorageError::io(&dir))?;
+            let name = entry.file_name();
+            if name.to_string_lossy().ends_with(TMP_SUFFIX) {
+                tracing::warn!(file = ?name, "removing unfinished snapshot file");
+                fs::remove_file(entry.path()).map_err(StorageError::io(entry.path()))?;
+            }
+        }
+        Ok(SnapshotStore { dir })
+    }
+
+    /// Returns the snapshot directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Returns the rkyv archive of `image`.
+    pub fn encode(image: &StateImage) -> Vec<u8> {
+        encode_aligned(image).into_vec()
+    }
+
+    /// Validates an rkyv archive of a `StateImage` and deserializes it.
+    pub fn decode(bytes: &[u8]) -> Result<StateImage, StorageError> {
+        let aligned = to_aligned(bytes);
+        let archived = check_payload(&aligned)?;
+        rkyv::deserialize::<StateImage, rancor::Error>(archived).map_err(|e| StorageError::Format {
+            reason: format!("state image: {e}"),
+        })
+    }
+
+    /// Writes `image` as the snapshot described by `meta`, then deletes all but the newest
+    /// `SNAPSHOTS_KEPT_MAX` snapshots.
+    pub fn write(
+        &self,
+        meta: &SnapshotMeta,
+        image: &StateImage,
+    ) -> Result<SnapshotInfo, StorageError> {
+        assert_eq!(
+            image.format_version, STATE_IMAGE_FORMAT_VERSION,
+            "writing a state image of version {} at index {}",
+            image.format_version, meta.last_index
+        );
+        let payload = encode_aligned(image);
+        // Pair with the check on read: what we write must pass the same validation.
+        debug_assert!(
+            check_payload(&payload).is_ok(),
+            "fresh archive fails validation"
+        );
+        self.write_file(meta, &payload)
+    }
+
+    /// Writes a snapshot received from a leader as raw payload bytes, after checking that they
+    /// are a valid `StateImage` archive of this version.
+    pub fn write_bytes(
+        &self,
+        meta: &SnapshotMeta,
+        payload: &[u8],
+    ) -> Result<SnapshotInfo, StorageError> {
+        check_payload(&to_aligned(payload))?;
+        self.write_file(meta, payload)
+    }
+
+    /// Reads, validates and decodes the newest snapshot.
+    pub fn latest(&self) -> Result<Option<(SnapshotMeta, StateImage)>, StorageError> {
+        let Some((meta, file, offset)) = self.read_latest()? else {
+            return Ok(None);
+        };
+        let archived = check_payload(&file[offset..]).map_err(|e| {
+            tracing::error!(error = %e, index = meta.last_index, "snapshot payload invalid");
+            StorageError::Corrupt {
+                what: "snapshot payload",
+                index: meta.last_index,
+            }
+        })?;
+        let image = rkyv::deserialize::<StateImage, rancor::Error>(archived).map_err(|e| {
+            StorageError::Format {
+                reason: format!("state image: {e}"),
+            }
+        })?;
+        Ok(Some((meta, image)))
+    }
+
+    /// Returns the newest snapshot's header and raw payload (checksum verified), for sending to
+    /// a follower.
+    pub fn latest_bytes(&self) -> Result<Option<(SnapshotMeta, Vec<u8>)>, StorageError> {
+        let Some((meta, file, offset)) = self.read_latest()? else {
+            return Ok(None);
+        };
+        Ok(Some((meta, file[offset..].to_vec())))
+    }
+
+    /// Returns the header of the newest snapshot without decoding its payload.
+    pub fn latest_meta(&self) -> Result<Option<SnapshotMeta>, StorageError> {
+        Ok(self.read_latest()?.map(|(meta, _, _)| meta))
+    }
+
+    /// Returns the (index, term) of every snapshot file, newest first.
+    pub fn list(&self) -> Result<Vec<(u64, u64)>, StorageError> {
+        let mut ids = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(StorageError::io(&self.dir))? {
+            let entry = entry.map_err(StorageError::io(&self.dir))?;
+            if let Some(id) = parse_file_name(&entry.file_name().to_string_lossy()) {
+                ids.push(id);
+            }
+        }
+        ids.sort_unstable_by(|a, b| b.cmp(a));
+        Ok(ids)
+    }
+
+    fn path_of(&self, (index, term): (u64, u64)) -> PathBuf {
+        self.dir.join(format!("{index}-{term}{SUFFIX}"))
+    }
+
+    /// Reads the newest file into aligned memory; returns its header and the payload offset.
+    fn read_latest(&self) -> Result<Option<(SnapshotMeta, AlignedVec, usize)>, StorageError> {
+        let Some(&id) = self.list()?.first() else {
+            return Ok(None);
+        };
+        let path = self.path_of(id);
+        let mut file = File::open(&path).map_err(StorageError::io(&path))?;
+        let mut bytes = AlignedVec::<PAYLOAD_ALIGN>::new();
+        bytes
+            .extend_from_reader(&mut file)
+            .map_err(StorageError::io(&path))?;
+        let (meta, offset) = parse_file(&bytes, id.0)?;
+        if (meta.last_index, meta.last_term) != id {
+            return Err(StorageError::Corrupt {
+                what: "snapshot file name",
+                index: id.0,
+            });
+        }
+        Ok(Some((meta, bytes, offset)))
+    }
+
+    fn write_file(
+        &self,
+        meta: &SnapshotMeta,
+        payload: &[u8],
+    ) -> Result<SnapshotInfo, StorageError> {
+        let header = encode_header(meta)?;
+        let id = (meta.last_index, meta.last_term);
+        let path = self.path_of(id);
+        let tmp = self.dir.join(format!("{}-{}{TMP_SUFFIX}", id.0, id.1));
+        let mut out = Vec::with_capacity(64 + header.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&SNAPSHOT_FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        out.extend_from_slice(&header);
+        out.extend_from_slice(&crc32fast::hash(&header).to_le_bytes());
+        out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+        out.resize(out.len().next_multiple_of(PAYLOAD_ALIGN), 0);
+        let file_bytes = (out.len() + payload.len()) as u64;
+        {
+            let mut file = File::create(&tmp).map_err(StorageError::io(&tmp))?;
+            file.write_all(&out).map_err(StorageError::io(&tmp))?;
+            file.write_all(payload).map_err(StorageError::io(&tmp))?;
+            file.sync_all().map_err(StorageError::io(&tmp))?;
+        }
+        // The rename makes the snapshot visible whole or not at all; syncing the directory
+        // makes the rename itself survive a power loss.
+        fs::rename(&tmp, &path).map_err(StorageError::io(&path))?;
+        sync_dir(&self.dir)?;
+        self.prune()?;
+        tracing::info!(path = %path.display(), file_bytes, "wrote snapshot");
+        Ok(SnapshotInfo {
+            path,
+            meta: meta.clone(),
+            file_bytes,
+            payload_bytes: payload.len() as u64,
+        })
+    }
+
+    fn prune(&self) -> Result<(), StorageError> {
+        let ids = self.list()?;
+        if ids.len() <= SNAPSHOTS_KEPT_MAX {
+            return Ok(());
+        }
+        for id in &ids[SNAPSHOTS_KEPT_MAX..] {
+            let path = self.path_of(*id);
+            fs::remove_file(&path).map_err(StorageError::io(&path))?;
+        }
+        sync_dir(&self.dir)
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StorageError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(StorageError::io(dir))
+}
+
+/// Parses `<index>-<term>.snap`; any other name (temporary files included) is not a snapshot.
+fn parse_file_name(name: &str) -> Option<(u64, u64)> {
+    let stem = name.strip_suffix(SUFFIX)?;
+    let (index, term) = stem.split_once('-')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(index) || !digits(term) {
+        return None;
+    }
+    Some((index.parse().ok()?, term.parse().ok()?))
+}
+
+fn encode_aligned(image: &StateImage) -> AlignedVec {
+    // Serializing owned in-memory data into a growable buffer has no failure mode but running
+    // out of memory, which aborts anyway.
+    rkyv::to_bytes::<rancor::Error>(image).expect("state image serializes into memory")
+}
+
+fn to_aligned(bytes: &[u8]) -> AlignedVec {
+    let mut aligned = AlignedVec::<PAYLOAD_ALIGN>::with_capacity(bytes.len());
+    aligned.extend_from_slice(bytes);
+    aligned
+}
+
+/// Validates an aligned archive and checks its version.
+fn check_payload(bytes: &[u8]) -> Result<&ArchivedStateImage, StorageError> {
+    let archived = rkyv::access::<ArchivedStateImage, rancor::Error>(bytes).map_err(|e| {
+        StorageError::Format {
+            reason: format!("state image archive: {e}"),
+        }
+    })?;
+    let version = archived.format_version.to_native();
+    if version != STATE_IMAGE_FORMAT_VERSION {
+        return Err(StorageError::Format {
+            reason: format!(
+                "state image format version {version}, this build reads \
+                 {STATE_IMAGE_FORMAT_VERSION}"
+            ),
+        });
+    }
+    Ok(archived)
+}
+
+fn encode_header(meta: &SnapshotMeta) -> Result<Vec<u8>, StorageError> {
+    let len = 8 + 8 + 4 + meta.snapshot_id.len() + 4 + meta.membership.len();
+    if len > SNAPSHOT_HEADER_BYTES_MAX {
+        return Err(StorageError::Overloaded {
+            what: "snapshot header bytes",
+            limit: SNAPSHOT_HEADER_BYTES_MAX as u64,
+        });
+    }
+    let mut out = Vec::with_capacity(len);
+    out.extend_from_slice(&meta.last_index.to_le_bytes());
+    out.extend_from_slice(&meta.last_term.to_le_bytes());
+    out.extend_from_slice(&(meta.snapshot_id.len() as u32).to_le_bytes());
+    out.extend_from_slice(meta.snapshot_id.as_bytes());
+    out.extend_from_slice(&(meta.membership.len() as u32).to_le_bytes());
+    out.extend_from_slice(&meta.membership);
+    Ok(out)
+}
+
+/// A cursor over untrusted bytes; every read is bounds-checked.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.at.checked_add(n)?;
+        let out = self.bytes.get(self.at..end)?;
+        self.at = end;
+        Some(out)
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+}
+
+/// Parses and checks a whole snapshot file; returns its header and the payload offset.
+/// `index` (from the file name) only labels errors.
+fn parse_file(bytes: &[u8], index: u64) -> Result<(SnapshotMeta, usize), StorageError> {
+    let corrupt = |what| StorageError::Corrupt { what, index };
+    let mut r = Reader { bytes, at: 0 };
+    if r.take(MAGIC.len()) != Some(MAGIC.as_slice()) {
+        return Err(corrupt("snapshot magic"));
+    }
+    let version = r.u32().ok_or(corrupt("snapshot version"))?;
+    if version != SNAPSHOT_FORMAT_VERSION {
+        return Err(StorageError::Format {
+            reason: format!(
+                "snapshot file version {version} at index {index}, this build reads \
+                 {SNAPSHOT_FORMAT_VERSION}"
+            ),
+        });
+    }
+    let header_len = r.u32().ok_or(corrupt("snapshot header"))? as usize;
+    if header_len > SNAPSHOT_HEADER_BYTES_MAX {
+        return Err(corrupt("snapshot header"));
+    }
+    let header = r.take(header_len).ok_or(corrupt("snapshot header"))?;
+    let header_crc = r.u32().ok_or(corrupt("snapshot header"))?;
+    if crc32fast::hash(header) != header_crc {
+        return Err(corrupt("snapshot header"));
+    }
+    let meta = parse_header(header).ok_or(corrupt("snapshot header"))?;
+    let payload_len = r.u64().ok_or(corrupt("snapshot payload"))?;
+    let payload_crc = r.u32().ok_or(corrupt("snapshot payload"))?;
+    let offset = r.at.next_multiple_of(PAYLOAD_ALIGN);
+    let payload_len = usize::try_from(payload_len).map_err(|_| corrupt("snapshot payload"))?;
+    if offset.checked_add(payload_len) != Some(bytes.len()) {
+        return Err(corrupt("snapshot payload"));
+    }
+    if crc32fast::hash(&bytes[offset..]) != payload_crc {
+        return Err(corrupt("snapshot payload"));
+    }
+    Ok((meta, offset))
+}
+
+fn parse_header(header: &[u8]) -> Option<SnapshotMeta> {
+    let mut r = Reader {
+        bytes: header,
+        at: 0,
+    };
+    let last_index = r.u64()?;
+    let last_term = r.u64()?;
+    let id_len = r.u32()? as usize;
+    let snapshot_id = String::from_utf8(r.take(id_len)?.to_vec()).ok()?;
+    let membership_len = r.u32()? as usize;
+    let membership = r.take(membership_len)?.to_vec();
+    if r.at != header.len() {
+        return None;
+    }
+    Some(SnapshotMeta {
+        last_index,
+        last_term,
+        snapshot_id,
+        membership,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_parse_strictly() {
+        assert_eq!(parse_file_name("12-3.snap"), Some((12, 3)));
+        assert_eq!(parse_file_name("12-3.snap.tmp"), None);
+        assert_eq!(parse_file_name("12-.snap"), None);
+        assert_eq!(parse_file_name("-3.snap"), None);
+        assert_eq!(parse_file_name("+1-3.snap"), None);
+        assert_eq!(parse_file_name("12-3-4.snap"), None);
+        assert_eq!(parse_file_name("99999999999999999999999-1.snap"), None);
+    }
+
+    #[test]
+    fn header_round_trips_and_rejects_trailing_bytes() {
+        let meta = SnapshotMeta {
+            last_index: 7,
+            last_term: 2,
+            snapshot_id: "s-7".to_string(),
+            membership: vec![1, 2, 3],
+        };
+        let header = encode_header(&meta).unwrap();
+        assert_eq!(parse_header(&header), Some(meta));
+        let mut longer = header.clone();
+        longer.push(0);
+        assert_eq!(parse_header(&longer), None);
+        assert_eq!(parse_header(&header[..header.len() - 1]), None);
+    }
+}
