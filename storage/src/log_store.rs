@@ -8,6 +8,7 @@
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -58,6 +59,21 @@ impl LogBounds {
     }
 }
 
+/// Counters of the storage thread since open, for metrics and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogStoreStats {
+    /// Write transactions committed (each one fsync).
+    pub commits: u64,
+    /// Write requests (append, truncate, purge, put_meta) those commits carried.
+    pub write_requests: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    commits: AtomicU64,
+    write_requests: AtomicU64,
+}
+
 /// A handle to the Raft log store. Clones share one storage thread.
 #[derive(Clone)]
 pub struct LogStore {
@@ -66,6 +82,7 @@ pub struct LogStore {
 
 struct Inner {
     sender: Sender<Msg>,
+    counters: Arc<Counters>,
     thread: Mutex<Option<JoinHandle<()>>>,
     path: PathBuf,
 }
@@ -83,11 +100,24 @@ struct Request {
 enum Op {
     Append(Vec<LogRecord>),
     TruncateFrom(u64),
-    PurgeUpto { index: u64, term: Option<u64> },
-    PutMeta { key: &'static str, value: Vec<u8> },
-    ReadRange { start: u64, end_exclusive: u64 },
+    PurgeUpto {
+        index: u64,
+        term: Option<u64>,
+    },
+    PutMeta {
+        key: &'static str,
+        value: Vec<u8>,
+    },
+    ReadRange {
+        start: u64,
+        end_exclusive: u64,
+    },
     GetMeta(String),
     Bounds,
+    /// Blocks the storage thread until the sender is dropped, so a test can queue requests
+    /// and observe them committed as one batch.
+    #[cfg(test)]
+    Hold(Receiver<()>),
 }
 
 impl Op {
@@ -180,7 +210,12 @@ impl LogStore {
         let bounds = init_db(&db)?;
         tracing::info!(path = %path.display(), ?bounds, "opened raft log");
         let (sender, receiver) = channel::bounded(REQUEST_QUEUE_MAX);
-        let writer = Writer { db, bounds };
+        let counters = Arc::new(Counters::default());
+        let writer = Writer {
+            db,
+            bounds,
+            counters: Arc::clone(&counters),
+        };
         let thread = std::thread::Builder::new()
             .name("drover-storage".to_string())
             .spawn(move || writer.run(receiver))
@@ -188,6 +223,7 @@ impl LogStore {
         Ok(LogStore {
             inner: Arc::new(Inner {
                 sender,
+                counters,
                 thread: Mutex::new(Some(thread)),
                 path,
             }),
@@ -197,6 +233,14 @@ impl LogStore {
     /// Returns the path of the database file.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// Returns the storage thread's counters.
+    pub fn stats(&self) -> LogStoreStats {
+        LogStoreStats {
+            commits: self.inner.counters.commits.load(Ordering::Relaxed),
+            write_requests: self.inner.counters.write_requests.load(Ordering::Relaxed),
+        }
     }
 
     fn submit<T: FromOutcome>(&self, op: Op) -> Pending<T> {
@@ -579,6 +623,7 @@ enum Step {
 struct Writer {
     db: Database,
     bounds: LogBounds,
+    counters: Arc<Counters>,
 }
 
 struct WriteTables<'txn> {
@@ -599,6 +644,13 @@ impl Writer {
                     Ok(Msg::Close) | Err(_) => break,
                 },
             };
+            #[cfg(test)]
+            if let Op::Hold(release) = &first.op {
+                // Held alone, so that everything queued meanwhile forms the next batch.
+                let _ = release.recv();
+                (first.reply)(Ok(Outcome::Unit));
+                continue;
+            }
             let mut bytes = first.op.txn_bytes();
             let mut batch = vec![first];
             let mut closing = false;
@@ -661,6 +713,11 @@ impl Writer {
                     } => read_range(log, start, end_exclusive).map(Outcome::Records),
                     Op::GetMeta(key) => get_meta(meta, &key).map(Outcome::Meta),
                     Op::Bounds => Ok(Outcome::Bounds(self.bounds)),
+                    #[cfg(test)]
+                    Op::Hold(release) => {
+                        let _ = release.recv();
+                        Ok(Outcome::Unit)
+                    }
                     _ => unreachable!("write request in a read batch"),
                 },
             };
@@ -669,6 +726,7 @@ impl Writer {
     }
 
     fn run_write_batch(&mut self, batch: Vec<Request>) {
+        let writes = batch.iter().filter(|r| r.op.is_write()).count() as u64;
         let txn = match self.db.begin_write() {
             Ok(txn) => txn,
             Err(e) => return fail_all(batch, &StorageError::db("begin write", e)),
@@ -707,6 +765,10 @@ impl Writer {
         match committed {
             Ok(()) => {
                 self.bounds = bounds;
+                self.counters.commits.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .write_requests
+                    .fetch_add(writes, Ordering::Relaxed);
                 for (reply, result) in answered {
                     reply(result);
                 }
@@ -765,6 +827,11 @@ fn apply(tables: &mut WriteTables<'_>, bounds: &mut LogBounds, op: Op) -> Step {
         } => step(read_range(&tables.log, start, end_exclusive).map(Outcome::Records)),
         Op::GetMeta(key) => step(get_meta(&tables.meta, &key).map(Outcome::Meta)),
         Op::Bounds => Step::Done(Ok(Outcome::Bounds(*bounds))),
+        #[cfg(test)]
+        Op::Hold(release) => {
+            let _ = release.recv();
+            Step::Done(Ok(Outcome::Unit))
+        }
     }
 }
 
@@ -880,58 +947,4 @@ fn purge_upto(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rec(index: u64, term: u64) -> LogRecord {
-        LogRecord {
-            index,
-            term,
-            bytes: format!("entry-{index}").into_bytes(),
-        }
-    }
-
-    #[test]
-    fn oversized_append_is_refused_before_queueing() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = LogStore::open(dir.path()).unwrap();
-        let big = LogRecord {
-            index: 1,
-            term: 1,
-            bytes: vec![0; RECORD_BYTES_MAX + 1],
-        };
-        let err = store.append_sync(vec![big]).unwrap_err();
-        assert!(matches!(err, StorageError::Overloaded { .. }), "{err}");
-        assert_eq!(store.last_sync().unwrap(), None);
-    }
-
-    #[test]
-    fn requests_after_close_return_closed() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = LogStore::open(dir.path()).unwrap();
-        let other = store.clone();
-        store.append_sync(vec![rec(1, 1)]).unwrap();
-        store.close().unwrap();
-        assert!(matches!(
-            other.append_sync(vec![rec(2, 1)]),
-            Err(StorageError::Closed)
-        ));
-        assert!(matches!(other.last_sync(), Err(StorageError::Closed)));
-    }
-
-    #[test]
-    fn a_file_with_another_format_version_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let db = Database::create(dir.path().join(LOG_FILE_NAME)).unwrap();
-            let txn = db.begin_write().unwrap();
-            txn.open_table(STORE_TABLE)
-                .unwrap()
-                .insert(KEY_FORMAT_VERSION, 99u32.to_le_bytes().as_slice())
-                .unwrap();
-            txn.commit().unwrap();
-        }
-        let err = LogStore::open(dir.path()).err().expect("open must fail");
-        assert!(matches!(err, StorageError::Format { .. }), "{err}");
-    }
-}
+mod log_store_test;
