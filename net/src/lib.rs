@@ -3,3 +3,5 @@ pub mod config;
 pub mod jobspec;
 pub mod rpc;
 pub mod client;
+pub mod http;
+pub mod error;

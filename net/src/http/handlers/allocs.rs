@@ -1,0 +1,36 @@
+//! Allocation endpoints: list and read.
+
+use engine::api::ReadView;
+use engine::Cluster;
+use sched::StateView;
+
+use super::nodes::full_alloc;
+use super::{index_token, job_type_of, Ctx};
+use crate::http::encode;
+use crate::http::reply::{HttpError, HttpResponse};
+
+/// `GET /v1/allocations`
+pub(crate) async fn list<C: Cluster>(ctx: &mut Ctx<'_, C>) -> Result<HttpResponse, HttpError> {
+    let view = ctx.view().await;
+    let items = view
+        .allocs()
+        .into_iter()
+        .filter(|a| ctx.query.namespace_matches(&a.namespace))
+        .filter(|a| a.id.starts_with(&ctx.query.prefix))
+        .map(|a| {
+            let job_type = job_type_of(&*view, &a.namespace, &a.job_id);
+            (index_token(&ctx.query, a.create_index, &a.id), encode::alloc_list_stub(a, job_type))
+        })
+        .collect();
+    ctx.list_reply(items, view.index())
+}
+
+/// `GET /v1/allocation/:id`
+pub(crate) async fn get<C: Cluster>(
+    ctx: &mut Ctx<'_, C>,
+    id: &str,
+) -> Result<HttpResponse, HttpError> {
+    let view = ctx.view().await;
+    let alloc = view.alloc(id).ok_or_else(|| HttpError::not_found("alloc not found"))?;
+    Ok(ctx.read_reply(&full_alloc(&*view, alloc), view.index()))
+}

@@ -1,0 +1,122 @@
+//! Endpoint handlers and the per-request context they share.
+
+pub(crate) mod agent;
+pub(crate) mod allocs;
+pub(crate) mod evals;
+pub(crate) mod jobs;
+pub(crate) mod nodes;
+
+use std::rc::Rc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use engine::api::ReadView;
+use engine::Cluster;
+use hyper::body::Incoming;
+use hyper::{Method, Request};
+use sched::StateView;
+use serde_json::Value;
+
+use super::body::read_body;
+use super::filter::Filter;
+use super::paginate::paginate;
+use super::query::Query;
+use super::reply::{json_response, json_response_with, HttpError, HttpResponse, QueryMeta};
+use super::HttpLimits;
+
+/// One request as the handlers see it.
+pub(crate) struct Ctx<'a, C: Cluster> {
+    pub cluster: &'a C,
+    pub limits: &'a HttpLimits,
+    pub method: Method,
+    pub query: Query,
+    request: Option<Request<Incoming>>,
+}
+
+impl<'a, C: Cluster> Ctx<'a, C> {
+    pub(crate) fn new(
+        cluster: &'a C,
+        limits: &'a HttpLimits,
+        request: Request<Incoming>,
+        query: Query,
+    ) -> Ctx<'a, C> {
+        Ctx { cluster, limits, method: request.method().clone(), query, request: Some(request) }
+    }
+
+    /// Reads the request body, at most `max_bytes` (and never more than the server limit).
+    pub(crate) async fn body(&mut self, max_bytes: usize) -> Result<Bytes, HttpError> {
+        let Some(request) = self.request.take() else {
+            return Ok(Bytes::new());
+        };
+        read_body(request, max_bytes.min(self.limits.body_bytes_max), self.limits.request_timeout)
+            .await
+    }
+
+    /// Returns the view a read should answer from, blocking first when `index` asks for it.
+    pub(crate) async fn view(&self) -> Rc<C::View> {
+        if self.query.index == 0 {
+            return self.cluster.view();
+        }
+        let max = self.cluster.max_query_time();
+        let wait = match self.query.wait {
+            Some(w) if !w.is_zero() => w.min(max),
+            _ => max,
+        };
+        self.cluster.wait_for_index(self.query.index, wait + jitter(wait / 16)).await
+    }
+
+    /// Returns the query meta for data at `index`.
+    pub(crate) fn meta(&self, index: u64) -> QueryMeta {
+        QueryMeta::new(index, &self.cluster.status())
+    }
+
+    /// Answers a single read object with query-meta headers.
+    pub(crate) fn read_reply(&self, value: &Value, index: u64) -> HttpResponse {
+        json_response(value, self.query.pretty, Some(&self.meta(index)))
+    }
+
+    /// Answers a list read: applies `filter`, then pagination, then adds query-meta headers.
+    /// `items` are (pagination token, encoded object), in token order.
+    pub(crate) fn list_reply(
+        &self,
+        items: Vec<(String, Value)>,
+        index: u64,
+    ) -> Result<HttpResponse, HttpError> {
+        let mut items = if self.query.filter.is_empty() {
+            items
+        } else {
+            let filter = Filter::parse(&self.query.filter)?;
+            items.into_iter().filter(|(_, v)| filter.matches(v)).collect()
+        };
+        items.sort_by(|a, b| a.0.cmp(&b.0));
+        let (page, next) =
+            paginate(items, self.query.per_page, &self.query.next_token, self.query.reverse);
+        let meta = self.meta(index);
+        Ok(json_response_with(&Value::Array(page), self.query.pretty, Some(&meta), next.as_deref()))
+    }
+}
+
+/// Spreads wake-ups of many blocking queries with the same deadline, as Nomad does.
+fn jitter(max: Duration) -> Duration {
+    let max_ns = max.as_nanos() as u64;
+    if max_ns == 0 {
+        return Duration::ZERO;
+    }
+    let seed = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    Duration::from_nanos(u64::from(seed) % max_ns)
+}
+
+/// Returns the job type name of an allocation's job, or "" when the job is gone.
+pub(crate) fn job_type_of<V: ReadView>(view: &V, namespace: &str, job_id: &str) -> &'static str {
+    view.job(namespace, job_id).map_or("", |j| j.job_type.as_str())
+}
+
+/// Token for lists keyed by create index and ID (allocations, evaluations), or by ID alone
+/// when a prefix is given, as Nomad's paginator does.
+pub(crate) fn index_token(query: &Query, create_index: u64, id: &str) -> String {
+    if query.prefix.is_empty() {
+        format!("{create_index:020}.{id}")
+    } else {
+        id.to_string()
+    }
+}

@@ -1,0 +1,58 @@
+//! Node endpoints: list, read, allocations.
+
+use engine::api::ReadView;
+use engine::Cluster;
+use sched::StateView;
+use serde_json::Value;
+
+use super::Ctx;
+use crate::http::encode;
+use crate::http::reply::{HttpError, HttpResponse};
+use crate::jobspec;
+
+/// `GET /v1/nodes`
+pub(crate) async fn list<C: Cluster>(ctx: &mut Ctx<'_, C>) -> Result<HttpResponse, HttpError> {
+    let resources = ctx.query.bool_param("resources")?;
+    let os = ctx.query.bool_param("os")?;
+    let view = ctx.view().await;
+    let items = view
+        .nodes()
+        .into_iter()
+        .filter(|n| n.id.starts_with(&ctx.query.prefix))
+        .map(|n| (n.id.clone(), encode::node_list_stub(n, resources, os)))
+        .collect();
+    ctx.list_reply(items, view.index())
+}
+
+/// `GET /v1/node/:id` (full ID only, like Nomad).
+pub(crate) async fn get<C: Cluster>(
+    ctx: &mut Ctx<'_, C>,
+    id: &str,
+) -> Result<HttpResponse, HttpError> {
+    let view = ctx.view().await;
+    let node = view.node(id).ok_or_else(|| HttpError::not_found("node not found"))?;
+    Ok(ctx.read_reply(&encode::node(node), view.index()))
+}
+
+/// `GET /v1/node/:id/allocations`: full allocations, each with its job.
+pub(crate) async fn allocations<C: Cluster>(
+    ctx: &mut Ctx<'_, C>,
+    id: &str,
+) -> Result<HttpResponse, HttpError> {
+    let view = ctx.view().await;
+    let allocs: Vec<Value> =
+        view.allocs_by_node(id).into_iter().map(|a| full_alloc(&*view, a)).collect();
+    Ok(ctx.read_reply(&Value::Array(allocs), view.index()))
+}
+
+/// Encodes an allocation with the job version it runs (the current job when that version is
+/// no longer stored).
+pub(crate) fn full_alloc<V: ReadView>(view: &V, a: &sched::structs::Allocation) -> Value {
+    let versions = view.job_versions(&a.namespace, &a.job_id);
+    let job = versions
+        .iter()
+        .copied()
+        .find(|j| j.version == a.job_version)
+        .or_else(|| view.job(&a.namespace, &a.job_id));
+    encode::allocation(a, job, job.map(jobspec::job_to_api))
+}
