@@ -59,6 +59,10 @@ impl SchedEnv {
             seed ^= u64::from(*b);
             seed = seed.wrapping_mul(0x0100_0000_01b3);
         }
-        SchedEnv { now_unix_ns, rng: StdRng::seed_from_u64(seed), config }
+        SchedEnv {
+            now_unix_ns,
+            rng: StdRng::seed_from_u64(seed),
+            config,
+        }
     }
 }

@@ -9,6 +9,13 @@ pub trait StateView {
     fn index(&self) -> u64;
     /// Returns the current version of a job.
     fn job(&self, namespace: &str, job_id: &str) -> Option<&Job>;
+    /// Returns an older version of a job, if the state still holds it. The scheduler compares
+    /// it with the current version to tell in-place from destructive updates; without it, a
+    /// change of the allocation's resources is the only evidence.
+    fn job_version(&self, namespace: &str, job_id: &str, version: u64) -> Option<&Job> {
+        let _ = (namespace, job_id, version);
+        None
+    }
     /// Returns one node.
     fn node(&self, node_id: &str) -> Option<&Node>;
     /// Returns every node, in a stable order (the scheduler shuffles with its own seed).

@@ -64,7 +64,10 @@ impl ClientStatus {
 
     /// Reports whether the client will never run this allocation again.
     pub fn is_terminal(&self) -> bool {
-        matches!(self, ClientStatus::Complete | ClientStatus::Failed | ClientStatus::Lost)
+        matches!(
+            self,
+            ClientStatus::Complete | ClientStatus::Failed | ClientStatus::Lost
+        )
     }
 }
 
@@ -134,7 +137,9 @@ impl Allocation {
     /// Parses the index out of `<job>.<group>[<index>]`.
     pub fn index(&self) -> Option<u32> {
         let open = self.name.rfind('[')?;
-        self.name[open + 1..self.name.len().checked_sub(1)?].parse().ok()
+        self.name[open + 1..self.name.len().checked_sub(1)?]
+            .parse()
+            .ok()
     }
 
     /// Reports whether the allocation no longer holds resources on its node:

@@ -30,7 +30,10 @@ impl EvalStatus {
 
     /// Reports whether the evaluation will never be processed again.
     pub fn is_terminal(&self) -> bool {
-        matches!(self, EvalStatus::Complete | EvalStatus::Failed | EvalStatus::Canceled)
+        matches!(
+            self,
+            EvalStatus::Complete | EvalStatus::Failed | EvalStatus::Canceled
+        )
     }
 }
 

@@ -202,9 +202,15 @@ impl TaskGroup {
     /// Returns the resources one allocation of this group consumes on a node:
     /// the sum of its tasks plus the group's ephemeral disk.
     pub fn total_resources(&self) -> Resources {
-        let mut total = Resources { disk_mb: self.ephemeral_disk_mb, ..Resources::default() };
+        let mut total = Resources {
+            disk_mb: self.ephemeral_disk_mb,
+            ..Resources::default()
+        };
         for task in &self.tasks {
-            total = total.add(&Resources { disk_mb: 0, ..task.resources });
+            total = total.add(&Resources {
+                disk_mb: 0,
+                ..task.resources
+            });
         }
         total
     }

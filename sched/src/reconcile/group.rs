@@ -1,0 +1,201 @@
+//! Count-based reconciliation for service and batch jobs: one slot per allocation index.
+
+use std::collections::HashSet;
+
+use super::{
+    needs_destructive, node_condition, reschedule_limit, JobAllocs, NodeCondition, Placement,
+    Reconciled, Stop, ALLOC_LOST, ALLOC_MIGRATING, ALLOC_NOT_NEEDED, ALLOC_UPDATING,
+};
+use crate::structs::{Allocation, ClientStatus, DesiredStatus, Job, JobType};
+use crate::view::StateView;
+
+/// What happens to one index of a task group.
+enum Slot<'a> {
+    /// Running and current: leave it.
+    Keep(&'a Allocation),
+    /// Running an older version whose group did not change: update in place.
+    InPlace(&'a Allocation),
+    /// Replace `old` (already stopped, lost, failed or being moved) with a new allocation.
+    Replace {
+        old: &'a Allocation,
+        kind: ReplaceKind,
+    },
+    /// Finished for good (a completed batch allocation, or a failure out of reschedules).
+    Done,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ReplaceKind {
+    Lost,
+    Migrate,
+    Destructive,
+    Reschedule,
+}
+
+/// Reconciles every task group of a live job against its allocations.
+pub fn reconcile_groups<'a>(
+    view: &dyn StateView,
+    job: &'a Job,
+    allocs: &JobAllocs<'a>,
+) -> Reconciled<'a> {
+    let mut out = Reconciled::default();
+    for a in allocs.live() {
+        if job.group(&a.task_group).is_none() {
+            out.updates.entry(a.task_group.clone()).or_default().stop += 1;
+            out.stops.push(Stop {
+                alloc: a,
+                description: ALLOC_NOT_NEEDED,
+                lost: false,
+            });
+        }
+    }
+    for (tg_idx, tg) in job.task_groups.iter().enumerate() {
+        let mut slots: Vec<(u32, Slot<'a>)> = Vec::new();
+        let limit = reschedule_limit(job.job_type, tg);
+        for a in allocs.all.iter().copied() {
+            if a.task_group != tg.name || a.desired_status != DesiredStatus::Run {
+                continue;
+            }
+            // An unparsable name sorts last, so it is the first to go when over count.
+            let idx = a.index().unwrap_or(u32::MAX);
+            let slot = match a.client_status {
+                ClientStatus::Complete if job.job_type == JobType::Batch => Slot::Done,
+                ClientStatus::Complete => continue,
+                ClientStatus::Failed | ClientStatus::Lost if allocs.is_replaced(a) => continue,
+                ClientStatus::Failed => {
+                    if limit.map_or(true, |l| allocs.reschedule_depth(a) < l) {
+                        Slot::Replace {
+                            old: a,
+                            kind: ReplaceKind::Reschedule,
+                        }
+                    } else {
+                        Slot::Done
+                    }
+                }
+                ClientStatus::Lost => Slot::Replace {
+                    old: a,
+                    kind: ReplaceKind::Lost,
+                },
+                ClientStatus::Pending | ClientStatus::Running | ClientStatus::Unknown => {
+                    match node_condition(view, &a.node_id, job.job_type) {
+                        NodeCondition::Lost => {
+                            out.stops.push(Stop {
+                                alloc: a,
+                                description: ALLOC_LOST,
+                                lost: true,
+                            });
+                            Slot::Replace {
+                                old: a,
+                                kind: ReplaceKind::Lost,
+                            }
+                        }
+                        NodeCondition::Draining => {
+                            out.stops.push(Stop {
+                                alloc: a,
+                                description: ALLOC_MIGRATING,
+                                lost: false,
+                            });
+                            Slot::Replace {
+                                old: a,
+                                kind: ReplaceKind::Migrate,
+                            }
+                        }
+                        NodeCondition::Healthy if a.job_version != job.version => {
+                            if needs_destructive(view, job, tg, a) {
+                                out.stops.push(Stop {
+                                    alloc: a,
+                                    description: ALLOC_UPDATING,
+                                    lost: false,
+                                });
+                                Slot::Replace {
+                                    old: a,
+                                    kind: ReplaceKind::Destructive,
+                                }
+                            } else {
+                                Slot::InPlace(a)
+                            }
+                        }
+                        NodeCondition::Healthy => Slot::Keep(a),
+                    }
+                }
+            };
+            slots.push((idx, slot));
+        }
+
+        // Over count: drop the highest indexes first. Finished slots cost nothing and stay.
+        slots.sort_by_key(|(idx, _)| *idx);
+        let count = tg.count as usize;
+        let updates = out.updates.entry(tg.name.clone()).or_default();
+        let mut i = slots.len();
+        let mut excess = slots.len().saturating_sub(count);
+        while excess > 0 && i > 0 {
+            i -= 1;
+            match slots[i].1 {
+                Slot::Done => continue,
+                Slot::Keep(a) | Slot::InPlace(a) => {
+                    out.stops.push(Stop {
+                        alloc: a,
+                        description: ALLOC_NOT_NEEDED,
+                        lost: false,
+                    });
+                    updates.stop += 1;
+                }
+                // Its old allocation is already stopped or finished; just do not replace it.
+                Slot::Replace { kind, .. } => {
+                    if matches!(
+                        kind,
+                        ReplaceKind::Lost | ReplaceKind::Migrate | ReplaceKind::Destructive
+                    ) {
+                        updates.stop += 1;
+                    }
+                }
+            }
+            slots.remove(i);
+            excess -= 1;
+        }
+
+        let used: HashSet<u32> = slots.iter().map(|(idx, _)| *idx).collect();
+        for (idx, slot) in &slots {
+            match slot {
+                Slot::Keep(_) => updates.ignore += 1,
+                Slot::Done => {}
+                Slot::InPlace(a) => {
+                    updates.in_place_update += 1;
+                    out.inplace.push(a);
+                }
+                Slot::Replace { old, kind } => {
+                    match kind {
+                        ReplaceKind::Destructive => updates.destructive_update += 1,
+                        ReplaceKind::Migrate => updates.migrate += 1,
+                        ReplaceKind::Lost | ReplaceKind::Reschedule => updates.place += 1,
+                    }
+                    let penalty_node =
+                        (*kind == ReplaceKind::Reschedule).then_some(old.node_id.as_str());
+                    let index = if *idx == u32::MAX { 0 } else { *idx };
+                    out.places.push(Placement {
+                        tg_idx,
+                        index,
+                        previous: Some(old),
+                        penalty_node,
+                    });
+                }
+            }
+        }
+        let mut missing = count.saturating_sub(slots.len());
+        let mut idx = 0u32;
+        while missing > 0 {
+            if !used.contains(&idx) {
+                out.places.push(Placement {
+                    tg_idx,
+                    index: idx,
+                    previous: None,
+                    penalty_node: None,
+                });
+                updates.place += 1;
+                missing -= 1;
+            }
+            idx += 1;
+        }
+    }
+    out
+}

@@ -1,0 +1,398 @@
+//! `process()`: one evaluation in, one plan out. Reconcile first, then place what is missing
+//! through each task group's stack.
+
+use std::collections::BTreeMap;
+
+use crate::env::SchedEnv;
+use crate::error::SchedError;
+use crate::feasible::{DatacenterChecker, PoolChecker, ReadyChecker};
+use crate::reconcile::{
+    reconcile_groups, reconcile_system, stop_all, JobAllocs, Reconciled, Stop,
+    ALLOC_NODE_INFEASIBLE,
+};
+use crate::stack::{GroupStack, NodeTable};
+use crate::structs::{
+    new_id, triggers, AllocMetric, Allocation, ClientStatus, DesiredStatus, EvalStatus, Evaluation,
+    Job, JobType, Node, Plan, SchedOutcome,
+};
+use crate::view::StateView;
+
+/// Schedules one evaluation against a view of the cluster.
+///
+/// Pure: the same view, evaluation and environment (seeded from the evaluation id) always
+/// produce the same outcome. Capacity shortfalls are not errors; they are reported in
+/// `failed_tg_allocs`, `queued_allocations` and a blocked evaluation.
+pub fn process(
+    view: &dyn StateView,
+    eval: &Evaluation,
+    env: &mut SchedEnv,
+) -> Result<SchedOutcome, SchedError> {
+    let mut out = SchedOutcome {
+        plan: Plan {
+            eval_id: eval.id.clone(),
+            priority: eval.priority,
+            namespace: eval.namespace.clone(),
+            job_id: eval.job_id.clone(),
+            snapshot_index: view.index(),
+            ..Plan::default()
+        },
+        ..SchedOutcome::default()
+    };
+    let allocs = JobAllocs::new(view.allocs_by_job(&eval.namespace, &eval.job_id));
+    let job = match view.job(&eval.namespace, &eval.job_id) {
+        Some(job) if !job.stop => job,
+        _ => {
+            let stops = stop_all(&allocs);
+            apply_reconciled(&mut out.plan, &stops, None, eval, env);
+            return Ok(out);
+        }
+    };
+    if job.job_type != eval.job_type {
+        return Err(SchedError::JobTypeMismatch {
+            eval_id: eval.id.clone(),
+            job_type: job.job_type.as_str(),
+            eval_type: eval.job_type.as_str(),
+        });
+    }
+    out.plan.all_at_once = job.all_at_once;
+    match job.job_type {
+        JobType::Service | JobType::Batch => {
+            place_by_count(view, job, &allocs, eval, env, &mut out)?
+        }
+        JobType::System | JobType::SysBatch => {
+            place_per_node(view, job, &allocs, eval, env, &mut out)?
+        }
+    }
+    if !out.failed_tg_allocs.is_empty()
+        && !matches!(job.job_type, JobType::System | JobType::SysBatch)
+    {
+        out.blocked_eval = Some(blocked_eval(eval, job, &out, view.index(), env));
+    }
+    Ok(out)
+}
+
+/// Nodes new allocations may go to (ready, in the job's datacenters and pool), and the number
+/// of nodes in the pool.
+fn candidates<'a>(view: &'a dyn StateView, job: &Job) -> (Vec<&'a Node>, u64) {
+    let pool = PoolChecker::new(&job.node_pool);
+    let dcs = DatacenterChecker::new(&job.datacenters);
+    let mut in_pool = 0;
+    let mut nodes = Vec::new();
+    for node in view.nodes() {
+        if !pool.feasible(node) {
+            continue;
+        }
+        in_pool += 1;
+        if ReadyChecker.feasible(node) && dcs.feasible(node) {
+            nodes.push(node);
+        }
+    }
+    (nodes, in_pool)
+}
+
+/// Service and batch: place each missing index on the best node of a limited walk.
+fn place_by_count<'a>(
+    view: &'a dyn StateView,
+    job: &'a Job,
+    allocs: &JobAllocs<'a>,
+    eval: &Evaluation,
+    env: &mut SchedEnv,
+    out: &mut SchedOutcome,
+) -> Result<(), SchedError> {
+    let rec = reconcile_groups(view, job, allocs);
+    apply_reconciled(&mut out.plan, &rec, Some(job), eval, env);
+    let stopped: Vec<&Allocation> = rec.stops.iter().map(|s| s.alloc).collect();
+    let (nodes, in_pool) = candidates(view, job);
+    let mut table = NodeTable::new(nodes, in_pool, &stopped);
+    let live: Vec<(&Node, &str)> = allocs
+        .live()
+        .filter(|a| !table.is_stopped(&a.id))
+        .filter_map(|a| view.node(&a.node_id).map(|n| (n, a.task_group.as_str())))
+        .collect();
+    let mut placed: Vec<(&Node, &str)> = Vec::new();
+    for (tg_idx, tg) in job.task_groups.iter().enumerate() {
+        out.queued_allocations.insert(tg.name.clone(), 0);
+        let mut places = rec.places.iter().filter(|p| p.tg_idx == tg_idx).peekable();
+        if places.peek().is_none() {
+            continue;
+        }
+        let mut stack = GroupStack::new(
+            job,
+            tg_idx,
+            &table,
+            &live,
+            env.config.algorithm,
+            &mut env.rng,
+        )?;
+        for (node, tg_name) in &placed {
+            stack.observe_other(node, tg_name);
+        }
+        let mut failed: Option<AllocMetric> = None;
+        for p in places {
+            if let Some(metric) = &mut failed {
+                // Nomad stops trying once a group fails: the rest would fail the same way.
+                metric.coalesced_failures += 1;
+                continue;
+            }
+            let mut counters = stack.counters();
+            match stack.select(&mut table, view, job, p.penalty_node, &mut counters) {
+                Some((pos, score)) => {
+                    let ports = stack.commit(pos, &mut table, view, job, &mut env.rng);
+                    let node = table.nodes[pos as usize];
+                    let mut metric = stack.metric(&counters, &table);
+                    metric.scores.insert(node.id.clone(), score);
+                    let alloc = new_alloc(
+                        env, eval, job, &stack, p.index, node, ports, metric, p.previous,
+                    );
+                    out.plan
+                        .node_allocation
+                        .entry(node.id.clone())
+                        .or_default()
+                        .push(alloc);
+                    placed.push((node, tg.name.as_str()));
+                }
+                None => failed = Some(stack.metric(&counters, &table)),
+            }
+        }
+        if let Some(metric) = failed {
+            out.queued_allocations
+                .insert(tg.name.clone(), metric.coalesced_failures + 1);
+            out.failed_tg_allocs.insert(tg.name.clone(), metric);
+        }
+    }
+    Ok(())
+}
+
+/// System and sysbatch: one allocation on every feasible candidate node.
+fn place_per_node<'a>(
+    view: &'a dyn StateView,
+    job: &'a Job,
+    allocs: &JobAllocs<'a>,
+    eval: &Evaluation,
+    env: &mut SchedEnv,
+    out: &mut SchedOutcome,
+) -> Result<(), SchedError> {
+    let (mut rec, mut groups) = reconcile_system(view, job, allocs);
+    let stopped: Vec<&Allocation> = rec.stops.iter().map(|s| s.alloc).collect();
+    let (nodes, in_pool) = candidates(view, job);
+    let mut table = NodeTable::new(nodes, in_pool, &stopped);
+    let live: Vec<(&Node, &str)> = allocs
+        .live()
+        .filter(|a| !table.is_stopped(&a.id))
+        .filter_map(|a| view.node(&a.node_id).map(|n| (n, a.task_group.as_str())))
+        .collect();
+    let pools = PoolChecker::new(&job.node_pool);
+    let dcs = DatacenterChecker::new(&job.datacenters);
+    for (tg_idx, tg) in job.task_groups.iter().enumerate() {
+        out.queued_allocations.insert(tg.name.clone(), 0);
+        let group = &mut groups[tg_idx];
+        let mut stack = GroupStack::new(
+            job,
+            tg_idx,
+            &table,
+            &live,
+            env.config.algorithm,
+            &mut env.rng,
+        )?;
+        let mut failed: Option<AllocMetric> = None;
+        for pos in 0..table.nodes.len() as u32 {
+            let node = table.nodes[pos as usize];
+            let kept = group.kept.remove(node.id.as_str());
+            if stack.static_check(pos, node).is_err() {
+                if let Some(a) = kept {
+                    stop_infeasible(&mut rec, &mut out.plan, a, tg, env);
+                }
+                continue;
+            }
+            if kept.is_some() || group.finished.contains(node.id.as_str()) {
+                continue;
+            }
+            let previous = group.replacing.get(node.id.as_str()).copied();
+            let mut counters = stack.counters();
+            match stack.evaluate(pos, &mut table, view, job, None, &mut counters) {
+                Some(score) => {
+                    let ports = stack.commit(pos, &mut table, view, job, &mut env.rng);
+                    let mut metric = stack.metric(&counters, &table);
+                    metric.scores.insert(node.id.clone(), score);
+                    let alloc = new_alloc(env, eval, job, &stack, 0, node, ports, metric, previous);
+                    out.plan
+                        .node_allocation
+                        .entry(node.id.clone())
+                        .or_default()
+                        .push(alloc);
+                    if previous.is_none() {
+                        rec.updates.entry(tg.name.clone()).or_default().place += 1;
+                    }
+                }
+                None => match &mut failed {
+                    Some(metric) => metric.coalesced_failures += 1,
+                    None => failed = Some(stack.metric(&counters, &table)),
+                },
+            }
+        }
+        // Allocations on nodes that are no longer candidates: stop them if the job no longer
+        // wants the node; keep them if the node is merely not taking new work.
+        let mut rest: Vec<&Allocation> = group.kept.drain().map(|(_, a)| a).collect();
+        rest.sort_by(|a, b| a.id.cmp(&b.id));
+        for a in rest {
+            if view
+                .node(&a.node_id)
+                .is_some_and(|n| !pools.feasible(n) || !dcs.feasible(n))
+            {
+                stop_infeasible(&mut rec, &mut out.plan, a, tg, env);
+            }
+        }
+        if let Some(metric) = failed {
+            out.queued_allocations
+                .insert(tg.name.clone(), metric.coalesced_failures + 1);
+            out.failed_tg_allocs.insert(tg.name.clone(), metric);
+        }
+    }
+    apply_reconciled(&mut out.plan, &rec, Some(job), eval, env);
+    Ok(())
+}
+
+/// Stops a kept system allocation whose node no longer suits the job.
+fn stop_infeasible<'a>(
+    rec: &mut Reconciled<'a>,
+    plan: &mut Plan,
+    alloc: &'a Allocation,
+    tg: &crate::structs::TaskGroup,
+    env: &SchedEnv,
+) {
+    let updates = rec.updates.entry(tg.name.clone()).or_default();
+    // The reconciler counted it as ignored or updated in place; it is a stop now.
+    if let Some(i) = rec.inplace.iter().position(|a| a.id == alloc.id) {
+        rec.inplace.remove(i);
+        updates.in_place_update = updates.in_place_update.saturating_sub(1);
+    } else {
+        updates.ignore = updates.ignore.saturating_sub(1);
+    }
+    updates.stop += 1;
+    let stop = Stop {
+        alloc,
+        description: ALLOC_NODE_INFEASIBLE,
+        lost: false,
+    };
+    push_stop(plan, &stop, env.now_unix_ns);
+}
+
+fn push_stop(plan: &mut Plan, stop: &Stop<'_>, now_unix_ns: i64) {
+    let mut a = stop.alloc.clone();
+    a.desired_status = DesiredStatus::Stop;
+    a.desired_description = stop.description.to_string();
+    if stop.lost {
+        a.client_status = ClientStatus::Lost;
+    }
+    a.modify_time_ns = now_unix_ns;
+    plan.node_update
+        .entry(a.node_id.clone())
+        .or_default()
+        .push(a);
+}
+
+/// Writes the reconciler's stops, in-place updates and annotations into the plan.
+fn apply_reconciled(
+    plan: &mut Plan,
+    rec: &Reconciled<'_>,
+    job: Option<&Job>,
+    eval: &Evaluation,
+    env: &SchedEnv,
+) {
+    for stop in &rec.stops {
+        push_stop(plan, stop, env.now_unix_ns);
+    }
+    if let Some(job) = job {
+        for old in &rec.inplace {
+            let mut a = (*old).clone();
+            a.job_version = job.version;
+            a.eval_id = eval.id.clone();
+            a.modify_time_ns = env.now_unix_ns;
+            plan.node_allocation
+                .entry(a.node_id.clone())
+                .or_default()
+                .push(a);
+        }
+    }
+    for (tg, updates) in &rec.updates {
+        plan.annotations.insert(tg.clone(), updates.clone());
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn new_alloc(
+    env: &mut SchedEnv,
+    eval: &Evaluation,
+    job: &Job,
+    stack: &GroupStack<'_>,
+    index: u32,
+    node: &Node,
+    ports: Vec<(String, u16)>,
+    metrics: AllocMetric,
+    previous: Option<&Allocation>,
+) -> Allocation {
+    Allocation {
+        id: new_id(&mut env.rng),
+        namespace: job.namespace.clone(),
+        eval_id: eval.id.clone(),
+        name: format!("{}.{}[{}]", job.id, stack.tg.name, index),
+        node_id: node.id.clone(),
+        node_name: node.name.clone(),
+        job_id: job.id.clone(),
+        job_version: job.version,
+        task_group: stack.tg.name.clone(),
+        resources: stack.ask,
+        ports,
+        desired_status: DesiredStatus::Run,
+        desired_description: String::new(),
+        client_status: ClientStatus::Pending,
+        client_description: String::new(),
+        task_states: BTreeMap::new(),
+        previous_allocation: previous.map(|a| a.id.clone()).unwrap_or_default(),
+        next_allocation: String::new(),
+        followup_eval_id: String::new(),
+        metrics,
+        create_index: 0,
+        modify_index: 0,
+        alloc_modify_index: 0,
+        create_time_ns: env.now_unix_ns,
+        modify_time_ns: env.now_unix_ns,
+    }
+}
+
+/// The evaluation that waits for capacity to place what this run could not.
+fn blocked_eval(
+    eval: &Evaluation,
+    job: &Job,
+    out: &SchedOutcome,
+    snapshot_index: u64,
+    env: &mut SchedEnv,
+) -> Evaluation {
+    Evaluation {
+        id: new_id(&mut env.rng),
+        namespace: eval.namespace.clone(),
+        priority: eval.priority,
+        job_type: eval.job_type,
+        triggered_by: triggers::QUEUED_ALLOCS.to_string(),
+        job_id: eval.job_id.clone(),
+        job_modify_index: job.job_modify_index,
+        node_id: String::new(),
+        node_modify_index: 0,
+        status: EvalStatus::Blocked,
+        status_description: "created to place remaining allocations".to_string(),
+        wait_until_unix_ns: 0,
+        next_eval: String::new(),
+        previous_eval: eval.id.clone(),
+        blocked_eval: String::new(),
+        failed_tg_allocs: out.failed_tg_allocs.clone(),
+        class_eligibility: BTreeMap::new(),
+        // drover does not compute node classes, so any node change may unblock it.
+        escaped_computed_class: true,
+        queued_allocations: out.queued_allocations.clone(),
+        snapshot_index,
+        create_index: 0,
+        modify_index: 0,
+        create_time_ns: env.now_unix_ns,
+        modify_time_ns: env.now_unix_ns,
+    }
+}

@@ -1,0 +1,492 @@
+//! The placement chain for one task group: cached node feasibility, plan-aware checks
+//! (distinct hosts/property, resources, ports), ranking, and the cyclic limit walk.
+//!
+//! `NodeTable` holds per-node state shared by every group of one evaluation, so capacity used
+//! by one group's placements is seen by the next.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use rand::Rng;
+
+use crate::env::SchedulerAlgorithm;
+use crate::error::SchedError;
+use crate::feasible::{
+    ConstraintChecker, DistinctHostsChecker, DistinctPropertyChecker, DriverChecker, Operator,
+};
+use crate::rank::{
+    fit_score, job_anti_affinity, reschedule_penalty, AffinityScorer, ScoreSheet, SpreadScorer,
+};
+use crate::select::{limit_for, Selector};
+use crate::structs::{AllocMetric, Allocation, Job, Node, Resources, TaskGroup};
+use crate::view::StateView;
+
+/// Dynamic ports are picked from this range, like Nomad's default.
+pub const DYNAMIC_PORT_MIN: u16 = 20000;
+pub const DYNAMIC_PORT_MAX: u16 = 32000;
+/// Random probes before falling back to a scan of the dynamic range.
+const PORT_PROBES_MAX: usize = 32;
+
+pub const DIMENSION_CPU: &str = "cpu";
+pub const DIMENSION_MEMORY: &str = "memory";
+pub const DIMENSION_DISK: &str = "disk";
+pub const DIMENSION_PORTS: &str = "network: port collision";
+
+/// What the plan has done to one node so far.
+pub struct NodeState {
+    pub used: Resources,
+    pub ports: HashSet<u16>,
+    /// Proposed non-terminal allocations of the job being scheduled.
+    pub job_allocs: u32,
+    /// Same, per task group index of the job.
+    pub group_allocs: Vec<u32>,
+}
+
+/// The candidate nodes of one evaluation and their lazily built plan state.
+pub struct NodeTable<'a> {
+    pub nodes: Vec<&'a Node>,
+    states: Vec<Option<NodeState>>,
+    /// Resources released by allocations this plan stops, per node id.
+    released: HashMap<&'a str, Resources>,
+    /// Ids of the allocations this plan stops.
+    stopped: HashSet<&'a str>,
+    /// Ready candidate nodes per datacenter, for `AllocMetric::nodes_available`.
+    pub available_by_dc: BTreeMap<String, u64>,
+    pub nodes_in_pool: u64,
+}
+
+impl<'a> NodeTable<'a> {
+    /// `stopped` are the allocations this plan stops or replaces; they no longer count.
+    pub fn new(
+        nodes: Vec<&'a Node>,
+        nodes_in_pool: u64,
+        stopped: &[&'a Allocation],
+    ) -> NodeTable<'a> {
+        let mut released: HashMap<&'a str, Resources> = HashMap::new();
+        let mut stopped_ids = HashSet::new();
+        for a in stopped {
+            if stopped_ids.insert(a.id.as_str()) && !a.is_terminal() {
+                let r = released.entry(a.node_id.as_str()).or_default();
+                *r = r.add(&a.resources);
+            }
+        }
+        let mut available_by_dc = BTreeMap::new();
+        for n in &nodes {
+            *available_by_dc.entry(n.datacenter.clone()).or_insert(0) += 1;
+        }
+        let states = nodes.iter().map(|_| None).collect();
+        NodeTable {
+            nodes,
+            states,
+            released,
+            stopped: stopped_ids,
+            available_by_dc,
+            nodes_in_pool,
+        }
+    }
+
+    /// Reports whether this plan stops the allocation.
+    pub fn is_stopped(&self, alloc_id: &str) -> bool {
+        self.stopped.contains(alloc_id)
+    }
+
+    /// Returns the node's plan state, reading it from the view on first use.
+    pub fn state(&mut self, pos: u32, view: &dyn StateView, job: &Job) -> &mut NodeState {
+        let pos = pos as usize;
+        if self.states[pos].is_none() {
+            let node = self.nodes[pos];
+            let mut used = view.node_usage(&node.id);
+            if let Some(r) = self.released.get(node.id.as_str()) {
+                used = used.sub(r);
+            }
+            let mut state = NodeState {
+                used,
+                ports: HashSet::new(),
+                job_allocs: 0,
+                group_allocs: vec![0; job.task_groups.len()],
+            };
+            for a in view.allocs_by_node(&node.id) {
+                if a.is_terminal() || self.stopped.contains(a.id.as_str()) {
+                    continue;
+                }
+                state.ports.extend(a.ports.iter().map(|(_, p)| *p));
+                if a.job_id == job.id && a.namespace == job.namespace {
+                    state.job_allocs += 1;
+                    if let Some(i) = job
+                        .task_groups
+                        .iter()
+                        .position(|tg| tg.name == a.task_group)
+                    {
+                        state.group_allocs[i] += 1;
+                    }
+                }
+            }
+            self.states[pos] = Some(state);
+        }
+        match &mut self.states[pos] {
+            Some(state) => state,
+            None => unreachable!("state was just filled"),
+        }
+    }
+}
+
+/// Per-placement counters, turned into an `AllocMetric` once per placement.
+#[derive(Default)]
+pub struct Counters {
+    pub evaluated: u64,
+    pub filtered: u64,
+    pub exhausted: u64,
+    filtered_by: Vec<u64>,
+    dimensions: [u64; 4],
+}
+
+/// Ports one allocation of the group asks for.
+struct PortAsk {
+    fixed: Vec<(String, u16)>,
+    dynamic: Vec<String>,
+}
+
+/// Reason slots: 0 is the driver check, then one per static constraint, then distinct_hosts,
+/// then one per distinct_property.
+const REASON_DRIVER: usize = 0;
+const CACHE_UNKNOWN: u16 = 0;
+const CACHE_FEASIBLE: u16 = 1;
+
+/// Everything precomputed for placing one task group.
+pub struct GroupStack<'a> {
+    pub tg_idx: usize,
+    pub tg: &'a TaskGroup,
+    pub ask: Resources,
+    algorithm: SchedulerAlgorithm,
+    desired_count: u32,
+    driver: DriverChecker,
+    constraints: Vec<ConstraintChecker>,
+    hosts: Option<DistinctHostsChecker>,
+    properties: Vec<DistinctPropertyChecker>,
+    affinity: Option<AffinityScorer>,
+    spread: Option<SpreadScorer>,
+    ports: PortAsk,
+    reasons: Vec<String>,
+    /// Per candidate position: unknown, feasible, or `reason index + 2`.
+    cache: Vec<u16>,
+    selector: Selector,
+}
+
+impl<'a> GroupStack<'a> {
+    /// Precomputes the group's ask, checkers and scorers. `live` are the job's allocations
+    /// that stay (non-terminal and not stopped by this plan), with their nodes, so spread and
+    /// distinct_property start from the current distribution.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        job: &'a Job,
+        tg_idx: usize,
+        table: &NodeTable<'a>,
+        live: &[(&'a Node, &'a str)],
+        algorithm: SchedulerAlgorithm,
+        rng: &mut impl Rng,
+    ) -> Result<GroupStack<'a>, SchedError> {
+        let tg = &job.task_groups[tg_idx];
+        let mut constraints = Vec::new();
+        let mut hosts = None;
+        let mut properties = Vec::new();
+        let mut seen = HashSet::new();
+        let job_level = job.constraints.iter().map(|c| (c, true));
+        let group_level = tg
+            .constraints
+            .iter()
+            .chain(tg.tasks.iter().flat_map(|t| &t.constraints));
+        for (c, job_wide) in job_level.chain(group_level.map(|c| (c, false))) {
+            if !seen.insert((&c.l_target, &c.operand, &c.r_target, job_wide)) {
+                continue;
+            }
+            let checker = ConstraintChecker::new(c, &job.id, "constraint")?;
+            match checker.operator() {
+                Operator::DistinctHosts => {
+                    hosts = Some(hosts.unwrap_or(false) || job_wide);
+                }
+                Operator::DistinctProperty => {
+                    let group = (!job_wide).then_some(tg.name.as_str());
+                    properties.push(DistinctPropertyChecker::new(
+                        &c.l_target,
+                        &c.r_target,
+                        group,
+                        &job.id,
+                    )?);
+                }
+                _ => constraints.push(checker),
+            }
+        }
+        let hosts = hosts.map(DistinctHostsChecker::new);
+        let affinity = AffinityScorer::new(
+            job.affinities
+                .iter()
+                .chain(&tg.affinities)
+                .chain(tg.tasks.iter().flat_map(|t| &t.affinities)),
+            &job.id,
+        )?;
+        let mut spread = SpreadScorer::new(job.spreads.iter().chain(&tg.spreads), tg.count);
+        for (node, tg_name) in live {
+            for p in &mut properties {
+                p.observe(node, tg_name, true);
+            }
+            if let Some(s) = &mut spread {
+                if *tg_name == tg.name {
+                    s.observe(node, true);
+                }
+            }
+        }
+
+        let mut reasons = vec![DriverChecker::REASON.to_string()];
+        reasons.extend(constraints.iter().map(|c| c.reason().to_string()));
+        reasons.push(DistinctHostsChecker::REASON.to_string());
+        reasons.extend(properties.iter().map(|p| p.reason().to_string()));
+
+        let mut ports = PortAsk {
+            fixed: Vec::new(),
+            dynamic: Vec::new(),
+        };
+        for net in tg
+            .networks
+            .iter()
+            .chain(tg.tasks.iter().flat_map(|t| &t.networks))
+        {
+            for p in &net.ports {
+                if p.is_static && p.value > 0 {
+                    ports.fixed.push((p.label.clone(), p.value));
+                } else {
+                    ports.dynamic.push(p.label.clone());
+                }
+            }
+        }
+
+        let wide = affinity.is_some() || spread.is_some();
+        let limit = limit_for(job.job_type, table.nodes.len(), wide);
+        Ok(GroupStack {
+            tg_idx,
+            tg,
+            ask: tg.total_resources(),
+            algorithm,
+            desired_count: tg.count,
+            driver: DriverChecker::new(tg),
+            constraints,
+            hosts,
+            properties,
+            affinity,
+            spread,
+            ports,
+            reasons,
+            cache: vec![CACHE_UNKNOWN; table.nodes.len()],
+            selector: Selector::new(table.nodes.len(), limit, rng),
+        })
+    }
+
+    /// Returns fresh counters sized for this group's reasons.
+    pub fn counters(&self) -> Counters {
+        Counters {
+            filtered_by: vec![0; self.reasons.len()],
+            ..Counters::default()
+        }
+    }
+
+    /// Checks the node-only constraints (drivers and attribute constraints), cached per node.
+    /// Returns the index of the failing reason.
+    pub fn static_check(&mut self, pos: u32, node: &Node) -> Result<(), usize> {
+        let slot = &mut self.cache[pos as usize];
+        if *slot == CACHE_UNKNOWN {
+            let failed = if !self.driver.feasible(node) {
+                Some(REASON_DRIVER)
+            } else {
+                self.constraints
+                    .iter()
+                    .position(|c| !c.feasible(node))
+                    .map(|i| i + 1)
+            };
+            *slot = match failed {
+                Some(reason) => reason as u16 + 2,
+                None => CACHE_FEASIBLE,
+            };
+        }
+        match *slot {
+            CACHE_FEASIBLE => Ok(()),
+            reason => Err(usize::from(reason - 2)),
+        }
+    }
+
+    /// Runs the whole chain on one node: feasibility, plan-aware checks, resources, ports,
+    /// then ranking. Records why a node was rejected. Returns the normalised score.
+    pub fn evaluate(
+        &mut self,
+        pos: u32,
+        table: &mut NodeTable<'a>,
+        view: &dyn StateView,
+        job: &Job,
+        penalty_node: Option<&str>,
+        counters: &mut Counters,
+    ) -> Option<f64> {
+        counters.evaluated += 1;
+        let node = table.nodes[pos as usize];
+        if let Err(reason) = self.static_check(pos, node) {
+            counters.filtered += 1;
+            counters.filtered_by[reason] += 1;
+            return None;
+        }
+        let state = table.state(pos, view, job);
+        let group_allocs = state.group_allocs[self.tg_idx];
+        if let Some(hosts) = &self.hosts {
+            if !hosts.feasible(state.job_allocs, group_allocs) {
+                counters.filtered += 1;
+                counters.filtered_by[self.constraints.len() + 1] += 1;
+                return None;
+            }
+        }
+        let base = self.constraints.len() + 2;
+        if let Some(i) = self.properties.iter().position(|p| !p.feasible(node)) {
+            counters.filtered += 1;
+            counters.filtered_by[base + i] += 1;
+            return None;
+        }
+        let capacity = node.schedulable();
+        let used_after = state.used.add(&self.ask);
+        let dimension = match self.ask.exceeds(&capacity.sub(&state.used)) {
+            Some(DIMENSION_CPU) => Some(0),
+            Some(DIMENSION_MEMORY) => Some(1),
+            Some(_) => Some(2),
+            None if !self.ports_fit(&state.ports) => Some(3),
+            None => None,
+        };
+        if let Some(d) = dimension {
+            counters.exhausted += 1;
+            counters.dimensions[d] += 1;
+            return None;
+        }
+        let mut sheet = ScoreSheet::default();
+        sheet.add(fit_score(self.algorithm, &capacity, &used_after));
+        sheet.add_opt(job_anti_affinity(group_allocs, self.desired_count));
+        sheet.add_opt(reschedule_penalty(&node.id, penalty_node));
+        if let Some(a) = &self.affinity {
+            sheet.add_opt(a.score(node));
+        }
+        if let Some(s) = &self.spread {
+            sheet.add(s.score(node));
+        }
+        Some(sheet.normalized())
+    }
+
+    fn ports_fit(&self, used: &HashSet<u16>) -> bool {
+        let mut fixed = HashSet::new();
+        for (_, p) in &self.ports.fixed {
+            if used.contains(p) || !fixed.insert(*p) {
+                return false;
+            }
+        }
+        let range = usize::from(DYNAMIC_PORT_MAX - DYNAMIC_PORT_MIN) + 1;
+        let taken = used
+            .iter()
+            .filter(|p| (DYNAMIC_PORT_MIN..=DYNAMIC_PORT_MAX).contains(p));
+        // Counting is only needed when the node is nearly full of ports; skip it otherwise.
+        self.ports.dynamic.is_empty()
+            || used.len() + self.ports.dynamic.len() < range
+            || taken.count() + self.ports.dynamic.len() <= range
+    }
+
+    /// Picks the best node with the cyclic limit walk. Returns its position and score.
+    pub fn select(
+        &mut self,
+        table: &mut NodeTable<'a>,
+        view: &dyn StateView,
+        job: &Job,
+        penalty_node: Option<&str>,
+        counters: &mut Counters,
+    ) -> Option<(u32, f64)> {
+        // The walk calls back into `self`; take the selector out for its duration.
+        let mut selector = std::mem::take(&mut self.selector);
+        let (best, _) =
+            selector.select(|pos| self.evaluate(pos, table, view, job, penalty_node, counters));
+        self.selector = selector;
+        best
+    }
+
+    /// Records a placement on the node at `pos` and returns the ports it was given.
+    pub fn commit(
+        &mut self,
+        pos: u32,
+        table: &mut NodeTable<'a>,
+        view: &dyn StateView,
+        job: &Job,
+        rng: &mut impl Rng,
+    ) -> Vec<(String, u16)> {
+        let node = table.nodes[pos as usize];
+        let state = table.state(pos, view, job);
+        state.used = state.used.add(&self.ask);
+        state.job_allocs += 1;
+        state.group_allocs[self.tg_idx] += 1;
+        let mut assigned = Vec::with_capacity(self.ports.fixed.len() + self.ports.dynamic.len());
+        for (label, p) in &self.ports.fixed {
+            state.ports.insert(*p);
+            assigned.push((label.clone(), *p));
+        }
+        for label in &self.ports.dynamic {
+            let port = pick_dynamic_port(&state.ports, rng);
+            state.ports.insert(port);
+            assigned.push((label.clone(), port));
+        }
+        for p in &mut self.properties {
+            p.observe(node, &self.tg.name, true);
+        }
+        if let Some(s) = &mut self.spread {
+            s.observe(node, true);
+        }
+        assigned
+    }
+
+    /// Tells this group about a placement made by another group of the same job.
+    pub fn observe_other(&mut self, node: &Node, tg_name: &str) {
+        for p in &mut self.properties {
+            p.observe(node, tg_name, true);
+        }
+    }
+
+    /// Turns counters into an `AllocMetric`.
+    pub fn metric(&self, counters: &Counters, table: &NodeTable<'a>) -> AllocMetric {
+        let mut metric = AllocMetric {
+            nodes_evaluated: counters.evaluated,
+            nodes_filtered: counters.filtered,
+            nodes_in_pool: table.nodes_in_pool,
+            nodes_available: table.available_by_dc.clone(),
+            nodes_exhausted: counters.exhausted,
+            ..AllocMetric::default()
+        };
+        for (i, n) in counters.filtered_by.iter().enumerate() {
+            if *n > 0 {
+                metric
+                    .constraint_filtered
+                    .insert(self.reasons[i].clone(), *n);
+            }
+        }
+        let names = [
+            DIMENSION_CPU,
+            DIMENSION_MEMORY,
+            DIMENSION_DISK,
+            DIMENSION_PORTS,
+        ];
+        for (name, n) in names.iter().zip(counters.dimensions) {
+            if n > 0 {
+                metric.dimension_exhausted.insert(name.to_string(), n);
+            }
+        }
+        metric
+    }
+}
+
+/// Picks a free port from the dynamic range: random probes first, then a scan. The caller has
+/// checked (`ports_fit`) that one is free; the range start is the fallback if none is.
+fn pick_dynamic_port(used: &HashSet<u16>, rng: &mut impl Rng) -> u16 {
+    for _ in 0..PORT_PROBES_MAX {
+        let p = rng.gen_range(DYNAMIC_PORT_MIN..=DYNAMIC_PORT_MAX);
+        if !used.contains(&p) {
+            return p;
+        }
+    }
+    (DYNAMIC_PORT_MIN..=DYNAMIC_PORT_MAX)
+        .find(|p| !used.contains(p))
+        .unwrap_or(DYNAMIC_PORT_MIN)
+}
