@@ -11,6 +11,7 @@ pub mod client_proto;
 pub mod config;
 pub mod error;
 pub mod raft;
+pub mod server;
 pub mod state;
 
 pub use api::Cluster;

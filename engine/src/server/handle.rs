@@ -1,0 +1,210 @@
+//! `Handle`: the engine's implementation of `Cluster`, one per shard.
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sched::structs::{triggers, EvalStatus, Evaluation, Job};
+use sched::{SchedEnv, StateView};
+use tokio::sync::oneshot;
+
+use super::messages::{ShardMsg, Shared, SHARD_INBOX_MAX};
+use super::proposer::now_unix_ns;
+use super::shard::{new_eval, ShardCore};
+use crate::api::{
+    Cluster, ClusterStatus, EvalReply, PlanReply, RegisterJob, RegisterJobReply,
+};
+use crate::client_proto::{ClientRequest, ClientResponse};
+use crate::error::EngineError;
+use crate::state::{ClusterState, Command, CommandResult};
+
+/// The face a shard shows to the transports running on it.
+#[derive(Clone)]
+pub struct Handle {
+    core: Rc<ShardCore>,
+}
+
+impl Handle {
+    /// Wraps a shard core.
+    pub fn new(core: Rc<ShardCore>) -> Handle {
+        Handle { core }
+    }
+
+    /// Returns the shared, read-only parts of the server.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.core.shared
+    }
+
+    /// Returns the shard this handle belongs to.
+    pub fn shard_id(&self) -> usize {
+        self.core.id
+    }
+
+    fn leader_required(&self) -> Result<(), EngineError> {
+        let status = self.status();
+        if status.known_leader {
+            Ok(())
+        } else {
+            Err(EngineError::NoLeader)
+        }
+    }
+}
+
+fn to_view(state: Arc<ClusterState>) -> Rc<ClusterState> {
+    // A clone of the persistent maps is O(1): it shares every node with the published view.
+    Rc::new((*state).clone())
+}
+
+impl Cluster for Handle {
+    type View = ClusterState;
+
+    fn view(&self) -> Rc<ClusterState> {
+        to_view(self.core.state())
+    }
+
+    async fn wait_for_index(&self, min_index: u64, timeout: Duration) -> Rc<ClusterState> {
+        let mut view = self.core.shared.view.clone();
+        let deadline = Instant::now() + timeout;
+        loop {
+            let state = view.borrow_and_update().clone();
+            let now = Instant::now();
+            if state.index > min_index || now >= deadline {
+                return to_view(state);
+            }
+            let changed = view.changed();
+            futures_lite::future::or(async { changed.await.ok(); }, glommio::timer::sleep(deadline - now)).await;
+        }
+    }
+
+    fn status(&self) -> ClusterStatus {
+        self.core.shared.status.read().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    async fn register_job(&self, req: RegisterJob) -> Result<RegisterJobReply, EngineError> {
+        self.leader_required()?;
+        let state = self.core.state();
+        if state.scheduler_config.reject_job_registration {
+            return Err(EngineError::PermissionDenied {
+                reason: "job registration, dispatch, and scale are disabled by the scheduler configuration".into(),
+            });
+        }
+        let job = req.job;
+        let (_, max_priority) = self.job_priority_bounds();
+        if job.priority == 0 || job.priority > max_priority {
+            return Err(EngineError::invalid("job.priority", format!("job priority must be between [1, {max_priority}]")));
+        }
+        if let Some(p) = req.eval_priority {
+            if p == 0 || p > max_priority {
+                return Err(EngineError::invalid("EvalPriority", format!("eval priority must be between [1, {max_priority}]")));
+            }
+        }
+        let eval = new_eval(&job.namespace, &job.id, job.job_type, req.eval_priority.unwrap_or(job.priority), triggers::JOB_REGISTER);
+        let eval_id = eval.id.clone();
+        let resp = self
+            .core
+            .propose(vec![Command::RegisterJob { job, eval: Some(eval), enforce_index: req.enforce_index }])
+            .await?;
+        match resp.results.first() {
+            Some(CommandResult::JobRegistered { job_modify_index, .. }) => Ok(RegisterJobReply {
+                eval_id,
+                eval_create_index: resp.index,
+                job_modify_index: *job_modify_index,
+                index: resp.index,
+                warnings: String::new(),
+            }),
+            Some(CommandResult::Refused { message }) => Err(EngineError::Conflict { message: message.clone() }),
+            other => Err(EngineError::Fatal { reason: format!("unexpected register result {other:?}") }),
+        }
+    }
+
+    async fn deregister_job(&self, namespace: &str, job_id: &str, purge: bool) -> Result<EvalReply, EngineError> {
+        self.leader_required()?;
+        let state = self.core.state();
+        let Some(job) = state.job(namespace, job_id) else {
+            return Err(EngineError::NotFound { kind: "job", id: job_id.to_string() });
+        };
+        let eval = new_eval(namespace, job_id, job.job_type, job.priority, triggers::JOB_DEREGISTER);
+        let eval_id = eval.id.clone();
+        let resp = self
+            .core
+            .propose(vec![Command::DeregisterJob { namespace: namespace.into(), job_id: job_id.into(), purge, eval }])
+            .await?;
+        Ok(EvalReply { eval_id, eval_create_index: resp.index, index: resp.index })
+    }
+
+    async fn evaluate_job(&self, namespace: &str, job_id: &str) -> Result<EvalReply, EngineError> {
+        self.leader_required()?;
+        let state = self.core.state();
+        let Some(job) = state.job(namespace, job_id) else {
+            return Err(EngineError::NotFound { kind: "job", id: job_id.to_string() });
+        };
+        let eval = new_eval(namespace, job_id, job.job_type, job.priority, triggers::JOB_REGISTER);
+        let eval_id = eval.id.clone();
+        let resp = self.core.propose(vec![Command::UpsertEvals { evals: vec![eval] }]).await?;
+        Ok(EvalReply { eval_id, eval_create_index: resp.index, index: resp.index })
+    }
+
+    async fn plan_job(&self, mut job: Job) -> Result<PlanReply, EngineError> {
+        let state = self.core.state();
+        let existing = state.job(&job.namespace, &job.id).cloned();
+        let diff_type = match &existing {
+            None => "Added",
+            Some(cur) if cur.spec_changed(&job) => "Edited",
+            Some(_) => "None",
+        };
+        let mut planned = (*state).clone();
+        match &existing {
+            Some(cur) if !cur.spec_changed(&job) => job = cur.clone(),
+            Some(cur) => {
+                job.version = cur.version + 1;
+                job.create_index = cur.create_index;
+                job.job_modify_index = cur.job_modify_index;
+            }
+            None => {}
+        }
+        planned.jobs.insert((job.namespace.clone(), job.id.clone()), Arc::new(job.clone()));
+        let mut eval: Evaluation = new_eval(&job.namespace, &job.id, job.job_type, job.priority, triggers::JOB_REGISTER);
+        eval.status = EvalStatus::Pending;
+        let mut env = SchedEnv::for_eval(&eval.id, now_unix_ns(), state.scheduler_config.clone());
+        let outcome = sched::process(&planned, &eval, &mut env)
+            .map_err(|e| EngineError::invalid("job", e.to_string()))?;
+        Ok(PlanReply {
+            job_modify_index: existing.map_or(0, |j| j.job_modify_index),
+            plan: outcome.plan.clone(),
+            outcome,
+            diff_type: diff_type.to_string(),
+            index: state.index,
+        })
+    }
+
+    async fn client_request(&self, req: ClientRequest) -> ClientResponse {
+        let owner = match &req {
+            ClientRequest::Hello { .. } => self.core.id,
+            ClientRequest::Register { node } => self.core.shared.node_shard(&node.id),
+            ClientRequest::Heartbeat { node_id, .. }
+            | ClientRequest::GetAllocs { node_id, .. }
+            | ClientRequest::UpdateAllocs { node_id, .. } => self.core.shared.node_shard(node_id),
+        };
+        if owner == self.core.id {
+            return super::client::handle_owned(&self.core, req).await;
+        }
+        let (reply, rx) = oneshot::channel();
+        if self.core.shared.shard_txs[owner].try_send(ShardMsg::Client { req, reply }).is_err() {
+            return ClientResponse::Error {
+                code: "overloaded".into(),
+                message: format!("shard {owner} inbox is full ({SHARD_INBOX_MAX})"),
+            };
+        }
+        rx.await.unwrap_or(ClientResponse::Error { code: "shutting_down".into(), message: "server is shutting down".into() })
+    }
+
+    fn job_max_source_size(&self) -> usize {
+        self.core.shared.config.server.job_max_source_size_bytes as usize
+    }
+
+    fn job_priority_bounds(&self) -> (u16, u16) {
+        let s = &self.core.shared.config.server;
+        (s.job_default_priority.min(u16::MAX as u32) as u16, s.job_max_priority.min(u16::MAX as u32) as u16)
+    }
+}
+

@@ -1,0 +1,88 @@
+//! Typed messages between cores, and the state every core shares read-only.
+
+use std::sync::{Arc, RwLock};
+
+use sched::structs::{Evaluation, NodeStatus, Plan, PlanResult};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::api::ClusterStatus;
+use crate::client_proto::{ClientRequest, ClientResponse};
+use crate::config::AgentConfig;
+use crate::error::EngineError;
+use crate::raft::ApplyResponse;
+use crate::state::{ClusterState, Command};
+
+/// Requests the Raft core accepts.
+pub enum RaftRequest {
+    /// Commit these commands (batched with others into one entry).
+    Write { commands: Vec<Command>, reply: oneshot::Sender<Result<ApplyResponse, EngineError>> },
+    /// Verify and commit a plan; `evals` commit with it only if every placement fits.
+    Plan { plan: Plan, evals: Vec<Evaluation>, reply: oneshot::Sender<Result<PlanResult, EngineError>> },
+}
+
+/// Messages a shard accepts.
+pub enum ShardMsg {
+    /// A client request for a node this shard owns.
+    Client { req: ClientRequest, reply: oneshot::Sender<ClientResponse> },
+    /// Pending evaluations of jobs this shard owns.
+    Enqueue(Vec<Evaluation>),
+    /// Blocked evaluations of jobs this shard owns.
+    Block(Vec<Evaluation>),
+    /// Capacity appeared somewhere: blocked evaluations may now fit.
+    CapacityFreed,
+    /// A node this shard owns changed status.
+    NodeChanged { node_id: String, status: NodeStatus },
+    /// This server gained or lost leadership.
+    Leadership { is_leader: bool },
+    /// Stop serving.
+    Stop,
+}
+
+/// Depth of each shard's inbox.
+pub const SHARD_INBOX_MAX: usize = 65_536;
+/// Depth of the Raft core's inbox.
+pub const RAFT_INBOX_MAX: usize = 65_536;
+
+/// What every core may read: configuration, the published view, leadership, and the
+/// senders of every inbox.
+pub struct Shared {
+    pub config: Arc<AgentConfig>,
+    pub shards: usize,
+    pub view: watch::Receiver<Arc<ClusterState>>,
+    pub raft_tx: mpsc::Sender<RaftRequest>,
+    pub shard_txs: Vec<mpsc::Sender<ShardMsg>>,
+    pub status: RwLock<ClusterStatus>,
+    pub http_addr: String,
+    pub rpc_addr: String,
+}
+
+impl Shared {
+    /// Returns the shard that owns a node.
+    pub fn node_shard(&self, node_id: &str) -> usize {
+        (fnv(node_id.as_bytes()) % self.shards as u64) as usize
+    }
+
+    /// Returns the shard that owns a job and its evaluations.
+    pub fn job_shard(&self, namespace: &str, job_id: &str) -> usize {
+        let mut bytes = Vec::with_capacity(namespace.len() + job_id.len() + 1);
+        bytes.extend_from_slice(namespace.as_bytes());
+        bytes.push(0);
+        bytes.extend_from_slice(job_id.as_bytes());
+        (fnv(&bytes) % self.shards as u64) as usize
+    }
+
+    /// Returns the latest published state.
+    pub fn state(&self) -> Arc<ClusterState> {
+        self.view.borrow().clone()
+    }
+}
+
+/// FNV-1a: a stable hash, so ownership does not change between releases or restarts.
+pub fn fnv(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}

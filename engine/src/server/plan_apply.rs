@@ -1,0 +1,289 @@
+//! Plan verification on the Raft core: re-checks a scheduler's plan against the latest
+//! committed state plus the plans already accepted into entries still in flight.
+//!
+//! Schedulers plan optimistically against a view that may be stale; this is where two plans
+//! that both wanted the last free memory on a node are told apart. A node whose part of a
+//! plan no longer fits is rejected as a whole; the scheduler retries with a fresher view.
+
+// PERF-CRITICAL: every placement passes through here on the leader's Raft core.
+
+use std::collections::{HashMap, HashSet};
+
+use sched::structs::{Allocation, Plan, Resources};
+use sched::StateView;
+
+use crate::state::{ClusterState, PlanApply};
+
+/// Usage added by accepted plans whose entries are not applied yet, per node.
+#[derive(Default, Clone, Debug)]
+pub struct PendingUsage {
+    pub resources: HashMap<String, Resources>,
+    pub ports: HashMap<String, HashSet<u16>>,
+}
+
+impl PendingUsage {
+    /// Adds another pending set to this one.
+    pub fn merge(&mut self, other: &PendingUsage) {
+        for (node, r) in &other.resources {
+            let e = self.resources.entry(node.clone()).or_default();
+            *e = e.add(r);
+        }
+        for (node, ports) in &other.ports {
+            self.ports.entry(node.clone()).or_default().extend(ports.iter().copied());
+        }
+    }
+}
+
+/// What verification decided for one plan.
+#[derive(Debug, Default)]
+pub struct Verdict {
+    pub accepted: PlanApply,
+    pub rejected_nodes: Vec<String>,
+    /// Usage the accepted part adds (to count against later plans in flight).
+    pub added: PendingUsage,
+}
+
+impl Default for PlanApply {
+    fn default() -> Self {
+        PlanApply { eval_id: String::new(), updates: Vec::new(), placements: Vec::new() }
+    }
+}
+
+/// Verifies `plan` against `state` plus `pending`.
+pub fn verify_plan(state: &ClusterState, plan: &Plan, pending: &PendingUsage) -> Verdict {
+    let mut verdict = Verdict {
+        accepted: PlanApply { eval_id: plan.eval_id.clone(), ..PlanApply::default() },
+        ..Verdict::default()
+    };
+    let mut nodes: Vec<&String> = plan.node_update.keys().chain(plan.node_allocation.keys()).collect();
+    nodes.sort();
+    nodes.dedup();
+    for node_id in nodes {
+        let updates: &[Allocation] = plan.node_update.get(node_id).map_or(&[], |v| v.as_slice());
+        let placements: &[Allocation] =
+            plan.node_allocation.get(node_id).map_or(&[], |v| v.as_slice());
+        match verify_node(state, node_id, updates, placements, pending) {
+            Some(added) => {
+                verdict.accepted.updates.extend(updates.iter().cloned());
+                verdict.accepted.placements.extend(placements.iter().cloned());
+                if added.0 != Resources::default() {
+                    verdict.added.resources.insert(node_id.clone(), added.0);
+                }
+                if !added.1.is_empty() {
+                    verdict.added.ports.insert(node_id.clone(), added.1);
+                }
+            }
+            None => verdict.rejected_nodes.push(node_id.clone()),
+        }
+    }
+    if plan.all_at_once && !verdict.rejected_nodes.is_empty() {
+        let mut all: Vec<String> = plan.node_allocation.keys().cloned().collect();
+        all.sort();
+        return Verdict {
+            accepted: PlanApply { eval_id: plan.eval_id.clone(), ..PlanApply::default() },
+            rejected_nodes: all,
+            added: PendingUsage::default(),
+        };
+    }
+    verdict
+}
+
+/// Checks one node's part of a plan. Returns the usage and ports it adds when it fits.
+fn verify_node(
+    state: &ClusterState,
+    node_id: &str,
+    updates: &[Allocation],
+    placements: &[Allocation],
+    pending: &PendingUsage,
+) -> Option<(Resources, HashSet<u16>)> {
+    if placements.is_empty() {
+        // Stopping allocations always fits.
+        return Some((Resources::default(), HashSet::new()));
+    }
+    let node = state.node(node_id)?;
+    let stopping: HashSet<&str> = updates.iter().map(|a| a.id.as_str()).collect();
+    let replaced: HashSet<&str> = placements.iter().map(|a| a.id.as_str()).collect();
+    // Start from the usage table and take out what this plan stops or replaces, so the
+    // common case costs O(plan) and not O(allocations on the node).
+    let mut used = state.node_usage(node_id);
+    for id in stopping.union(&replaced) {
+        if let Some(a) = state.allocs.get(*id) {
+            if a.node_id == node_id && !a.is_terminal() {
+                used = used.sub(&a.resources);
+            }
+        }
+    }
+    let mut ports: HashSet<u16> = pending.ports.get(node_id).cloned().unwrap_or_default();
+    if placements.iter().any(|a| !a.ports.is_empty()) {
+        for alloc in state.allocs_by_node(node_id) {
+            if alloc.is_terminal()
+                || stopping.contains(alloc.id.as_str())
+                || replaced.contains(alloc.id.as_str())
+            {
+                continue;
+            }
+            ports.extend(alloc.ports.iter().map(|(_, p)| *p));
+        }
+    }
+    if let Some(extra) = pending.resources.get(node_id) {
+        used = used.add(extra);
+    }
+    let mut added = Resources::default();
+    let mut added_ports = HashSet::new();
+    for alloc in placements {
+        let existing = state.allocs.get(&alloc.id);
+        let is_new = existing.is_none_or(|a| a.node_id != alloc.node_id);
+        if is_new && !node.ready_for_placement() {
+            return None;
+        }
+        for (_, port) in &alloc.ports {
+            if !ports.insert(*port) {
+                return None;
+            }
+            added_ports.insert(*port);
+        }
+        added = added.add(&alloc.resources);
+    }
+    let capacity = node.schedulable();
+    if used.add(&added).exceeds(&capacity).is_some() {
+        return None;
+    }
+    Some((added, added_ports))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sched::structs::*;
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    fn node(id: &str, cpu: u64, mem: u64) -> Node {
+        Node {
+            id: id.into(),
+            secret_id: "s".into(),
+            name: id.into(),
+            datacenter: "dc1".into(),
+            node_class: String::new(),
+            node_pool: "default".into(),
+            http_addr: String::new(),
+            attributes: BTreeMap::new(),
+            meta: BTreeMap::new(),
+            resources: Resources { cpu_mhz: cpu, memory_mb: mem, memory_max_mb: 0, disk_mb: 10_000 },
+            reserved: Resources::default(),
+            status: NodeStatus::Ready,
+            status_description: String::new(),
+            eligible: true,
+            drain: None,
+            drivers: vec![],
+            events: vec![],
+            status_updated_at_unix_s: 0,
+            create_index: 1,
+            modify_index: 1,
+        }
+    }
+
+    fn alloc(id: &str, node: &str, cpu: u64, mem: u64) -> Allocation {
+        Allocation {
+            id: id.into(),
+            namespace: "default".into(),
+            eval_id: "e".into(),
+            name: format!("j.g[{id}]"),
+            node_id: node.into(),
+            node_name: node.into(),
+            job_id: "j".into(),
+            job_version: 0,
+            task_group: "g".into(),
+            resources: Resources { cpu_mhz: cpu, memory_mb: mem, memory_max_mb: 0, disk_mb: 0 },
+            ports: vec![],
+            desired_status: DesiredStatus::Run,
+            desired_description: String::new(),
+            client_status: ClientStatus::Pending,
+            client_description: String::new(),
+            task_states: BTreeMap::new(),
+            previous_allocation: String::new(),
+            next_allocation: String::new(),
+            followup_eval_id: String::new(),
+            metrics: AllocMetric::default(),
+            create_index: 0,
+            modify_index: 0,
+            alloc_modify_index: 0,
+            create_time_ns: 0,
+            modify_time_ns: 0,
+        }
+    }
+
+    fn plan(placements: Vec<Allocation>) -> Plan {
+        let mut p = Plan { eval_id: "e".into(), ..Plan::default() };
+        for a in placements {
+            p.node_allocation.entry(a.node_id.clone()).or_default().push(a);
+        }
+        p
+    }
+
+    fn state() -> ClusterState {
+        let mut s = ClusterState::new(6);
+        s.nodes.insert("n1".into(), Arc::new(node("n1", 1000, 1000)));
+        s.nodes.insert("n2".into(), Arc::new(node("n2", 1000, 1000)));
+        s
+    }
+
+    #[test]
+    fn a_plan_that_fits_is_accepted_whole() {
+        let s = state();
+        let v = verify_plan(&s, &plan(vec![alloc("a", "n1", 500, 500), alloc("b", "n2", 500, 500)]), &PendingUsage::default());
+        assert!(v.rejected_nodes.is_empty());
+        assert_eq!(v.accepted.placements.len(), 2);
+    }
+
+    #[test]
+    fn a_node_that_filled_up_meanwhile_is_rejected() {
+        let mut s = state();
+        s.put_alloc(alloc("old", "n1", 800, 100));
+        let v = verify_plan(&s, &plan(vec![alloc("a", "n1", 500, 500), alloc("b", "n2", 500, 500)]), &PendingUsage::default());
+        assert_eq!(v.rejected_nodes, vec!["n1".to_string()]);
+        assert_eq!(v.accepted.placements.len(), 1);
+        assert_eq!(v.accepted.placements[0].node_id, "n2");
+    }
+
+    #[test]
+    fn pending_usage_of_plans_in_flight_counts() {
+        let s = state();
+        let first = verify_plan(&s, &plan(vec![alloc("a", "n1", 600, 100)]), &PendingUsage::default());
+        let second = verify_plan(&s, &plan(vec![alloc("b", "n1", 600, 100)]), &first.added);
+        assert_eq!(second.rejected_nodes, vec!["n1".to_string()]);
+    }
+
+    #[test]
+    fn port_collisions_are_rejected() {
+        let mut s = state();
+        let mut old = alloc("old", "n1", 1, 1);
+        old.ports = vec![("http".into(), 8080)];
+        s.put_alloc(old);
+        let mut new = alloc("a", "n1", 1, 1);
+        new.ports = vec![("http".into(), 8080)];
+        let v = verify_plan(&s, &plan(vec![new]), &PendingUsage::default());
+        assert_eq!(v.rejected_nodes, vec!["n1".to_string()]);
+    }
+
+    #[test]
+    fn all_at_once_rejects_everything_on_any_failure() {
+        let mut s = state();
+        s.put_alloc(alloc("old", "n1", 800, 100));
+        let mut p = plan(vec![alloc("a", "n1", 500, 500), alloc("b", "n2", 500, 500)]);
+        p.all_at_once = true;
+        let v = verify_plan(&s, &p, &PendingUsage::default());
+        assert!(v.accepted.placements.is_empty());
+        assert_eq!(v.rejected_nodes.len(), 2);
+    }
+
+    #[test]
+    fn down_nodes_take_no_new_allocations() {
+        let mut s = state();
+        let mut n = node("n1", 1000, 1000);
+        n.status = NodeStatus::Down;
+        s.nodes.insert("n1".into(), Arc::new(n));
+        let v = verify_plan(&s, &plan(vec![alloc("a", "n1", 1, 1)]), &PendingUsage::default());
+        assert_eq!(v.rejected_nodes, vec!["n1".to_string()]);
+    }
+}

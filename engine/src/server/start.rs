@@ -1,0 +1,259 @@
+//! Starting and stopping the cores.
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use glommio::{LocalExecutorBuilder, Placement};
+use openraft::{BasicNode, Config, SnapshotPolicy};
+use storage::{LogStore, SnapshotStore};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::handle::Handle;
+use super::leader::{snapshot_timer, watch_leadership, Router};
+use super::messages::{ShardMsg, Shared, RAFT_INBOX_MAX, SHARD_INBOX_MAX};
+use super::proposer::Proposer;
+use super::shard::{inbox_loop, ShardCore};
+use super::worker::worker_loop;
+use crate::api::ClusterStatus;
+use crate::config::AgentConfig;
+use crate::error::EngineError;
+use crate::raft::log_storage::LogStorage;
+use crate::raft::network::{NetworkFactory, NoPeers};
+use crate::raft::state_machine::StateMachine;
+use crate::raft::Raft;
+use crate::state::ClusterState;
+
+/// Called once on every shard core after it is ready, to start the transports there.
+pub type ShardInit = Arc<dyn Fn(Handle) + Send + Sync>;
+
+/// Locked memory each executor needs for its io_uring rings.
+const EXECUTOR_IO_MEMORY: usize = 512 << 10;
+const SERVER_ID_KEY: &str = "server.id";
+
+/// A started server. Dropping it does not stop it; call `stop`.
+pub struct RunningServer {
+    pub shared: Arc<Shared>,
+    executors: Vec<glommio::ExecutorJoinHandle<()>>,
+    raft_stop: Option<oneshot::Sender<()>>,
+    store: LogStore,
+    pub server_id: u64,
+}
+
+impl RunningServer {
+    /// Stops the shards, then the Raft core, then the storage thread, and waits for all.
+    pub fn stop(mut self) {
+        for tx in &self.shared.shard_txs {
+            let _ = tx.try_send(ShardMsg::Stop);
+        }
+        let raft = self.executors.pop();
+        for ex in self.executors.drain(..) {
+            let _ = ex.join();
+        }
+        if let Some(stop) = self.raft_stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(raft) = raft {
+            let _ = raft.join();
+        }
+        let _ = self.store.close();
+    }
+}
+
+/// Raises the soft locked-memory limit to the hard limit; glommio needs it for io_uring.
+fn raise_memlock(executors: usize) -> Result<(), EngineError> {
+    let needed = (executors * EXECUTOR_IO_MEMORY * 2) as u64;
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) != 0 {
+            return Ok(());
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim);
+            libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim);
+        }
+        if lim.rlim_cur != libc::RLIM_INFINITY && lim.rlim_cur < needed {
+            return Err(EngineError::Fatal {
+                reason: format!(
+                    "locked memory limit is {} bytes but {executors} executors need {needed}; raise it with `ulimit -l`",
+                    lim.rlim_cur
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Returns the directory the server keeps its Raft data in.
+pub fn raft_dir(config: &AgentConfig) -> PathBuf {
+    let base = config.server.data_dir.clone().unwrap_or_else(|| config.data_dir.join("server"));
+    base.join("raft")
+}
+
+fn server_id(store: &LogStore) -> Result<u64, EngineError> {
+    let fatal = |e: storage::StorageError| EngineError::Fatal { reason: e.to_string() };
+    if let Some(bytes) = store.get_meta_sync(SERVER_ID_KEY).map_err(fatal)? {
+        if let Ok(arr) = <[u8; 8]>::try_from(bytes.as_slice()) {
+            return Ok(u64::from_le_bytes(arr));
+        }
+    }
+    // Ids are random so servers never collide; 0 is avoided to keep it distinct from "unset".
+    let id = rand::random::<u64>().max(1) >> 1;
+    store.put_meta_sync(SERVER_ID_KEY, id.to_le_bytes().to_vec()).map_err(fatal)?;
+    Ok(id)
+}
+
+fn raft_config(config: &AgentConfig) -> Result<Config, EngineError> {
+    let s = &config.server;
+    let m = u64::from(s.raft_multiplier.max(1));
+    let cfg = Config {
+        cluster_name: config.region.clone(),
+        heartbeat_interval: 100 * m,
+        election_timeout_min: 500 * m,
+        election_timeout_max: 1000 * m,
+        max_payload_entries: 256,
+        snapshot_policy: SnapshotPolicy::Never,
+        max_in_snapshot_log_to_keep: s.raft_trailing_logs,
+        purge_batch_size: 256,
+        ..Config::default()
+    };
+    cfg.validate().map_err(|e| EngineError::invalid("server.raft_multiplier", e.to_string()))
+}
+
+/// Starts a server with `config`. Blocks until the Raft core is up (bounded by
+/// `server.start_timeout`), then returns while the cores keep running.
+pub fn start(config: AgentConfig, rpc_addr: String, http_addr: String, shard_init: ShardInit) -> Result<RunningServer, EngineError> {
+    let shards = config.shards.unwrap_or_else(crate::config::default_core_count).max(1);
+    raise_memlock(shards + 1)?;
+    let dir = raft_dir(&config);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| EngineError::Fatal { reason: format!("creating {}: {e}", dir.display()) })?;
+    let fatal = |e: storage::StorageError| EngineError::Fatal { reason: e.to_string() };
+    let store = LogStore::open(&dir).map_err(fatal)?;
+    let snapshots = Arc::new(SnapshotStore::open(&dir).map_err(fatal)?);
+    let id = server_id(&store)?;
+    let raft_cfg = Arc::new(raft_config(&config)?);
+
+    let (raft_tx, raft_rx) = mpsc::channel(RAFT_INBOX_MAX);
+    let mut shard_txs = Vec::new();
+    let mut shard_rxs = Vec::new();
+    for _ in 0..shards {
+        let (tx, rx) = mpsc::channel(SHARD_INBOX_MAX);
+        shard_txs.push(tx);
+        shard_rxs.push(rx);
+    }
+    let tracked = config.server.job_tracked_versions.max(1) as usize;
+    let (view_tx, view_rx) = watch::channel(Arc::new(ClusterState::new(tracked)));
+    let shared = Arc::new(Shared {
+        config: Arc::new(config),
+        shards,
+        view: view_rx,
+        raft_tx,
+        shard_txs: shard_txs.clone(),
+        status: RwLock::new(ClusterStatus::default()),
+        http_addr: http_addr.clone(),
+        rpc_addr: rpc_addr.clone(),
+    });
+    {
+        let mut st = shared.status.write().expect("fresh lock");
+        st.region = shared.config.region.clone();
+        st.datacenter = shared.config.datacenter.clone();
+        st.server_name = shared.config.name.clone();
+        st.server_id = id.to_string();
+        st.shards = shards;
+        st.http_addr = http_addr;
+        st.rpc_addr = rpc_addr.clone();
+    }
+
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let raft_shared = shared.clone();
+    let raft_store = store.clone();
+    let raft_executor = LocalExecutorBuilder::new(Placement::Unbound)
+        .name("drover-raft")
+        .io_memory(EXECUTOR_IO_MEMORY)
+        .spawn(move || async move {
+            let s = &raft_shared.config.server;
+            let is_leader = Rc::new(Cell::new(false));
+            let router = Rc::new(Router { view_tx, shard_txs, is_leader: is_leader.clone(), shards });
+            let sm = match StateMachine::open(snapshots, tracked, router) {
+                Ok(sm) => sm,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(format!("opening the state machine: {e}")));
+                    return;
+                }
+            };
+            let view = sm.view_cell();
+            let network = NetworkFactory { transport: NoPeers };
+            let raft = match Raft::new(id, raft_cfg, network, LogStorage::new(raft_store), sm).await {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(format!("starting raft: {e}")));
+                    return;
+                }
+            };
+            if !raft.is_initialized().await.unwrap_or(false) && s.bootstrap_expect <= 1 {
+                let members = BTreeMap::from([(id, BasicNode { addr: rpc_addr.clone() })]);
+                if let Err(e) = raft.initialize(members).await {
+                    let _ = ready_tx.send(Err(format!("bootstrapping raft: {e}")));
+                    return;
+                }
+                tracing::info!(server_id = id, "bootstrapped a single-server cluster");
+            }
+            glommio::spawn_local(watch_leadership(raft.clone(), raft_shared.clone(), is_leader, id)).detach();
+            glommio::spawn_local(snapshot_timer(raft.clone(), s.raft_snapshot_interval, s.raft_snapshot_threshold)).detach();
+            let _ = ready_tx.send(Ok(()));
+            let proposer = Proposer::new(raft.clone(), view);
+            futures_lite::future::or(proposer.run(raft_rx), async {
+                let _ = stop_rx.await;
+            })
+            .await;
+            if let Err(e) = raft.shutdown().await {
+                tracing::error!(error = %e, "raft shutdown");
+            }
+        })
+        .map_err(|e| EngineError::Fatal { reason: format!("starting the raft core: {e}") })?;
+
+    let start_timeout = shared.config.server.start_timeout;
+    let started = Instant::now();
+    match ready_rx.recv_timeout(start_timeout.max(Duration::from_millis(1))) {
+        Ok(Ok(())) => {}
+        Ok(Err(reason)) => return Err(EngineError::Fatal { reason }),
+        Err(_) => {
+            return Err(EngineError::Fatal {
+                reason: format!(
+                    "server setup did not finish within start_timeout ({start_timeout:?}); still pending: raft core start-up (log replay and state machine restore)"
+                ),
+            })
+        }
+    }
+    tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "raft core ready");
+
+    let workers_per_shard = shared.config.server.num_schedulers.div_ceil(shards);
+    let mut executors = Vec::new();
+    for (i, rx) in shard_rxs.into_iter().enumerate() {
+        let shared = shared.clone();
+        let init = shard_init.clone();
+        let ex = LocalExecutorBuilder::new(Placement::Unbound)
+            .name(&format!("drover-shard-{i}"))
+            .io_memory(EXECUTOR_IO_MEMORY)
+            .spawn(move || async move {
+                let core = ShardCore::new(i, shared);
+                glommio::spawn_local(core.clone().tick_loop()).detach();
+                for _ in 0..workers_per_shard {
+                    glommio::spawn_local(worker_loop(core.clone())).detach();
+                }
+                init(Handle::new(core.clone()));
+                inbox_loop(core, rx).await;
+            })
+            .map_err(|e| EngineError::Fatal { reason: format!("starting shard {i}: {e}") })?;
+        executors.push(ex);
+    }
+    executors.push(raft_executor);
+    Ok(RunningServer { shared, executors, raft_stop: Some(stop_tx), store, server_id: id })
+}
