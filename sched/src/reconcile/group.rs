@@ -123,7 +123,17 @@ pub fn reconcile_groups<'a>(
         }
 
         // Over count: drop the highest indexes first. Finished slots cost nothing and stay.
-        slots.sort_by_key(|(idx, _)| *idx);
+        // At equal index a running allocation sorts before a replacement, so duplicates lose
+        // their replacement first.
+        slots.sort_by_key(|(idx, slot)| {
+            let rank = match slot {
+                Slot::Done => 0,
+                Slot::Keep(_) => 1,
+                Slot::InPlace(_) => 2,
+                Slot::Replace { .. } => 3,
+            };
+            (*idx, rank)
+        });
         let count = tg.count as usize;
         let updates = out.updates.entry(tg.name.clone()).or_default();
         let mut i = slots.len();
