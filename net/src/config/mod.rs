@@ -5,7 +5,7 @@
 //! problem in every file is collected and returned together.
 
 pub(crate) mod tree;
-mod values;
+pub(crate) mod values;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -4,6 +4,10 @@
 //! `canonicalize` fills Nomad's defaults, `job_from_api` validates and converts to the internal
 //! `Job`, and `job_to_api` / `job_list_stub` produce the server output forms.
 
+mod canonical;
+mod convert;
+mod hcl;
+
 use std::fmt;
 
 use sched::structs::Job;
@@ -46,33 +50,39 @@ impl fmt::Display for JobspecError {
     }
 }
 
-/// Parses a Nomad HCL2 job file into Nomad's API JSON job form (not wrapped in `{"Job":..}`).
-pub fn parse_hcl(_src: &str) -> Result<serde_json::Value, JobspecError> {
-    Err(JobspecError {
-        errors: vec![FieldError { path: String::new(), line: None, message: "not ready".into() }],
-    })
+/// Parses a Nomad HCL2 job file into Nomad's API JSON job form (not wrapped in `{"Job":..}`),
+/// as `/v1/jobs/parse` with `Canonicalize: false` returns it: unset fields are null,
+/// durations are nanoseconds and `${...}` interpolations are left for the client.
+pub fn parse_hcl(src: &str) -> Result<serde_json::Value, JobspecError> {
+    hcl::parse(src)
 }
 
-/// Fills Nomad's canonical defaults into an API JSON job in place.
-pub fn canonicalize(_job: &mut serde_json::Value, _job_default_priority: u16) {}
+/// Fills Nomad's canonical defaults into an API JSON job in place; unset priorities become
+/// `job_default_priority`.
+pub fn canonicalize(job: &mut serde_json::Value, job_default_priority: u16) {
+    canonical::canonicalize(job, job_default_priority)
+}
 
-/// Validates a canonicalised API JSON job and converts it to the internal `Job`.
+/// Validates a canonicalised API JSON job and converts it to the internal `Job`, reporting
+/// every problem at once with its path (`Job.TaskGroups[web].Tasks[api].Driver`).
 /// `priority_bounds` is `(default, max)` of the server's job priority settings.
 pub fn job_from_api(
-    _job: &serde_json::Value,
-    _priority_bounds: (u16, u16),
+    job: &serde_json::Value,
+    priority_bounds: (u16, u16),
 ) -> Result<Job, JobspecError> {
-    Err(JobspecError {
-        errors: vec![FieldError { path: String::new(), line: None, message: "not ready".into() }],
-    })
+    convert::job_from_api(job, priority_bounds)
 }
 
-/// Renders a `Job` in the server output form (`GET /v1/job/:id`).
-pub fn job_to_api(_job: &Job) -> serde_json::Value {
-    serde_json::Value::Null
+/// Renders a `Job` in the server output form (`GET /v1/job/:id`): every field present,
+/// `Update` never null, unmodelled fields merged back from `extra_json`.
+pub fn job_to_api(job: &Job) -> serde_json::Value {
+    convert::job_to_api(job)
 }
 
 /// Renders a job list stub (`GET /v1/jobs`) with the given job summary JSON.
-pub fn job_list_stub(_job: &Job, _summary_json: serde_json::Value) -> serde_json::Value {
-    serde_json::Value::Null
+pub fn job_list_stub(job: &Job, summary_json: serde_json::Value) -> serde_json::Value {
+    convert::job_list_stub(job, summary_json)
 }
+
+#[cfg(test)]
+mod jobspec_test;
