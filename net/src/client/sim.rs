@@ -339,6 +339,12 @@ async fn send_updates(
                 }
             }
         }
+        Ok(ClientResponse::Error { code, message }) if code != "overloaded" => {
+            // The server looked at the updates and refused them; sending them again would get
+            // the same answer. The allocation shows up again in GetAllocs if it still matters.
+            SimStats::bump(&stats.errors, 1);
+            tracing::debug!(%node_id, %code, %message, "alloc update refused");
+        }
         outcome => {
             SimStats::bump(&stats.errors, 1);
             tracing::debug!(%node_id, ?outcome, "alloc update failed; retrying next batch");
