@@ -798,10 +798,13 @@ impl Reader {
     }
 }
 
-/// The non-null fields of `obj` not listed in `known`.
+/// The fields of `obj` not listed in `known`. Nulls, `false` and `""` are left out: the
+/// output form prints those by default, and leaving them out keeps a second conversion of
+/// the output identical to the first.
 fn extras(obj: &Map<String, Value>, known: &[&str]) -> Map<String, Value> {
+    let is_default = |v: &Value| v.is_null() || *v == Value::Bool(false) || *v == Value::from("");
     obj.iter()
-        .filter(|(k, v)| !v.is_null() && !known.iter().any(|f| f.eq_ignore_ascii_case(k)))
+        .filter(|(k, v)| !is_default(v) && !known.iter().any(|f| f.eq_ignore_ascii_case(k)))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }
