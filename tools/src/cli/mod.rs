@@ -5,6 +5,8 @@
 //! errors are printed to stderr as `Error <doing what>: <server message>` and exit 1.
 
 pub mod alloc;
+#[cfg(test)]
+mod cli_test;
 pub mod client;
 pub mod eval;
 pub mod format;
@@ -13,6 +15,8 @@ pub mod node;
 pub mod operator;
 pub mod resolve;
 pub mod server;
+#[cfg(test)]
+mod test_server;
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
