@@ -541,10 +541,13 @@ fn read_last_purged(
     Ok(Some((index, term)))
 }
 
+/// The first stored index and the last stored (index, term).
+type StoredExtent = (Option<u64>, Option<(u64, u64)>);
+
 /// Returns the first index and the last (index, term) stored in the log table.
 fn stored_extent(
     log: &impl ReadableTable<u64, &'static [u8]>,
-) -> Result<(Option<u64>, Option<(u64, u64)>), StorageError> {
+) -> Result<StoredExtent, StorageError> {
     let first = log
         .first()
         .map_err(|e| StorageError::db("read bounds", e))?;
