@@ -1,8 +1,20 @@
 //! `drover agent`: starts a server (and, in dev mode, simulated client nodes).
 
+use std::net::{SocketAddr, TcpListener as StdListener};
 use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
+use anyhow::{bail, Context};
 use clap::Args;
+use engine::config::AgentConfig;
+use engine::server::{start, Handle, ShardInit};
+use glommio::{LocalExecutorBuilder, Placement};
+use net::client::sim::{run_sim_nodes, SimNodeSpec, SimStats};
+use net::http::{serve_http, HttpLimits};
+use net::rpc::serve_rpc;
 
 /// Flags of `drover agent`, shaped like Nomad's.
 #[derive(Args, Debug, Clone, Default)]
@@ -48,8 +60,192 @@ pub struct AgentArgs {
     pub log_json: bool,
 }
 
+/// Simulated client nodes a dev agent starts when `-dev-nodes` is not given.
+pub const DEV_NODES_DEFAULT: usize = 3;
+
+/// Builds the agent configuration from defaults, config files and flags, in that order.
+pub fn resolve_config(args: &AgentArgs) -> anyhow::Result<AgentConfig> {
+    let base = if args.dev { AgentConfig::dev() } else { AgentConfig::default() };
+    let mut config = if args.config.is_empty() {
+        base
+    } else {
+        net::config::load_agent_config(&args.config, base)
+            .map_err(|errors| anyhow::anyhow!("invalid agent configuration:\n{errors}"))?
+    };
+    if let Some(dir) = &args.data_dir {
+        config.data_dir = dir.clone();
+    }
+    if let Some(bind) = &args.bind {
+        config.bind_addr = bind.clone();
+    }
+    if let Some(shards) = args.shards {
+        config.shards = Some(shards);
+    }
+    if let Some(region) = &args.region {
+        config.region = region.clone();
+    }
+    if let Some(dc) = &args.dc {
+        config.datacenter = dc.clone();
+    }
+    if let Some(node) = &args.node {
+        config.name = node.clone();
+    }
+    if args.server {
+        config.server.enabled = true;
+    }
+    if let Some(n) = args.bootstrap_expect {
+        config.server.bootstrap_expect = n;
+    }
+    if let Some(level) = &args.log_level {
+        config.log_level = level.clone();
+    }
+    if args.log_json {
+        config.log_json = true;
+    }
+    if config.name.is_empty() {
+        config.name = hostname();
+    }
+    let problems = config.validate();
+    if !problems.is_empty() {
+        let lines: Vec<String> = problems.iter().map(|(path, msg)| format!("{path}: {msg}")).collect();
+        bail!("invalid agent configuration:\n{}", lines.join("\n"));
+    }
+    if !config.server.enabled {
+        bail!("this agent runs servers only: set `server {{ enabled = true }}` or pass -server or -dev");
+    }
+    Ok(config)
+}
+
+fn init_logging(config: &AgentConfig) -> anyhow::Result<()> {
+    let level = config.log_level.to_ascii_lowercase();
+    let filter = tracing_subscriber::EnvFilter::try_new(format!("{level},openraft=warn"))
+        .with_context(|| format!("log_level: {} is not a level", config.log_level))?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let result = if config.log_json { builder.json().try_init() } else { builder.try_init() };
+    // A second agent in the same process (tests) keeps the first subscriber.
+    let _ = result;
+    Ok(())
+}
+
+/// Returns the address a listener binds, failing clearly when another process holds it.
+/// glommio listeners set SO_REUSEPORT, which would silently share a port with another
+/// drover; a plain bind first makes that a start-up error instead.
+fn check_free(bind: &str, port: u16, what: &str) -> anyhow::Result<SocketAddr> {
+    let addr: SocketAddr = format!("{bind}:{port}")
+        .parse()
+        .with_context(|| format!("bind_addr: {bind:?} is not an IP address"))?;
+    StdListener::bind(addr).with_context(|| format!("ports.{what}: cannot listen on {addr}"))?;
+    Ok(addr)
+}
+
+fn advertised(bind: SocketAddr, advertise: &Option<String>) -> String {
+    match advertise {
+        Some(a) if a.contains(':') => a.clone(),
+        Some(a) => format!("{a}:{}", bind.port()),
+        None if bind.ip().is_unspecified() => format!("127.0.0.1:{}", bind.port()),
+        None => bind.to_string(),
+    }
+}
+
 /// Runs the agent until it is interrupted.
 pub fn run(args: AgentArgs) -> anyhow::Result<()> {
-    let _ = args;
-    anyhow::bail!("the agent runtime is not assembled in this build")
+    let config = resolve_config(&args)?;
+    init_logging(&config)?;
+    let http_bind = check_free(&config.bind_addr, config.ports.http, "http")?;
+    let rpc_bind = check_free(&config.bind_addr, config.ports.rpc, "rpc")?;
+    let http_addr = advertised(http_bind, &config.advertise.http);
+    let rpc_addr = advertised(rpc_bind, &config.advertise.rpc);
+    let limits = HttpLimits {
+        body_bytes_max: HttpLimits::default().body_bytes_max.max(config.server.job_max_source_size_bytes as usize * 2),
+        ..HttpLimits::default()
+    };
+    let init: ShardInit = Arc::new(move |handle: Handle| {
+        let shard = handle.shard_id();
+        match glommio::net::TcpListener::bind(http_bind) {
+            Ok(listener) => {
+                let h = handle.clone();
+                let limits = limits.clone();
+                glommio::spawn_local(async move {
+                    if let Err(e) = serve_http(listener, h, limits, std::future::pending()).await {
+                        tracing::error!(shard, error = %e, "http listener stopped");
+                    }
+                })
+                .detach();
+            }
+            Err(e) => tracing::error!(shard, error = %e, addr = %http_bind, "cannot listen for http"),
+        }
+        match glommio::net::TcpListener::bind(rpc_bind) {
+            Ok(listener) => {
+                glommio::spawn_local(serve_rpc(listener, handle, std::future::pending())).detach();
+            }
+            Err(e) => tracing::error!(shard, error = %e, addr = %rpc_bind, "cannot listen for rpc"),
+        }
+    });
+    let server = start(config.clone(), rpc_addr.clone(), http_addr.clone(), init)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    tracing::info!(
+        region = %config.region,
+        datacenter = %config.datacenter,
+        data_dir = %config.data_dir.display(),
+        shards = server.shared.shards,
+        http = %http_addr,
+        rpc = %rpc_addr,
+        server_id = server.server_id,
+        "drover agent started"
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let dev_nodes = if args.dev { args.dev_nodes.unwrap_or(DEV_NODES_DEFAULT) } else { args.dev_nodes.unwrap_or(0) };
+    let sim = if dev_nodes > 0 { Some(start_dev_nodes(dev_nodes, rpc_bind, &config, stop.clone())?) } else { None };
+    signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    tracing::info!("stopping");
+    if let Some(sim) = sim {
+        let _ = sim.join();
+    }
+    server.stop();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn start_dev_nodes(
+    count: usize,
+    rpc: SocketAddr,
+    config: &AgentConfig,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<glommio::ExecutorJoinHandle<()>> {
+    let rpc = if rpc.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], rpc.port())) } else { rpc };
+    let spec = SimNodeSpec {
+        count,
+        datacenter: config.datacenter.clone(),
+        name_prefix: format!("{}-dev-node", config.name),
+        ..SimNodeSpec::default()
+    };
+    LocalExecutorBuilder::new(Placement::Unbound)
+        .name("drover-dev-nodes")
+        .io_memory(512 << 10)
+        .spawn(move || async move {
+            let stats = Rc::new(SimStats::new());
+            let stopped = async move {
+                while !stop.load(Ordering::Relaxed) {
+                    glommio::timer::sleep(Duration::from_millis(100)).await;
+                }
+            };
+            run_sim_nodes(rpc, spec, 1, stats, stopped).await;
+        })
+        .map_err(|e| anyhow::anyhow!("starting the simulated dev nodes: {e}"))
+}
+
+/// Returns this machine's host name, Nomad's default node name.
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer outlives the call and its length is passed.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "drover".to_string();
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
 }
