@@ -1,0 +1,236 @@
+//! `drover-loadgen`: drives a server with a simulated fleet and reports one JSON line.
+//!
+//! Scenarios: `place` (register nodes, submit jobs over HTTP, time until every allocation is
+//! placed and running as the simulated nodes see it) and `heartbeats` (hold a fleet on the
+//! heartbeat path and measure rate, latency and false node-downs). Start at `run`.
+
+mod http;
+mod scenario;
+
+use std::io::IsTerminal;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use clap::{Parser, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::Value;
+
+/// How long the reachability checks wait for the server.
+const PREFLIGHT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What to measure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// Register nodes, submit jobs, wait until every allocation is placed and running.
+    Place,
+    /// Keep nodes heartbeating for a while; report rate, latency and false node-downs.
+    Heartbeats,
+}
+
+impl Scenario {
+    fn as_str(&self) -> &'static str {
+        match self {
+            Scenario::Place => "place",
+            Scenario::Heartbeats => "heartbeats",
+        }
+    }
+}
+
+/// Flags of `drover-loadgen` (Nomad style: `-nodes 100` and `--nodes 100` both work).
+#[derive(Parser, Debug, Clone)]
+#[command(name = "drover-loadgen", about = "Load generator for a drover server")]
+pub struct LoadgenArgs {
+    /// HTTP address of the server.
+    #[arg(long = "http", default_value = "http://127.0.0.1:4646")]
+    pub http: String,
+    /// RPC address (host:port) of the server, for the simulated nodes.
+    #[arg(long = "rpc", default_value = "127.0.0.1:4647")]
+    pub rpc: String,
+    /// Simulated client nodes.
+    #[arg(long = "nodes", default_value_t = 100)]
+    pub nodes: usize,
+    /// Service jobs to submit (place).
+    #[arg(long = "jobs", default_value_t = 10)]
+    pub jobs: usize,
+    /// Task group count of every job (place).
+    #[arg(long = "count", default_value_t = 10)]
+    pub count: u64,
+    /// CPU (MHz) asked by each task.
+    #[arg(long = "cpu", default_value_t = 50)]
+    pub cpu: u64,
+    /// Memory (MB) asked by each task.
+    #[arg(long = "memory", default_value_t = 32)]
+    pub memory: u64,
+    /// CPU (MHz) of each simulated node.
+    #[arg(long = "node-cpu", default_value_t = 16000)]
+    pub node_cpu: u64,
+    /// Memory (MB) of each simulated node.
+    #[arg(long = "node-memory", default_value_t = 32768)]
+    pub node_memory: u64,
+    /// Parallel HTTP submitters (threads).
+    #[arg(long = "submitters", default_value_t = 4)]
+    pub submitters: usize,
+    /// Seed of the node ids; the same seed re-registers the same nodes.
+    #[arg(long = "seed", default_value_t = 1)]
+    pub seed: u64,
+    /// Client-protocol connections shared by the simulated nodes.
+    #[arg(long = "conns", default_value_t = 4)]
+    pub conns: usize,
+    /// How long the heartbeats scenario measures.
+    #[arg(long = "duration-secs", default_value_t = 30)]
+    pub duration_secs: u64,
+    /// Gives up waiting (registration, placement) after this long.
+    #[arg(long = "timeout-secs", default_value_t = 600)]
+    pub timeout_secs: u64,
+    /// Datacenter of the simulated nodes and of the submitted jobs.
+    #[arg(long = "datacenter", default_value = "dc1")]
+    pub datacenter: String,
+    /// Scenario to run.
+    #[arg(value_enum)]
+    pub scenario: Scenario,
+}
+
+/// Rewrites Nomad-style single-dash long flags (`-nodes`) into clap's `--nodes`.
+pub fn nomad_style_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    args.into_iter()
+        .enumerate()
+        .map(|(position, arg)| {
+            let bytes = arg.as_bytes();
+            let single_dash_word = position > 0
+                && bytes.len() > 2
+                && bytes[0] == b'-'
+                && bytes[1].is_ascii_alphabetic();
+            if single_dash_word {
+                format!("-{arg}")
+            } else {
+                arg
+            }
+        })
+        .collect()
+}
+
+/// The outcome of a run: the final JSON line, and whether the scenario reached its goal.
+pub struct Report {
+    pub json: Value,
+    pub completed: bool,
+}
+
+/// Runs the scenario; errors when the server is unreachable or the arguments are unusable.
+pub fn run(args: LoadgenArgs) -> anyhow::Result<Report> {
+    validate(&args)?;
+    let rpc_addr = resolve_rpc(&args.rpc)?;
+    let http_base = args.http.trim_end_matches('/').to_string();
+    preflight(&http_base, rpc_addr)?;
+    raise_memlock_limit();
+    let scenario_args = args.clone();
+    let handle = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .io_memory(512 << 10)
+        .name("loadgen")
+        .spawn(move || async move {
+            scenario::run(scenario_args, http_base, rpc_addr).await
+        })
+        .map_err(|error| anyhow!("cannot start the load generator executor: {error}"))?;
+    handle.join().map_err(|error| anyhow!("load generator executor failed: {error}"))?
+}
+
+fn validate(args: &LoadgenArgs) -> anyhow::Result<()> {
+    if args.nodes == 0 {
+        anyhow::bail!("-nodes: must be at least 1");
+    }
+    if args.scenario == Scenario::Place && (args.jobs == 0 || args.count == 0) {
+        anyhow::bail!("-jobs and -count: must be at least 1 for the place scenario");
+    }
+    if args.scenario == Scenario::Heartbeats && args.duration_secs == 0 {
+        anyhow::bail!("-duration-secs: must be at least 1");
+    }
+    Ok(())
+}
+
+fn resolve_rpc(rpc: &str) -> anyhow::Result<SocketAddr> {
+    rpc.to_socket_addrs()
+        .with_context(|| format!("-rpc: cannot resolve {rpc:?} (expected host:port)"))?
+        .next()
+        .ok_or_else(|| anyhow!("-rpc: {rpc:?} resolves to no address"))
+}
+
+/// Fails with a clear message when either port of the server does not answer.
+fn preflight(http_base: &str, rpc_addr: SocketAddr) -> anyhow::Result<()> {
+    std::net::TcpStream::connect_timeout(&rpc_addr, PREFLIGHT_TIMEOUT)
+        .with_context(|| format!("server unreachable: cannot connect to the RPC port {rpc_addr}"))?;
+    http::agent(PREFLIGHT_TIMEOUT)
+        .get(&format!("{http_base}/v1/status/leader"))
+        .call()
+        .map_err(|error| anyhow!("server unreachable: GET {http_base}/v1/status/leader: {error}"))?;
+    Ok(())
+}
+
+/// Raises the locked-memory soft limit to the hard limit: glommio executors lock their I/O
+/// memory, and the default soft limit can be too small for it.
+fn raise_memlock_limit() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            let _ = libc::setrlimit(libc::RLIMIT_MEMLOCK, &limit);
+        }
+    }
+}
+
+/// Returns a progress bar on a terminal, a hidden one otherwise.
+fn progress(total: u64, what: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg:>12} [{elapsed_precise}] {wide_bar} {pos}/{len}")
+    {
+        bar.set_style(style);
+    }
+    bar.set_message(what.to_string());
+    bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str) -> LoadgenArgs {
+        let words = line.split_whitespace().map(String::from);
+        LoadgenArgs::try_parse_from(nomad_style_args(words)).expect("parse")
+    }
+
+    #[test]
+    fn single_dash_long_flags_parse_like_double_dash() {
+        let args = parse("drover-loadgen -nodes 7 --jobs 3 -node-cpu 900 -rpc 10.0.0.1:4647 place");
+        assert_eq!(args.nodes, 7);
+        assert_eq!(args.jobs, 3);
+        assert_eq!(args.node_cpu, 900);
+        assert_eq!(args.rpc, "10.0.0.1:4647");
+        assert_eq!(args.scenario, Scenario::Place);
+        assert_eq!(parse("x heartbeats").scenario, Scenario::Heartbeats);
+    }
+
+    #[test]
+    fn negative_numbers_and_short_flags_are_left_alone() {
+        let rewritten = nomad_style_args(["x", "-h", "-5", "-nodes"].map(String::from));
+        assert_eq!(rewritten, vec!["x", "-h", "-5", "--nodes"]);
+    }
+
+    #[test]
+    fn zero_nodes_is_refused_naming_the_flag() {
+        let error = validate(&parse("x -nodes 0 place")).expect_err("zero nodes");
+        assert!(error.to_string().contains("-nodes"));
+    }
+
+    #[test]
+    fn unreachable_server_is_a_clear_error() {
+        // Port 1 on loopback is closed on any sane test machine.
+        let addr: SocketAddr = "127.0.0.1:1".parse().expect("addr");
+        let error = preflight("http://127.0.0.1:1", addr).expect_err("unreachable");
+        assert!(error.to_string().contains("server unreachable"), "{error}");
+    }
+}

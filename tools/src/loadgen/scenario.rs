@@ -1,0 +1,210 @@
+//! The scenarios, run on the load generator's executor beside the simulated fleet.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use net::client::sim::{node_id_for, run_sim_nodes, SimNodeSpec, SimStats, SimStatsSnapshot};
+use net::rpc::StopSignal;
+use serde_json::{json, Value};
+
+use super::http::{count_down_nodes, start_submitters, JobShape, SubmitProgress};
+use super::{progress, LoadgenArgs, Report, Scenario};
+
+/// How often progress is sampled.
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+/// Time given to freshly registered nodes to report allocations they already hold, so that
+/// those are not counted as this run's placements.
+const BASELINE_SETTLE: Duration = Duration::from_millis(500);
+
+/// Runs the chosen scenario and returns its report.
+pub(super) async fn run(
+    args: LoadgenArgs,
+    http_base: String,
+    rpc_addr: SocketAddr,
+) -> anyhow::Result<Report> {
+    let spec = SimNodeSpec {
+        count: args.nodes,
+        datacenter: args.datacenter.clone(),
+        cpu_mhz: args.node_cpu,
+        memory_mb: args.node_memory,
+        name_prefix: format!("loadgen-{}", args.seed),
+        seed: args.seed,
+        ..SimNodeSpec::default()
+    };
+    let stats = Rc::new(SimStats::new());
+    let stop = StopSignal::new();
+    let fleet = {
+        let stop = stop.clone();
+        glommio::spawn_local(run_sim_nodes(rpc_addr, spec, args.conns, stats.clone(), async move {
+            stop.wait().await
+        }))
+    };
+    let timeout = Duration::from_secs(args.timeout_secs);
+    let started = Instant::now();
+    let registered = wait_registered(&stats, args.nodes as u64, timeout).await;
+    let seconds_to_register = started.elapsed().as_secs_f64();
+    let mut report = json!({
+        "scenario": args.scenario.as_str(),
+        "params": params(&args),
+        "nodes_registered": stats.snapshot().nodes_registered,
+        "seconds_to_register": seconds_to_register,
+    });
+    let completed = if !registered {
+        report["error"] = json!("timed out waiting for the nodes to register");
+        false
+    } else {
+        match args.scenario {
+            Scenario::Place => place(&args, &http_base, &stats, timeout, &mut report).await,
+            Scenario::Heartbeats => heartbeats(&args, &http_base, &stats, &mut report).await,
+        }
+    };
+    let last = stats.snapshot();
+    report["sim_errors"] = json!(last.errors);
+    report["reregistrations"] = json!(last.reregistrations);
+    stop.stop();
+    fleet.await;
+    Ok(Report { json: report, completed })
+}
+
+fn params(args: &LoadgenArgs) -> Value {
+    json!({
+        "http": args.http, "rpc": args.rpc, "nodes": args.nodes, "jobs": args.jobs,
+        "count": args.count, "cpu": args.cpu, "memory": args.memory, "node_cpu": args.node_cpu,
+        "node_memory": args.node_memory, "submitters": args.submitters, "seed": args.seed,
+        "conns": args.conns, "duration_secs": args.duration_secs,
+    })
+}
+
+async fn wait_registered(stats: &SimStats, nodes: u64, timeout: Duration) -> bool {
+    let bar = progress(nodes, "registering");
+    let deadline = Instant::now() + timeout;
+    loop {
+        let registered = stats.nodes_registered.get();
+        bar.set_position(registered);
+        if registered >= nodes {
+            bar.finish_and_clear();
+            return true;
+        }
+        if Instant::now() >= deadline {
+            bar.abandon();
+            return false;
+        }
+        glommio::timer::sleep(POLL_INTERVAL).await;
+    }
+}
+
+/// Submits the jobs and waits until every allocation is placed, then running.
+async fn place(
+    args: &LoadgenArgs,
+    http_base: &str,
+    stats: &SimStats,
+    timeout: Duration,
+    report: &mut Value,
+) -> bool {
+    glommio::timer::sleep(BASELINE_SETTLE).await;
+    let baseline = stats.snapshot();
+    let run_id = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    let shape = JobShape {
+        id_prefix: format!("loadgen-{}-{run_id}", args.seed),
+        datacenter: args.datacenter.clone(),
+        count: args.count,
+        cpu_mhz: args.cpu,
+        memory_mb: args.memory,
+    };
+    let target = args.jobs as u64 * args.count;
+    let submit = Arc::new(SubmitProgress::default());
+    let started = Instant::now();
+    let threads = start_submitters(http_base, &shape, args.jobs, args.submitters, submit.clone());
+    let bar = progress(target, "placing");
+    let deadline = started + timeout;
+    let mut seconds_to_all_placed = None;
+    let mut seconds_to_all_running = None;
+    let mut seconds_to_submit = None;
+    let submitters = threads.len();
+    while seconds_to_all_running.is_none() && Instant::now() < deadline {
+        let now = stats.snapshot();
+        let placed = now.allocs_placed_seen - baseline.allocs_placed_seen;
+        let running = now.allocs_running_seen - baseline.allocs_running_seen;
+        bar.set_position(placed.min(target));
+        let elapsed = started.elapsed().as_secs_f64();
+        if seconds_to_submit.is_none() && submit.threads_done.load(Ordering::Relaxed) == submitters
+        {
+            seconds_to_submit = Some(elapsed);
+        }
+        if seconds_to_all_placed.is_none() && placed >= target {
+            seconds_to_all_placed = Some(elapsed);
+        }
+        if running >= target {
+            seconds_to_all_running = Some(elapsed);
+        }
+        glommio::timer::sleep(POLL_INTERVAL).await;
+    }
+    bar.finish_and_clear();
+    let last = stats.snapshot();
+    report["allocs_expected"] = json!(target);
+    report["allocs_placed_seen"] = json!(last.allocs_placed_seen - baseline.allocs_placed_seen);
+    report["allocs_running_seen"] = json!(last.allocs_running_seen - baseline.allocs_running_seen);
+    report["jobs_submitted"] = json!(submit.submitted.load(Ordering::Relaxed));
+    report["jobs_failed"] = json!(submit.failed.load(Ordering::Relaxed));
+    if let Ok(first) = submit.first_error.lock() {
+        if let Some(error) = first.as_ref() {
+            report["first_submit_error"] = json!(error);
+        }
+    }
+    report["seconds_to_submit"] = json!(seconds_to_submit);
+    report["seconds_to_all_placed"] = json!(seconds_to_all_placed);
+    report["placements_per_second"] =
+        json!(seconds_to_all_placed.map(|seconds| target as f64 / seconds.max(1e-9)));
+    report["seconds_to_all_running"] = json!(seconds_to_all_running);
+    // Submitters finish on their own (each request has a timeout); do not block the executor.
+    drop(threads);
+    if seconds_to_all_running.is_none() {
+        report["error"] = json!("timed out before every allocation was running");
+        return false;
+    }
+    true
+}
+
+/// Holds the fleet on the heartbeat path for the configured duration.
+async fn heartbeats(
+    args: &LoadgenArgs,
+    http_base: &str,
+    stats: &SimStats,
+    report: &mut Value,
+) -> bool {
+    stats.reset_heartbeats();
+    let errors_before = stats.snapshot().errors;
+    let duration = Duration::from_secs(args.duration_secs);
+    let bar = progress(args.duration_secs, "heartbeats");
+    let started = Instant::now();
+    while started.elapsed() < duration {
+        bar.set_position(started.elapsed().as_secs());
+        glommio::timer::sleep(POLL_INTERVAL.max(Duration::from_millis(100))).await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let measured: SimStatsSnapshot = stats.snapshot();
+    let node_ids: Vec<String> = (0..args.nodes).map(|i| node_id_for(args.seed, i)).collect();
+    // A short blocking call on this executor; the fleet pauses for its duration only.
+    let down = count_down_nodes(http_base, &node_ids);
+    report["seconds_measured"] = json!(elapsed);
+    report["heartbeats"] = json!(measured.heartbeats_sent);
+    report["heartbeats_per_second"] = json!(measured.heartbeats_sent as f64 / elapsed);
+    report["heartbeat_p50_ms"] = json!(measured.heartbeat_p50_us as f64 / 1000.0);
+    report["heartbeat_p99_ms"] = json!(measured.heartbeat_p99_us as f64 / 1000.0);
+    report["heartbeat_errors"] = json!(measured.errors - errors_before);
+    match down {
+        Ok(down) => {
+            report["false_node_downs"] = json!(down);
+            true
+        }
+        Err(error) => {
+            report["false_node_downs"] = Value::Null;
+            report["error"] = json!(format!("cannot list nodes: {error}"));
+            false
+        }
+    }
+}
