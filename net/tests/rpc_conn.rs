@@ -115,7 +115,12 @@ fn pending_alloc(node_id: &str) -> Allocation {
         job_id: "web".into(),
         job_version: 0,
         task_group: "web".into(),
-        resources: Resources { cpu_mhz: 100, memory_mb: 64, memory_max_mb: 0, disk_mb: 0 },
+        resources: Resources {
+            cpu_mhz: 100,
+            memory_mb: 64,
+            memory_max_mb: 0,
+            disk_mb: 0,
+        },
         ports: Vec::new(),
         desired_status: DesiredStatus::Run,
         desired_description: String::new(),
@@ -141,11 +146,17 @@ impl FakeState {
     }
 
     fn known(&self, node_id: &str, secret_id: &str) -> bool {
-        self.nodes.borrow().get(node_id).is_some_and(|node| node.secret_id == secret_id)
+        self.nodes
+            .borrow()
+            .get(node_id)
+            .is_some_and(|node| node.secret_id == secret_id)
     }
 
     fn not_found() -> ClientResponse {
-        ClientResponse::Error { code: "node_not_found".into(), message: "unknown node".into() }
+        ClientResponse::Error {
+            code: "node_not_found".into(),
+            message: "unknown node".into(),
+        }
     }
 }
 
@@ -153,7 +164,9 @@ impl Cluster for FakeCluster {
     type View = EmptyView;
 
     fn view(&self) -> Rc<EmptyView> {
-        Rc::new(EmptyView { config: SchedulerConfig::default() })
+        Rc::new(EmptyView {
+            config: SchedulerConfig::default(),
+        })
     }
     async fn wait_for_index(&self, _: u64, _: Duration) -> Rc<EmptyView> {
         self.view()
@@ -183,7 +196,10 @@ impl Cluster for FakeCluster {
             },
             ClientRequest::Register { node } => {
                 let index = state.bump();
-                state.allocs.borrow_mut().insert(node.id.clone(), vec![pending_alloc(&node.id)]);
+                state
+                    .allocs
+                    .borrow_mut()
+                    .insert(node.id.clone(), vec![pending_alloc(&node.id)]);
                 state.nodes.borrow_mut().insert(node.id.clone(), node);
                 ClientResponse::Registered {
                     heartbeat_ttl_ms: HEARTBEAT_TTL_MS,
@@ -200,7 +216,12 @@ impl Cluster for FakeCluster {
                     leader_rpc_addr: String::new(),
                 }
             }
-            ClientRequest::GetAllocs { node_id, secret_id, min_index, max_wait_ms } => {
+            ClientRequest::GetAllocs {
+                node_id,
+                secret_id,
+                min_index,
+                max_wait_ms,
+            } => {
                 if !state.known(&node_id, &secret_id) {
                     return FakeState::not_found();
                 }
@@ -209,10 +230,22 @@ impl Cluster for FakeCluster {
                 while state.index.get() <= min_index && Instant::now() < deadline {
                     glommio::timer::sleep(Duration::from_millis(5)).await;
                 }
-                let allocs = state.allocs.borrow().get(&node_id).cloned().unwrap_or_default();
-                ClientResponse::Allocs { index: state.index.get(), allocs }
+                let allocs = state
+                    .allocs
+                    .borrow()
+                    .get(&node_id)
+                    .cloned()
+                    .unwrap_or_default();
+                ClientResponse::Allocs {
+                    index: state.index.get(),
+                    allocs,
+                }
             }
-            ClientRequest::UpdateAllocs { node_id, secret_id, updates } => {
+            ClientRequest::UpdateAllocs {
+                node_id,
+                secret_id,
+                updates,
+            } => {
                 if !state.known(&node_id, &secret_id) {
                     return FakeState::not_found();
                 }
@@ -223,7 +256,9 @@ impl Cluster for FakeCluster {
                         alloc.client_status = update.client_status;
                     }
                 }
-                ClientResponse::Updated { index: state.bump() }
+                ClientResponse::Updated {
+                    index: state.bump(),
+                }
             }
         }
     }
@@ -246,7 +281,9 @@ impl TestServer {
             .name("rpc-test-server")
             .spawn(move || async move {
                 let listener = glommio::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-                addr_tx.send(listener.local_addr().expect("local addr")).expect("send addr");
+                addr_tx
+                    .send(listener.local_addr().expect("local addr"))
+                    .expect("send addr");
                 let stop = async move {
                     while !server_stop.load(Ordering::Relaxed) {
                         glommio::timer::sleep(Duration::from_millis(10)).await;
@@ -255,8 +292,14 @@ impl TestServer {
                 serve_rpc(listener, FakeCluster::default(), stop).await;
             })
             .expect("spawn server executor");
-        let addr = addr_rx.recv_timeout(Duration::from_secs(10)).expect("server address");
-        TestServer { addr, stop, thread: Some(thread) }
+        let addr = addr_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("server address");
+        TestServer {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
     }
 }
 
@@ -300,7 +343,9 @@ fn heartbeats_are_answered_while_get_allocs_blocks() {
         let conn = ClientConn::connect(addr).await.expect("connect");
         assert_eq!(conn.region(), "global");
         let node = test_node("node-a");
-        let registered = conn.call(ClientRequest::Register { node: node.clone() }).await;
+        let registered = conn
+            .call(ClientRequest::Register { node: node.clone() })
+            .await;
         let index = match registered.expect("register") {
             ClientResponse::Registered { index, .. } => index,
             other => panic!("unexpected {other:?}"),
@@ -339,7 +384,10 @@ fn heartbeats_are_answered_while_get_allocs_blocks() {
                 "unexpected heartbeat answer {answer:?}"
             );
         }
-        assert!(!done.get(), "GetAllocs returned before its index moved or its wait ended");
+        assert!(
+            !done.get(),
+            "GetAllocs returned before its index moved or its wait ended"
+        );
 
         tracing::info!("an update moves the index, which releases the GetAllocs");
         let updated = conn
@@ -361,17 +409,23 @@ fn heartbeats_are_answered_while_get_allocs_blocks() {
 
         tracing::info!("unknown nodes get a stable error code");
         let unknown = conn
-            .call(ClientRequest::Heartbeat { node_id: "nope".into(), secret_id: "x".into() })
+            .call(ClientRequest::Heartbeat {
+                node_id: "nope".into(),
+                secret_id: "x".into(),
+            })
             .await
             .expect("call");
-        assert!(matches!(unknown, ClientResponse::Error { ref code, .. } if code == "node_not_found"));
+        assert!(
+            matches!(unknown, ClientResponse::Error { ref code, .. } if code == "node_not_found")
+        );
     });
 }
 
 /// Sends `bytes` on a raw connection and reports whether the server closed it.
 fn server_closes_after(addr: SocketAddr, bytes: &[u8]) -> bool {
     let mut raw = std::net::TcpStream::connect(addr).expect("raw connect");
-    raw.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    raw.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     raw.write_all(bytes).expect("write");
     let mut sink = [0u8; 256];
     loop {
@@ -396,7 +450,9 @@ fn bad_input_drops_only_that_connection() {
         on_client_executor(move || async move {
             let conn = ClientConn::connect(addr).await.expect("connect");
             let node = test_node("node-b");
-            conn.call(ClientRequest::Register { node: node.clone() }).await.expect("register");
+            conn.call(ClientRequest::Register { node: node.clone() })
+                .await
+                .expect("register");
             ready_tx.send(()).expect("ready");
             while go_rx.try_recv().is_err() {
                 glommio::timer::sleep(Duration::from_millis(5)).await;
@@ -412,7 +468,9 @@ fn bad_input_drops_only_that_connection() {
             assert!(conn.is_connected());
         });
     });
-    ready_rx.recv_timeout(Duration::from_secs(10)).expect("healthy connection ready");
+    ready_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("healthy connection ready");
 
     tracing::info!("garbage frame body");
     let mut garbage = vec![CLIENT_PROTOCOL_BYTE];
@@ -427,7 +485,10 @@ fn bad_input_drops_only_that_connection() {
 
     tracing::info!("a response envelope sent by a client");
     let mut response = vec![CLIENT_PROTOCOL_BYTE];
-    let envelope = ClientEnvelope::Response { seq: 1, body: ClientResponse::Updated { index: 1 } };
+    let envelope = ClientEnvelope::Response {
+        seq: 1,
+        body: ClientResponse::Updated { index: 1 },
+    };
     response.extend(frame_bytes(&envelope).expect("frame"));
     assert!(server_closes_after(addr, &response));
 
@@ -457,7 +518,12 @@ fn client_reconnects_after_the_server_restarts() {
             };
             assert_eq!(new_addr, addr);
             let hello = loop {
-                match conn.call(ClientRequest::Hello { version: CLIENT_PROTOCOL_VERSION }).await {
+                match conn
+                    .call(ClientRequest::Hello {
+                        version: CLIENT_PROTOCOL_VERSION,
+                    })
+                    .await
+                {
                     Ok(answer) => break answer,
                     Err(_) => glommio::timer::sleep(Duration::from_millis(20)).await,
                 }
@@ -465,7 +531,9 @@ fn client_reconnects_after_the_server_restarts() {
             assert!(matches!(hello, ClientResponse::Hello { .. }));
         });
     });
-    stopped_rx.recv_timeout(Duration::from_secs(10)).expect("client connected");
+    stopped_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("client connected");
     drop(first);
     // SO_REUSEPORT lets the new listener take the same port at once.
     let second = start_on(addr);
@@ -489,7 +557,11 @@ fn start_on(addr: SocketAddr) -> TestServer {
             serve_rpc(listener, FakeCluster::default(), stop).await;
         })
         .expect("spawn server executor");
-    TestServer { addr, stop, thread: Some(thread) }
+    TestServer {
+        addr,
+        stop,
+        thread: Some(thread),
+    }
 }
 
 #[test]
@@ -497,7 +569,11 @@ fn simulated_nodes_register_heartbeat_and_report_running() {
     let server = TestServer::start();
     let addr = server.addr;
     on_client_executor(move || async move {
-        let spec = SimNodeSpec { count: 5, seed: 42, ..SimNodeSpec::default() };
+        let spec = SimNodeSpec {
+            count: 5,
+            seed: 42,
+            ..SimNodeSpec::default()
+        };
         let stats = Rc::new(SimStats::new());
         let stop = Rc::new(Cell::new(false));
         let fleet = {
@@ -532,15 +608,30 @@ fn simulated_nodes_register_heartbeat_and_report_running() {
 
 #[test]
 fn node_ids_are_stable_per_seed_and_index() {
-    let spec = SimNodeSpec { seed: 7, ..SimNodeSpec::default() };
-    let again = SimNodeSpec { seed: 7, ..SimNodeSpec::default() };
-    let other = SimNodeSpec { seed: 8, ..SimNodeSpec::default() };
+    let spec = SimNodeSpec {
+        seed: 7,
+        ..SimNodeSpec::default()
+    };
+    let again = SimNodeSpec {
+        seed: 7,
+        ..SimNodeSpec::default()
+    };
+    let other = SimNodeSpec {
+        seed: 8,
+        ..SimNodeSpec::default()
+    };
     assert_eq!(spec.node(3).id, again.node(3).id);
     assert_ne!(spec.node(3).id, spec.node(4).id);
     assert_ne!(spec.node(3).id, other.node(3).id);
     assert_ne!(spec.node(3).id, spec.node(3).secret_id);
     let node = spec.node(2);
     assert_eq!(node.name, "sim-2");
-    assert_eq!(node.attributes.get("driver.raw_exec").map(String::as_str), Some("1"));
-    assert_eq!(node.attributes.get("unique.hostname").map(String::as_str), Some("sim-2"));
+    assert_eq!(
+        node.attributes.get("driver.raw_exec").map(String::as_str),
+        Some("1")
+    );
+    assert_eq!(
+        node.attributes.get("unique.hostname").map(String::as_str),
+        Some("sim-2")
+    );
 }

@@ -122,7 +122,12 @@ impl ClientConn {
 
     /// Closes the socket; waiting calls fail with `Closed` and the next call reconnects.
     pub fn close(&self) {
-        let generation = self.inner.live.borrow().as_ref().map(|live| live.generation);
+        let generation = self
+            .inner
+            .live
+            .borrow()
+            .as_ref()
+            .map(|live| live.generation);
         if let Some(generation) = generation {
             self.mark_down(generation);
         }
@@ -135,16 +140,24 @@ impl ClientConn {
         timeout: Duration,
     ) -> Result<ClientResponse, RpcError> {
         if live.pending.borrow().len() >= CALLS_PENDING_MAX {
-            return Err(RpcError::Overloaded { limit: CALLS_PENDING_MAX });
+            return Err(RpcError::Overloaded {
+                limit: CALLS_PENDING_MAX,
+            });
         }
         let seq = self.inner.next_seq.get();
         self.inner.next_seq.set(seq + 1);
         let (reply, answer) = oneshot::channel();
         live.pending.borrow_mut().insert(seq, reply);
-        if live.outgoing.unbounded_send(ClientEnvelope::Request { seq, body }).is_err() {
+        if live
+            .outgoing
+            .unbounded_send(ClientEnvelope::Request { seq, body })
+            .is_err()
+        {
             live.pending.borrow_mut().remove(&seq);
             self.mark_down(live.generation);
-            return Err(RpcError::Closed { peer: self.inner.peer.clone() });
+            return Err(RpcError::Closed {
+                peer: self.inner.peer.clone(),
+            });
         }
         let outcome = futures_lite::future::or(async { Some(answer.await) }, async {
             glommio::timer::sleep(timeout).await;
@@ -153,7 +166,9 @@ impl ClientConn {
         .await;
         match outcome {
             Some(Ok(response)) => Ok(response),
-            Some(Err(_canceled)) => Err(RpcError::Closed { peer: self.inner.peer.clone() }),
+            Some(Err(_canceled)) => Err(RpcError::Closed {
+                peer: self.inner.peer.clone(),
+            }),
             None => {
                 live.pending.borrow_mut().remove(&seq);
                 Err(RpcError::Timeout {
@@ -169,18 +184,22 @@ impl ClientConn {
         if let Some(live) = self.inner.live.borrow().as_ref() {
             return Ok(live.clone());
         }
-        let _turn = self
-            .inner
-            .connecting
-            .acquire_permit(1)
-            .await
-            .map_err(|_| RpcError::Closed { peer: self.inner.peer.clone() })?;
+        let _turn =
+            self.inner
+                .connecting
+                .acquire_permit(1)
+                .await
+                .map_err(|_| RpcError::Closed {
+                    peer: self.inner.peer.clone(),
+                })?;
         // Another caller may have connected while this one waited for its turn.
         if let Some(live) = self.inner.live.borrow().as_ref() {
             return Ok(live.clone());
         }
         let live = self.open().await?;
-        let hello = ClientRequest::Hello { version: CLIENT_PROTOCOL_VERSION };
+        let hello = ClientRequest::Hello {
+            version: CLIENT_PROTOCOL_VERSION,
+        };
         match self.call_on(&live, hello, CALL_TIMEOUT).await {
             Ok(ClientResponse::Hello { version, region }) => {
                 if version != CLIENT_PROTOCOL_VERSION {
@@ -195,7 +214,9 @@ impl ClientConn {
             }
             Ok(_) => {
                 self.mark_down(live.generation);
-                Err(RpcError::Protocol { what: "answer to Hello" })
+                Err(RpcError::Protocol {
+                    what: "answer to Hello",
+                })
             }
             Err(error) => {
                 self.mark_down(live.generation);
@@ -207,18 +228,28 @@ impl ClientConn {
     /// Opens the socket, sends the selector byte and starts the reader and writer tasks.
     async fn open(&self) -> Result<Live, RpcError> {
         let peer = self.inner.peer.clone();
-        let io_error = |source| RpcError::Io { peer: peer.clone(), source };
+        let io_error = |source| RpcError::Io {
+            peer: peer.clone(),
+            source,
+        };
         let mut stream = TcpStream::connect_timeout(self.inner.addr, CONNECT_TIMEOUT)
             .await
             .map_err(|error| io_error(std::io::Error::from(error)))?;
         let _ = stream.set_nodelay(true);
-        stream.write_all(&[CLIENT_PROTOCOL_BYTE]).await.map_err(io_error)?;
+        stream
+            .write_all(&[CLIENT_PROTOCOL_BYTE])
+            .await
+            .map_err(io_error)?;
         let (reader, writer) = futures_lite::io::split(stream);
         let generation = self.inner.next_generation.get();
         self.inner.next_generation.set(generation + 1);
         let (outgoing, queue) = mpsc::unbounded();
-        let live =
-            Live { generation, outgoing, pending: Pending::default(), closed: StopSignal::new() };
+        let live = Live {
+            generation,
+            outgoing,
+            pending: Pending::default(),
+            closed: StopSignal::new(),
+        };
         *self.inner.live.borrow_mut() = Some(live.clone());
 
         let conn = self.clone();
@@ -252,7 +283,9 @@ impl ClientConn {
     /// the writer ends once the last sender is gone.
     fn mark_down(&self, generation: u64) {
         let mut slot = self.inner.live.borrow_mut();
-        let current = slot.as_ref().is_some_and(|live| live.generation == generation);
+        let current = slot
+            .as_ref()
+            .is_some_and(|live| live.generation == generation);
         if !current {
             return;
         }
@@ -279,9 +312,14 @@ async fn read_responses<R: futures_lite::AsyncRead + Unpin>(
         let read = reader
             .read(&mut chunk)
             .await
-            .map_err(|source| RpcError::Io { peer: conn.inner.peer.clone(), source })?;
+            .map_err(|source| RpcError::Io {
+                peer: conn.inner.peer.clone(),
+                source,
+            })?;
         if read == 0 {
-            return Err(RpcError::Closed { peer: conn.inner.peer.clone() });
+            return Err(RpcError::Closed {
+                peer: conn.inner.peer.clone(),
+            });
         }
         decoder.push(&chunk[..read]);
         while let Some(envelope) = decoder.next_frame()? {
@@ -293,7 +331,9 @@ async fn read_responses<R: futures_lite::AsyncRead + Unpin>(
                     }
                 }
                 ClientEnvelope::Request { .. } => {
-                    return Err(RpcError::Protocol { what: "request envelope from a server" })
+                    return Err(RpcError::Protocol {
+                        what: "request envelope from a server",
+                    })
                 }
             }
         }

@@ -64,7 +64,11 @@ impl Default for SimNodeSpec {
             memory_mb: 8192,
             disk_mb: 100 * 1024,
             name_prefix: "sim".to_string(),
-            drivers: vec!["raw_exec".to_string(), "exec".to_string(), "docker".to_string()],
+            drivers: vec![
+                "raw_exec".to_string(),
+                "exec".to_string(),
+                "docker".to_string(),
+            ],
             attributes: BTreeMap::new(),
             meta: BTreeMap::new(),
             seed: 1,
@@ -86,7 +90,10 @@ impl SimNodeSpec {
         set("nomad.version", "1.9.0".into());
         set("unique.hostname", name.clone());
         set("cpu.totalcompute", self.cpu_mhz.to_string());
-        set("memory.totalbytes", (self.memory_mb * 1024 * 1024).to_string());
+        set(
+            "memory.totalbytes",
+            (self.memory_mb * 1024 * 1024).to_string(),
+        );
         for driver in &self.drivers {
             set(&format!("driver.{driver}"), "1".into());
         }
@@ -140,11 +147,17 @@ fn splitmix64(mut x: u64) -> u64 {
 }
 
 fn unix_now_s() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 fn unix_now_ns() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
 }
 
 /// Counters of a simulated fleet. Lives on the fleet's executor; read it there.
@@ -259,14 +272,19 @@ pub async fn run_sim_nodes(
         .collect();
     let mut tasks = Vec::with_capacity(spec.count + links.len());
     for link in &links {
-        tasks.push(glommio::spawn_local(flush_updates(link.clone(), stats.clone())));
+        tasks.push(glommio::spawn_local(flush_updates(
+            link.clone(),
+            stats.clone(),
+        )));
     }
     for index in 0..spec.count {
         let node = SimNode {
             node: spec.node(index),
             link: links[index % links.len()].clone(),
             stats: stats.clone(),
-            jitter: Jitter(splitmix64(spec.seed ^ (index as u64).wrapping_mul(0x2545_f491))),
+            jitter: Jitter(splitmix64(
+                spec.seed ^ (index as u64).wrapping_mul(0x2545_f491),
+            )),
         };
         tasks.push(glommio::spawn_local(node.run()));
         if index % SPAWN_YIELD_EVERY == SPAWN_YIELD_EVERY - 1 {
@@ -311,7 +329,13 @@ async fn flush_updates(link: Rc<Link>, stats: Rc<SimStats>) {
         for (node_id, (secret_id, updates)) in batch {
             for chunk in updates.chunks(UPDATE_BATCH_ALLOCS_MAX) {
                 let chunk = chunk.to_vec();
-                calls.push(send_updates(&link, &stats, node_id.clone(), secret_id.clone(), chunk));
+                calls.push(send_updates(
+                    &link,
+                    &stats,
+                    node_id.clone(),
+                    secret_id.clone(),
+                    chunk,
+                ));
             }
         }
         futures::future::join_all(calls).await;
@@ -349,7 +373,9 @@ async fn send_updates(
             SimStats::bump(&stats.errors, 1);
             tracing::debug!(%node_id, ?outcome, "alloc update failed; retrying next batch");
             let mut queued = link.queued.borrow_mut();
-            let entry = queued.entry(node_id).or_insert_with(|| (secret_id, Vec::new()));
+            let entry = queued
+                .entry(node_id)
+                .or_insert_with(|| (secret_id, Vec::new()));
             entry.1.extend(updates);
         }
     }
@@ -403,9 +429,15 @@ impl SimNode {
                 secret_id: self.node.secret_id.clone(),
             };
             match self.link.conn.call(request).await {
-                Ok(ClientResponse::HeartbeatAck { heartbeat_ttl_ms, .. }) => {
+                Ok(ClientResponse::HeartbeatAck {
+                    heartbeat_ttl_ms, ..
+                }) => {
                     let micros = started.elapsed().as_micros() as u64;
-                    let _ = self.stats.heartbeat_latency_us.borrow_mut().record(micros.max(1));
+                    let _ = self
+                        .stats
+                        .heartbeat_latency_us
+                        .borrow_mut()
+                        .record(micros.max(1));
                     SimStats::bump(&self.stats.heartbeats_sent, 1);
                     ttl = ttl_from_ms(heartbeat_ttl_ms);
                     wait = self.jitter.spread(ttl / 2, 0.1);
@@ -430,11 +462,13 @@ impl SimNode {
         let mut delay = Duration::from_millis(100);
         loop {
             self.node.status_updated_at_unix_s = unix_now_s();
-            let request = ClientRequest::Register { node: self.node.clone() };
+            let request = ClientRequest::Register {
+                node: self.node.clone(),
+            };
             match self.link.conn.call(request).await {
-                Ok(ClientResponse::Registered { heartbeat_ttl_ms, .. }) => {
-                    return ttl_from_ms(heartbeat_ttl_ms)
-                }
+                Ok(ClientResponse::Registered {
+                    heartbeat_ttl_ms, ..
+                }) => return ttl_from_ms(heartbeat_ttl_ms),
                 outcome => {
                     SimStats::bump(&self.stats.errors, 1);
                     tracing::debug!(node_id = %self.node.id, ?outcome, "register failed");
@@ -536,7 +570,11 @@ fn update_for(alloc: &Allocation, status: ClientStatus) -> AllocUpdate {
                 failed: false,
                 restarts: 0,
                 started_at_unix_ns: if started == 0 { now } else { started },
-                finished_at_unix_ns: if status == ClientStatus::Running { 0 } else { now },
+                finished_at_unix_ns: if status == ClientStatus::Running {
+                    0
+                } else {
+                    now
+                },
             };
             (task.clone(), task_state)
         })

@@ -13,14 +13,21 @@ pub const FRAME_HEADER_BYTES: usize = 4;
 
 /// Appends one framed envelope to `out`.
 pub fn encode_frame(envelope: &ClientEnvelope, out: &mut Vec<u8>) -> Result<(), RpcError> {
-    let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(envelope)
-        .map_err(|error| RpcError::Encode { reason: error.to_string() })?;
+    let bytes =
+        rkyv::to_bytes::<rkyv::rancor::Error>(envelope).map_err(|error| RpcError::Encode {
+            reason: error.to_string(),
+        })?;
     // The peer refuses frames past the maximum; failing here names the cause on this side.
     if bytes.len() > FRAME_BYTES_MAX {
-        return Err(RpcError::FrameTooLong { len: bytes.len(), max: FRAME_BYTES_MAX });
+        return Err(RpcError::FrameTooLong {
+            len: bytes.len(),
+            max: FRAME_BYTES_MAX,
+        });
     }
-    let len = u32::try_from(bytes.len())
-        .map_err(|_| RpcError::FrameTooLong { len: bytes.len(), max: FRAME_BYTES_MAX })?;
+    let len = u32::try_from(bytes.len()).map_err(|_| RpcError::FrameTooLong {
+        len: bytes.len(),
+        max: FRAME_BYTES_MAX,
+    })?;
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&bytes);
     Ok(())
@@ -38,8 +45,11 @@ pub fn decode_body(body: &[u8]) -> Result<ClientEnvelope, RpcError> {
     // rkyv needs the root aligned; network buffers give no such promise, so copy once.
     let mut aligned: AlignedVec<16> = AlignedVec::with_capacity(body.len());
     aligned.extend_from_slice(body);
-    rkyv::from_bytes::<ClientEnvelope, rkyv::rancor::Error>(&aligned)
-        .map_err(|error| RpcError::BadFrame { reason: error.to_string() })
+    rkyv::from_bytes::<ClientEnvelope, rkyv::rancor::Error>(&aligned).map_err(|error| {
+        RpcError::BadFrame {
+            reason: error.to_string(),
+        }
+    })
 }
 
 /// Splits a byte stream into envelopes. Feed it what the socket returns, then drain
@@ -81,7 +91,10 @@ impl FrameDecoder {
         header.copy_from_slice(&pending[..FRAME_HEADER_BYTES]);
         let len = u32::from_le_bytes(header) as usize;
         if len > FRAME_BYTES_MAX {
-            return Err(RpcError::FrameTooLong { len, max: FRAME_BYTES_MAX });
+            return Err(RpcError::FrameTooLong {
+                len,
+                max: FRAME_BYTES_MAX,
+            });
         }
         if pending.len() < FRAME_HEADER_BYTES + len {
             return Ok(None);
@@ -107,7 +120,10 @@ mod tests {
     fn heartbeat(seq: u64) -> ClientEnvelope {
         ClientEnvelope::Request {
             seq,
-            body: ClientRequest::Heartbeat { node_id: format!("node-{seq}"), secret_id: "s".into() },
+            body: ClientRequest::Heartbeat {
+                node_id: format!("node-{seq}"),
+                secret_id: "s".into(),
+            },
         }
     }
 
@@ -117,7 +133,10 @@ mod tests {
             heartbeat(1),
             ClientEnvelope::Response {
                 seq: 2,
-                body: ClientResponse::Error { code: "overloaded".into(), message: "m".into() },
+                body: ClientResponse::Error {
+                    code: "overloaded".into(),
+                    message: "m".into(),
+                },
             },
             heartbeat(3),
         ];
@@ -154,10 +173,15 @@ mod tests {
     #[test]
     fn garbage_bytes_are_an_error_not_a_panic() {
         let mut decoder = FrameDecoder::new();
-        let garbage: Vec<u8> = (0..64u8).map(|b| b.wrapping_mul(37).wrapping_add(11)).collect();
+        let garbage: Vec<u8> = (0..64u8)
+            .map(|b| b.wrapping_mul(37).wrapping_add(11))
+            .collect();
         decoder.push(&(garbage.len() as u32).to_le_bytes());
         decoder.push(&garbage);
-        assert!(matches!(decoder.next_frame(), Err(RpcError::BadFrame { .. })));
+        assert!(matches!(
+            decoder.next_frame(),
+            Err(RpcError::BadFrame { .. })
+        ));
     }
 
     #[test]

@@ -9,6 +9,6 @@ mod stop;
 
 pub use error::RpcError;
 pub use frame::{decode_body, encode_frame, frame_bytes, FrameDecoder};
-pub use server::{serve_rpc, CONNECTION_REQUESTS_IN_FLIGHT_MAX};
 pub(crate) use server::write_envelopes;
+pub use server::{serve_rpc, CONNECTION_REQUESTS_IN_FLIGHT_MAX};
 pub use stop::StopSignal;

@@ -44,7 +44,10 @@ pub async fn serve_rpc<C: Cluster>(
 ) {
     let stopping = StopSignal::new();
     stopping.fire_on(stop);
-    let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let local = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     tracing::debug!(addr = %local, "rpc listener serving");
     loop {
         let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
@@ -64,12 +67,16 @@ pub async fn serve_rpc<C: Cluster>(
         let cluster = cluster.clone();
         let conn_stop = stopping.clone();
         glommio::spawn_local(async move {
-            let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-            let served = futures_lite::future::or(serve_connection(stream, cluster, &peer), async {
-                conn_stop.wait().await;
-                Ok(())
-            })
-            .await;
+            let peer = stream
+                .peer_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            let served =
+                futures_lite::future::or(serve_connection(stream, cluster, &peer), async {
+                    conn_stop.wait().await;
+                    Ok(())
+                })
+                .await;
             if let Err(error) = served {
                 tracing::info!(%peer, %error, "rpc connection dropped");
             }
@@ -88,18 +95,25 @@ async fn serve_connection<C: Cluster>(
     let _ = stream.set_nodelay(true);
     let mut selector = [0u8; 1];
     let read = glommio::timer::timeout(SELECTOR_TIMEOUT, async {
-        stream.read_exact(&mut selector).await.map_err(glommio::GlommioError::from)
+        stream
+            .read_exact(&mut selector)
+            .await
+            .map_err(glommio::GlommioError::from)
     })
     .await;
     if read.is_err() {
-        return Err(RpcError::Protocol { what: "missing selector byte" });
+        return Err(RpcError::Protocol {
+            what: "missing selector byte",
+        });
     }
     match selector[0] {
         CLIENT_PROTOCOL_BYTE => serve_client_protocol(stream, cluster, peer).await,
         SERVER_PROTOCOL_BYTE => serve_server_protocol(stream, peer).await,
         other => {
             tracing::warn!(%peer, selector = other, "rpc connection with unknown selector byte");
-            Err(RpcError::Protocol { what: "selector byte" })
+            Err(RpcError::Protocol {
+                what: "selector byte",
+            })
         }
     }
 }
@@ -136,7 +150,12 @@ async fn serve_client_protocol<C: Cluster>(
         let read = match reader.read(&mut chunk).await {
             Ok(0) => break Ok(()),
             Ok(read) => read,
-            Err(source) => break Err(RpcError::Io { peer: peer.to_string(), source }),
+            Err(source) => {
+                break Err(RpcError::Io {
+                    peer: peer.to_string(),
+                    source,
+                })
+            }
         };
         decoder.push(&chunk[..read]);
         match dispatch_frames(&mut decoder, &cluster, &responses, &in_flight, &closed) {
@@ -167,7 +186,9 @@ fn dispatch_frames<C: Cluster>(
         let (seq, body) = match envelope {
             ClientEnvelope::Request { seq, body } => (seq, body),
             ClientEnvelope::Response { .. } => {
-                return Err(RpcError::Protocol { what: "response envelope from a client" })
+                return Err(RpcError::Protocol {
+                    what: "response envelope from a client",
+                })
             }
         };
         if in_flight.get() >= CONNECTION_REQUESTS_IN_FLIGHT_MAX {

@@ -29,7 +29,10 @@ impl StopSignal {
     /// Returns a signal that has not fired.
     pub fn new() -> StopSignal {
         StopSignal {
-            inner: Rc::new(StopInner { stopped: Cell::new(false), wakeup: Semaphore::new(0) }),
+            inner: Rc::new(StopInner {
+                stopped: Cell::new(false),
+                wakeup: Semaphore::new(0),
+            }),
         }
     }
 

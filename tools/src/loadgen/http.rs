@@ -12,7 +12,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Returns an HTTP agent with connect and request timeouts.
 pub(super) fn agent(timeout: Duration) -> ureq::Agent {
-    ureq::AgentBuilder::new().timeout_connect(timeout).timeout(timeout).build()
+    ureq::AgentBuilder::new()
+        .timeout_connect(timeout)
+        .timeout(timeout)
+        .build()
 }
 
 /// The shape of the jobs one run submits.
@@ -104,7 +107,9 @@ pub(super) fn count_down_nodes(http_base: &str, node_ids: &[String]) -> anyhow::
         .call()
         .map_err(|error| anyhow::anyhow!("GET /v1/nodes: {error}"))?
         .into_json()?;
-    let list = nodes.as_array().ok_or_else(|| anyhow::anyhow!("GET /v1/nodes: not a list"))?;
+    let list = nodes
+        .as_array()
+        .ok_or_else(|| anyhow::anyhow!("GET /v1/nodes: not a list"))?;
     let down = list
         .iter()
         .filter(|node| node["ID"].as_str().is_some_and(|id| wanted.contains(id)))
@@ -130,7 +135,13 @@ mod tests {
         assert_eq!(body["Job"]["ID"], "lg-1-3");
         assert_eq!(body["Job"]["Datacenters"][0], "dc9");
         assert_eq!(body["Job"]["TaskGroups"][0]["Count"], 12);
-        assert_eq!(body["Job"]["TaskGroups"][0]["Tasks"][0]["Resources"]["CPU"], 50);
-        assert_eq!(body["Job"]["TaskGroups"][0]["Tasks"][0]["Resources"]["MemoryMB"], 32);
+        assert_eq!(
+            body["Job"]["TaskGroups"][0]["Tasks"][0]["Resources"]["CPU"],
+            50
+        );
+        assert_eq!(
+            body["Job"]["TaskGroups"][0]["Tasks"][0]["Resources"]["MemoryMB"],
+            32
+        );
     }
 }

@@ -127,11 +127,11 @@ pub fn run(args: LoadgenArgs) -> anyhow::Result<Report> {
     let handle = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
         .io_memory(512 << 10)
         .name("loadgen")
-        .spawn(move || async move {
-            scenario::run(scenario_args, http_base, rpc_addr).await
-        })
+        .spawn(move || async move { scenario::run(scenario_args, http_base, rpc_addr).await })
         .map_err(|error| anyhow!("cannot start the load generator executor: {error}"))?;
-    handle.join().map_err(|error| anyhow!("load generator executor failed: {error}"))?
+    handle
+        .join()
+        .map_err(|error| anyhow!("load generator executor failed: {error}"))?
 }
 
 fn validate(args: &LoadgenArgs) -> anyhow::Result<()> {
@@ -156,19 +156,25 @@ fn resolve_rpc(rpc: &str) -> anyhow::Result<SocketAddr> {
 
 /// Fails with a clear message when either port of the server does not answer.
 fn preflight(http_base: &str, rpc_addr: SocketAddr) -> anyhow::Result<()> {
-    std::net::TcpStream::connect_timeout(&rpc_addr, PREFLIGHT_TIMEOUT)
-        .with_context(|| format!("server unreachable: cannot connect to the RPC port {rpc_addr}"))?;
+    std::net::TcpStream::connect_timeout(&rpc_addr, PREFLIGHT_TIMEOUT).with_context(|| {
+        format!("server unreachable: cannot connect to the RPC port {rpc_addr}")
+    })?;
     http::agent(PREFLIGHT_TIMEOUT)
         .get(&format!("{http_base}/v1/status/leader"))
         .call()
-        .map_err(|error| anyhow!("server unreachable: GET {http_base}/v1/status/leader: {error}"))?;
+        .map_err(|error| {
+            anyhow!("server unreachable: GET {http_base}/v1/status/leader: {error}")
+        })?;
     Ok(())
 }
 
 /// Raises the locked-memory soft limit to the hard limit: glommio executors lock their I/O
 /// memory, and the default soft limit can be too small for it.
 fn raise_memlock_limit() {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max

@@ -38,9 +38,13 @@ pub(super) async fn run(
     let stop = StopSignal::new();
     let fleet = {
         let stop = stop.clone();
-        glommio::spawn_local(run_sim_nodes(rpc_addr, spec, args.conns, stats.clone(), async move {
-            stop.wait().await
-        }))
+        glommio::spawn_local(run_sim_nodes(
+            rpc_addr,
+            spec,
+            args.conns,
+            stats.clone(),
+            async move { stop.wait().await },
+        ))
     };
     let timeout = Duration::from_secs(args.timeout_secs);
     let started = Instant::now();
@@ -66,7 +70,10 @@ pub(super) async fn run(
     report["reregistrations"] = json!(last.reregistrations);
     stop.stop();
     fleet.await;
-    Ok(Report { json: report, completed })
+    Ok(Report {
+        json: report,
+        completed,
+    })
 }
 
 fn params(args: &LoadgenArgs) -> Value {
@@ -106,7 +113,10 @@ async fn place(
 ) -> bool {
     glommio::timer::sleep(BASELINE_SETTLE).await;
     let baseline = stats.snapshot();
-    let run_id = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    let run_id = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
     let shape = JobShape {
         id_prefix: format!("loadgen-{}-{run_id}", args.seed),
         datacenter: args.datacenter.clone(),
@@ -117,7 +127,13 @@ async fn place(
     let target = args.jobs as u64 * args.count;
     let submit = Arc::new(SubmitProgress::default());
     let started = Instant::now();
-    let threads = start_submitters(http_base, &shape, args.jobs, args.submitters, submit.clone());
+    let threads = start_submitters(
+        http_base,
+        &shape,
+        args.jobs,
+        args.submitters,
+        submit.clone(),
+    );
     let bar = progress(target, "placing");
     let deadline = started + timeout;
     let mut seconds_to_all_placed = None;
