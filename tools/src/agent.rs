@@ -134,7 +134,20 @@ fn check_free(bind: &str, port: u16, what: &str) -> anyhow::Result<SocketAddr> {
     let addr: SocketAddr = format!("{bind}:{port}")
         .parse()
         .with_context(|| format!("bind_addr: {bind:?} is not an IP address"))?;
-    StdListener::bind(addr).with_context(|| format!("ports.{what}: cannot listen on {addr}"))?;
+    // SO_REUSEADDR lets a restart bind over connections still in TIME-WAIT; without
+    // SO_REUSEPORT the bind fails while another process listens there.
+    let probe = || -> std::io::Result<StdListener> {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            None,
+        )?;
+        socket.set_reuse_address(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(1)?;
+        Ok(socket.into())
+    };
+    probe().with_context(|| format!("ports.{what}: cannot listen on {addr}"))?;
     Ok(addr)
 }
 

@@ -42,7 +42,7 @@ pub fn table(rows: &[Vec<String>]) -> String {
             } else {
                 line.push_str(cell);
                 let pad = widths[i] - cell.chars().count() + 2;
-                line.extend(std::iter::repeat(' ').take(pad));
+                line.push_str(&" ".repeat(pad));
             }
         }
         out.push_str(line.trim_end());
@@ -62,7 +62,7 @@ pub fn key_values(pairs: &[(&str, String)]) -> String {
     for (key, value) in pairs {
         let pad = width - key.chars().count();
         out.push_str(key);
-        out.extend(std::iter::repeat(' ').take(pad));
+        out.push_str(&" ".repeat(pad));
         out.push_str(" = ");
         out.push_str(value);
         out.push('\n');

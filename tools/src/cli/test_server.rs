@@ -21,6 +21,9 @@ struct Route {
     answers: VecDeque<(u16, String)>,
 }
 
+/// One route: method, exact path, and the (status, body) answers given in order.
+pub type RouteSpec<'a> = (&'static str, &'static str, Vec<(u16, &'a str)>);
+
 /// Scripted server: routes match on method and exact path (query string ignored).
 pub struct TestServer {
     pub address: String,
@@ -29,7 +32,7 @@ pub struct TestServer {
 
 impl TestServer {
     /// Starts a server answering `routes` of (method, path, [(status, body)...]).
-    pub fn start(routes: Vec<(&'static str, &'static str, Vec<(u16, &str)>)>) -> TestServer {
+    pub fn start(routes: Vec<RouteSpec<'_>>) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind test server");
         let address = format!("http://{}", listener.local_addr().expect("local addr"));
         let routes: Vec<Route> = routes
