@@ -25,9 +25,11 @@ pub(crate) fn default_update() -> Value {
 
 fn default_restart(job_type: &str) -> Value {
     if job_type == "batch" || job_type == "sysbatch" {
-        json!({"Attempts": 3, "Interval": 24 * HOUR_NS, "Delay": 15 * SECOND_NS, "Mode": "fail", "RenderTemplates": false})
+        json!({"Attempts": 3, "Interval": 24 * HOUR_NS, "Delay": 15 * SECOND_NS,
+            "Mode": "fail", "RenderTemplates": false})
     } else {
-        json!({"Attempts": 2, "Interval": 30 * MINUTE_NS, "Delay": 15 * SECOND_NS, "Mode": "fail", "RenderTemplates": false})
+        json!({"Attempts": 2, "Interval": 30 * MINUTE_NS, "Delay": 15 * SECOND_NS,
+            "Mode": "fail", "RenderTemplates": false})
     }
 }
 

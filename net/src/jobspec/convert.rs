@@ -422,7 +422,12 @@ impl Reader {
                 let value = self.string(t, "Value", &tp);
                 let percent = self.int(t, "Percent", &tp);
                 if !(0..=100).contains(&percent) {
-                    self.error(&format!("{tp}.Percent"), format!("Spread target percentage for value {value:?} must be between 0 and 100"));
+                    self.error(
+                        &format!("{tp}.Percent"),
+                        format!(
+                            "Spread target percentage for value {value:?} must be between 0 and 100"
+                        ),
+                    );
                 }
                 total += percent;
                 targets.push(SpreadTarget {
@@ -431,7 +436,10 @@ impl Reader {
                 });
             }
             if total > 100 {
-                self.error(&p, format!("Sum of spread target percentages must not be greater than 100%; got {total}%"));
+                self.error(
+                    &p,
+                    format!("Sum of spread target percentages must be at most 100%; got {total}%"),
+                );
             }
             out.push(Spread {
                 attribute,
@@ -802,7 +810,7 @@ impl Reader {
 /// output form prints those by default, and leaving them out keeps a second conversion of
 /// the output identical to the first.
 fn extras(obj: &Map<String, Value>, known: &[&str]) -> Map<String, Value> {
-    let is_default = |v: &Value| v.is_null() || *v == Value::Bool(false) || *v == Value::from("");
+    let is_default = |v: &Value| v.is_null() || *v == Value::Bool(false) || v.as_str() == Some("");
     obj.iter()
         .filter(|(k, v)| !is_default(v) && !known.iter().any(|f| f.eq_ignore_ascii_case(k)))
         .map(|(k, v)| (k.clone(), v.clone()))
@@ -973,7 +981,12 @@ fn affinities_json(list: &[Affinity]) -> Value {
         return Value::Null;
     }
     list.iter()
-        .map(|a| json!({"LTarget": a.l_target, "RTarget": a.r_target, "Operand": a.operand, "Weight": a.weight}))
+        .map(|a| {
+            json!({
+                "LTarget": a.l_target, "RTarget": a.r_target,
+                "Operand": a.operand, "Weight": a.weight,
+            })
+        })
         .collect()
 }
 
@@ -983,8 +996,17 @@ fn spreads_json(list: &[Spread]) -> Value {
     }
     list.iter()
         .map(|s| {
-            let targets: Vec<Value> = s.targets.iter().map(|t| json!({"Value": t.value, "Percent": t.percent})).collect();
-            json!({"Attribute": s.attribute, "Weight": s.weight, "SpreadTarget": if targets.is_empty() { Value::Null } else { Value::Array(targets) }})
+            let targets: Vec<Value> = s
+                .targets
+                .iter()
+                .map(|t| json!({"Value": t.value, "Percent": t.percent}))
+                .collect();
+            let targets = if targets.is_empty() {
+                Value::Null
+            } else {
+                Value::Array(targets)
+            };
+            json!({"Attribute": s.attribute, "Weight": s.weight, "SpreadTarget": targets})
         })
         .collect()
 }
@@ -1067,7 +1089,8 @@ fn task_json(t: &Task) -> Value {
     let mut out = json!({
         "Name": t.name, "Driver": t.driver, "User": t.user, "Config": config,
         "Env": map_json(&t.env), "Meta": map_json(&t.meta),
-        "Constraints": constraints_json(&t.constraints), "Affinities": affinities_json(&t.affinities),
+        "Constraints": constraints_json(&t.constraints),
+        "Affinities": affinities_json(&t.affinities),
         "Resources": resources, "RestartPolicy": t.restart.as_ref().map(restart_json),
         "KillTimeout": t.kill_timeout_ns, "KillSignal": t.kill_signal, "Leader": t.leader,
         "ShutdownDelay": t.shutdown_delay_ns,
@@ -1098,7 +1121,10 @@ fn task_json(t: &Task) -> Value {
 }
 
 fn restart_json(r: &RestartPolicy) -> Value {
-    json!({"Attempts": r.attempts, "Interval": r.interval_ns, "Delay": r.delay_ns, "Mode": r.mode, "RenderTemplates": r.render_templates})
+    json!({
+        "Attempts": r.attempts, "Interval": r.interval_ns, "Delay": r.delay_ns,
+        "Mode": r.mode, "RenderTemplates": r.render_templates,
+    })
 }
 
 fn merge_extra(out: &mut Value, extra: Map<String, Value>) {
@@ -1113,13 +1139,23 @@ fn group_json(g: &TaskGroup) -> Value {
     let mut out = json!({
         "Name": g.name, "Count": g.count,
         "Update": g.update.as_ref().map(update_json),
-        "Migrate": g.migrate.as_ref().map(|m| json!({"MaxParallel": m.max_parallel, "HealthCheck": m.health_check, "MinHealthyTime": m.min_healthy_time_ns, "HealthyDeadline": m.healthy_deadline_ns})),
+        "Migrate": g.migrate.as_ref().map(|m| json!({
+            "MaxParallel": m.max_parallel, "HealthCheck": m.health_check,
+            "MinHealthyTime": m.min_healthy_time_ns, "HealthyDeadline": m.healthy_deadline_ns,
+        })),
         "Constraints": constraints_json(&g.constraints),
         "RestartPolicy": g.restart.as_ref().map(restart_json),
         "Tasks": g.tasks.iter().map(task_json).collect::<Vec<_>>(),
-        "EphemeralDisk": {"Sticky": g.ephemeral_disk_sticky, "SizeMB": g.ephemeral_disk_mb, "Migrate": g.ephemeral_disk_migrate},
+        "EphemeralDisk": {
+            "Sticky": g.ephemeral_disk_sticky, "SizeMB": g.ephemeral_disk_mb,
+            "Migrate": g.ephemeral_disk_migrate,
+        },
         "Meta": map_json(&g.meta),
-        "ReschedulePolicy": g.reschedule.as_ref().map(|r| json!({"Attempts": r.attempts, "Interval": r.interval_ns, "Delay": r.delay_ns, "DelayFunction": r.delay_function, "MaxDelay": r.max_delay_ns, "Unlimited": r.unlimited})),
+        "ReschedulePolicy": g.reschedule.as_ref().map(|r| json!({
+            "Attempts": r.attempts, "Interval": r.interval_ns, "Delay": r.delay_ns,
+            "DelayFunction": r.delay_function, "MaxDelay": r.max_delay_ns,
+            "Unlimited": r.unlimited,
+        })),
         "Affinities": affinities_json(&g.affinities),
         "Spreads": spreads_json(&g.spreads),
         "Networks": networks_json(&g.networks),
@@ -1185,8 +1221,10 @@ pub(super) fn job_list_stub(job: &Job, summary_json: Value) -> Value {
         "Multiregion": extra.get("Multiregion").cloned().unwrap_or(Value::Null),
         "Type": job.job_type.as_str(), "Priority": job.priority,
         "Periodic": present("Periodic"), "ParameterizedJob": present("ParameterizedJob"),
-        "Stop": job.stop, "Status": job.status.as_str(), "StatusDescription": job.status_description,
-        "JobSummary": summary_json, "CreateIndex": job.create_index, "ModifyIndex": job.modify_index,
+        "Stop": job.stop, "Status": job.status.as_str(),
+        "StatusDescription": job.status_description,
+        "JobSummary": summary_json, "CreateIndex": job.create_index,
+        "ModifyIndex": job.modify_index,
         "JobModifyIndex": job.job_modify_index, "SubmitTime": job.submit_time_ns,
     })
 }
