@@ -351,12 +351,9 @@ fn strip_indent(text: &str) -> String {
         .min()
         .unwrap_or(0);
     text.split_inclusive('\n')
-        .map(|l| {
-            if l.len() >= indent && l[..indent].trim().is_empty() {
-                &l[indent..]
-            } else {
-                l
-            }
+        .map(|l| match (l.get(..indent), l.get(indent..)) {
+            (Some(head), Some(tail)) if head.trim().is_empty() => tail,
+            _ => l,
         })
         .collect()
 }
@@ -394,6 +391,10 @@ mod tests {
 b = "img=${var.image} $${lit} \"q\""
 c = var.image
 d = -3
+e = <<-EOT
+    one
+      two
+    EOT
 "#;
         let items = parse_hcl(src).unwrap();
         let val = |i: usize| match &items[i].kind {
@@ -404,6 +405,7 @@ d = -3
         assert_eq!(val(1), Value::from("img=redis:7 ${lit} \"q\""));
         assert_eq!(val(2), Value::from("redis:7"));
         assert_eq!(val(3), Value::from(-3));
+        assert_eq!(val(4), Value::from("one\n  two\n"));
     }
 
     #[test]

@@ -515,6 +515,11 @@ impl Reader {
                 "Healthy deadline must be less than progress deadline",
             );
         }
+        // Nomad treats an update block with MaxParallel 0 as no rolling update at all; storing
+        // it as `None` keeps a job re-submitted from its own output unchanged.
+        if s.max_parallel == 0 {
+            return None;
+        }
         Some(s)
     }
 
