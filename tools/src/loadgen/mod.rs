@@ -240,3 +240,6 @@ mod tests {
         assert!(error.to_string().contains("server unreachable"), "{error}");
     }
 }
+
+#[cfg(test)]
+mod loadgen_test;
