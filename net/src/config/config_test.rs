@@ -324,6 +324,16 @@ fn syntax_errors_carry_line_and_column() {
 }
 
 #[test]
+fn checks_on_unset_keys_are_left_to_the_caller() {
+    // bootstrap_expect may still come from a flag, so a file enabling the server without it
+    // loads; the caller's validate() after flags reports it.
+    let c = parse("server {\n  enabled = true\n}\n").unwrap();
+    assert_eq!(c.validate()[0].0, "server.bootstrap_expect");
+    let err = parse("server {\n  enabled = true\n  bootstrap_expect = 0\n}\n").unwrap_err();
+    assert_eq!(err.errors[0].line, Some(3));
+}
+
+#[test]
 fn deprecated_join_keys_are_accepted() {
     let c = parse(
         "server {\n  retry_join = [\"a:4648\"]\n  start_join = [\"b\"]\n  retry_max = 4\n  retry_interval = \"5s\"\n}\n",

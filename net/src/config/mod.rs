@@ -65,7 +65,8 @@ impl fmt::Display for ConfigErrors {
 
 /// Loads and merges configuration files onto `base`. Each path is a file or a directory
 /// (whose `*.hcl` and `*.json` files are read in lexical order). The merged result is
-/// range-checked with `AgentConfig::validate`; all problems are returned at once.
+/// range-checked with `AgentConfig::validate` (for the keys the files set); all problems
+/// are returned at once.
 pub fn load_agent_config(
     paths: &[PathBuf],
     base: AgentConfig,
@@ -96,23 +97,7 @@ pub fn load_agent_config(
         let is_json = file.extension().is_some_and(|e| e == "json");
         apply_source(&mut apply, file, &src, is_json, &mut errors);
     }
-    let (config, origins, apply_errors) = apply.finish();
-    errors.extend(apply_errors);
-    for (path, message) in config.validate() {
-        let loc = origins.lookup(&path);
-        errors.push(ConfigError {
-            file: loc.as_ref().map(|l| l.file.clone()),
-            line: loc.as_ref().map(|l| l.line),
-            column: None,
-            path,
-            message,
-        });
-    }
-    if errors.is_empty() {
-        Ok(config)
-    } else {
-        Err(ConfigErrors { errors })
-    }
+    finish(apply, errors)
 }
 
 /// Parses one configuration text (HCL, or JSON when `is_json`) onto `base`, as if it were a
@@ -126,13 +111,22 @@ pub fn parse_agent_config(
     let mut errors = Vec::new();
     let mut apply = Apply::new(base);
     apply_source(&mut apply, name, src, is_json, &mut errors);
+    finish(apply, errors)
+}
+
+/// Range-checks the merged result. Only problems with keys some file set are reported
+/// here: a value still at its default may yet be supplied by a command-line flag, so
+/// those are left to the caller's own `AgentConfig::validate` after flags are applied.
+fn finish(apply: Apply, mut errors: Vec<ConfigError>) -> Result<AgentConfig, ConfigErrors> {
     let (config, origins, apply_errors) = apply.finish();
     errors.extend(apply_errors);
     for (path, message) in config.validate() {
-        let loc = origins.lookup(&path);
+        let Some(origin) = origins.lookup_set(&path) else {
+            continue;
+        };
         errors.push(ConfigError {
-            file: loc.as_ref().map(|l| l.file.clone()),
-            line: loc.as_ref().map(|l| l.line),
+            file: Some(origin.file),
+            line: (origin.line > 0).then_some(origin.line),
             column: None,
             path,
             message,

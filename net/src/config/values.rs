@@ -22,17 +22,14 @@ pub(crate) struct Origins {
 }
 
 impl Origins {
-    /// Finds the origin of `path`, falling back to its enclosing keys
-    /// (`server.enabled_schedulers[1]` → `server.enabled_schedulers` → `server`).
-    pub fn lookup(&self, path: &str) -> Option<Origin> {
-        let mut p = path.to_string();
-        loop {
-            if let Some(o) = self.by_path.get(&p) {
-                return Some(o.clone());
-            }
-            let cut = p.rfind(['.', '['])?;
-            p.truncate(cut);
-        }
+    /// Finds where `path` was set; an element path such as `server.enabled_schedulers[1]`
+    /// resolves to its list.
+    pub fn lookup_set(&self, path: &str) -> Option<Origin> {
+        let base = match path.find('[') {
+            Some(i) => &path[..i],
+            None => path,
+        };
+        self.by_path.get(base).cloned()
     }
 }
 
