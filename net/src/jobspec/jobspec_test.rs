@@ -433,3 +433,92 @@ fn case_insensitive_fields_are_accepted() {
     assert_eq!(j.id, "lower");
     assert_eq!(j.task_groups[0].tasks[0].driver, "exec");
 }
+
+#[test]
+fn placement_blocks_disk_and_volumes_convert() {
+    let src = r#"job "placed" {
+  type = "system"
+  affinity {
+    attribute = "${node.datacenter}"
+    value     = "dc1"
+    weight    = -30
+  }
+  spread {
+    attribute = "${meta.rack}"
+    weight    = 80
+    target "r1" {
+      percent = 60
+    }
+    target "r2" {
+      percent = 40
+    }
+  }
+  group "g" {
+    ephemeral_disk {
+      size   = 500
+      sticky = true
+    }
+    volume "data" {
+      type      = "host"
+      source    = "data"
+      read_only = true
+    }
+    task "t" {
+      driver = "exec"
+      volume_mount {
+        volume      = "data"
+        destination = "/srv"
+      }
+      resources {
+        cpu        = 250
+        memory     = 128
+        memory_max = 256
+      }
+    }
+  }
+}
+"#;
+    let mut api = parse_hcl(src).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(api["TaskGroups"][0]["Volumes"]["data"]["Name"], "data");
+    canonicalize(&mut api, 50);
+    assert_eq!(
+        api["TaskGroups"][0]["ReschedulePolicy"],
+        Value::Null,
+        "system jobs never reschedule"
+    );
+    let job = job_from_api(&api, BOUNDS).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(job.affinities[0].weight, -30);
+    assert_eq!(job.spreads[0].weight, 80);
+    assert_eq!(job.spreads[0].targets.len(), 2);
+    assert_eq!(job.spreads[0].targets[1].percent, 40);
+    let group = &job.task_groups[0];
+    assert_eq!(group.ephemeral_disk_mb, 500);
+    assert!(group.ephemeral_disk_sticky);
+    assert_eq!(group.tasks[0].resources.memory_max_mb, 256);
+    let out = job_to_api(&job);
+    assert_eq!(
+        out["TaskGroups"][0]["Volumes"],
+        api["TaskGroups"][0]["Volumes"]
+    );
+    assert_eq!(
+        out["TaskGroups"][0]["Tasks"][0]["VolumeMounts"],
+        api["TaskGroups"][0]["Tasks"][0]["VolumeMounts"]
+    );
+    assert_eq!(out["Spreads"], api["Spreads"]);
+}
+
+#[test]
+fn system_jobs_reject_scaling_and_bad_spreads() {
+    let job = json!({"ID": "s", "Type": "system",
+        "Spreads": [{"Attribute": "${node.datacenter}", "Weight": 50,
+            "SpreadTarget": [{"Value": "a", "Percent": 70}, {"Value": "b", "Percent": 70}]}],
+        "TaskGroups": [{"Name": "g", "Scaling": {"Min": 1, "Max": 3},
+            "Tasks": [{"Name": "t", "Driver": "exec"}]}]});
+    let err = job_from_api(&job, BOUNDS).unwrap_err();
+    let ps = paths(&err);
+    assert!(
+        ps.contains(&"Job.TaskGroups[g].Scaling".to_string()),
+        "{ps:?}"
+    );
+    assert!(ps.contains(&"Job.Spreads[0]".to_string()), "{ps:?}");
+}
