@@ -157,22 +157,33 @@ fn log_append(c: &mut Criterion) {
         let mut next = 1u64;
         group.throughput(Throughput::Elements(64));
         let id = BenchmarkId::new(format!("{record_bytes}B"), "queued_64x1");
+        let mut since_purge = 0usize;
         group.bench_function(id, |b| {
-            b.iter(|| {
-                let pending: Vec<_> = (0..64)
-                    .map(|i| {
-                        let record = LogRecord {
+            b.iter_custom(|iters| {
+                let mut timed = Duration::ZERO;
+                for _ in 0..iters {
+                    let records: Vec<_> = (0..64)
+                        .map(|i| LogRecord {
                             index: next + i,
                             term: 1,
                             bytes: payload.clone(),
-                        };
-                        store.append(vec![record])
-                    })
-                    .collect();
-                next += 64;
-                for p in pending {
-                    block_on(p).expect("append");
+                        })
+                        .collect();
+                    let start = Instant::now();
+                    let pending: Vec<_> =
+                        records.into_iter().map(|r| store.append(vec![r])).collect();
+                    for p in pending {
+                        block_on(p).expect("append");
+                    }
+                    timed += start.elapsed();
+                    next += 64;
+                    since_purge += 64 * record_bytes;
+                    if since_purge >= LOG_PURGE_EVERY_BYTES {
+                        store.purge_upto_sync(next - 1).expect("purge");
+                        since_purge = 0;
+                    }
                 }
+                timed
             })
         });
         let stats = store.stats();
