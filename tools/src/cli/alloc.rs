@@ -10,6 +10,7 @@ use super::format::{
     format_unix_nanos, int_field, key_values, maybe_short, now_nanos, or_none, pretty_json,
     str_field, table, time_ago,
 };
+use super::job::alloc_job_version;
 use super::resolve::{resolve_id, IdKind};
 use super::ApiArgs;
 
@@ -95,7 +96,7 @@ pub fn render_alloc(alloc: &Value, now: i64, verbose: bool) -> String {
         ),
         ("Node Name", str_field(alloc, "NodeName").to_string()),
         ("Job ID", str_field(alloc, "JobID").to_string()),
-        ("Job Version", job_version(alloc).to_string()),
+        ("Job Version", alloc_job_version(alloc).to_string()),
         (
             "Client Status",
             str_field(alloc, "ClientStatus").to_string(),
@@ -138,17 +139,6 @@ pub fn render_alloc(alloc: &Value, now: i64, verbose: bool) -> String {
         }
     }
     out
-}
-
-/// Returns the job version the allocation runs: the stub field, or the embedded job's.
-fn job_version(alloc: &Value) -> i64 {
-    match alloc.get("JobVersion") {
-        Some(v) => v.as_i64().unwrap_or(0),
-        None => alloc
-            .get("Job")
-            .map(|j| int_field(j, "Version"))
-            .unwrap_or(0),
-    }
 }
 
 fn render_task_events(state: &Value, now: i64, verbose: bool) -> String {

@@ -22,7 +22,7 @@ pub enum ClientError {
     #[error("Unexpected response code: {status} ({body})")]
     Status { status: u16, body: String },
     /// The request never got an HTTP answer (refused, timed out, bad address).
-    #[error("{url}: {reason}")]
+    #[error("{reason}")]
     Transport { url: String, reason: String },
     /// The server answered 200 but the body was not the JSON we expected.
     #[error("failed to decode response from {url}: {reason}")]

@@ -10,8 +10,7 @@ use serde_json::{Map, Value};
 
 use super::client::{escape_component, ApiClient};
 use super::format::{
-    bool_field, int_field, key_values, maybe_short, now_nanos, or_none, pretty_json, str_field,
-    time_ago,
+    int_field, key_values, maybe_short, now_nanos, or_none, pretty_json, str_field, time_ago,
 };
 use super::job::render_alloc_table;
 use super::resolve::{resolve_id, IdKind};
@@ -232,8 +231,7 @@ pub fn monitor(client: &ApiClient, eval_id: &str, verbose: bool) -> Result<i32> 
     );
     let mut seen_allocs = BTreeSet::new();
     for _ in 0..MONITOR_NEXT_EVALS_MAX {
-        let eval = wait_for_eval(client, &current, verbose)?;
-        print_new_allocs(client, &current, &mut seen_allocs, verbose)?;
+        let eval = wait_for_eval(client, &current, &mut seen_allocs, verbose)?;
         let next = str_field(&eval, "NextEval");
         let status = str_field(&eval, "Status");
         if status == "complete" && !next.is_empty() {
@@ -251,8 +249,16 @@ pub fn monitor(client: &ApiClient, eval_id: &str, verbose: bool) -> Result<i32> 
     ))
 }
 
-/// Polls one evaluation until it reaches a terminal status, printing status changes.
-fn wait_for_eval(client: &ApiClient, eval_id: &str, verbose: bool) -> Result<Value> {
+/// Polls one evaluation until it reaches a terminal status.
+///
+/// Prints, in Nomad's order, the trigger, the allocations the evaluation placed and then
+/// the status change.
+fn wait_for_eval(
+    client: &ApiClient,
+    eval_id: &str,
+    seen_allocs: &mut BTreeSet<String>,
+    verbose: bool,
+) -> Result<Value> {
     let mut last_status = String::new();
     let mut announced = false;
     loop {
@@ -262,13 +268,17 @@ fn wait_for_eval(client: &ApiClient, eval_id: &str, verbose: bool) -> Result<Val
             print_trigger(&eval, verbose);
         }
         let status = str_field(&eval, "Status").to_string();
+        let terminal = is_terminal(&status);
+        if terminal {
+            print_new_allocs(client, &eval, seen_allocs, verbose)?;
+        }
         if status != last_status {
             if !last_status.is_empty() {
                 println!("    Evaluation status changed: \"{last_status}\" -> \"{status}\"");
             }
             last_status = status;
         }
-        if is_terminal(&last_status) {
+        if terminal {
             let deployment = str_field(&eval, "DeploymentID");
             if !deployment.is_empty() {
                 println!(
@@ -297,13 +307,16 @@ fn print_trigger(eval: &Value, verbose: bool) {
 
 fn print_new_allocs(
     client: &ApiClient,
-    eval_id: &str,
+    eval: &Value,
     seen: &mut BTreeSet<String>,
     verbose: bool,
 ) -> Result<()> {
     let allocs = client
         .get(
-            &format!("/v1/evaluation/{}/allocations", escape_component(eval_id)),
+            &format!(
+                "/v1/evaluation/{}/allocations",
+                escape_component(str_field(eval, "ID"))
+            ),
             &[],
         )
         .map_err(|e| anyhow!("Error reading allocations: {e}"))?;
@@ -317,9 +330,7 @@ fn print_new_allocs(
         if !seen.insert(id.to_string()) {
             continue;
         }
-        let verb = if int_field(alloc, "CreateIndex") == int_field(alloc, "ModifyIndex")
-            || bool_field(alloc, "Created")
-        {
+        let verb = if created_by(alloc, eval) {
             "created"
         } else {
             "modified"
@@ -332,6 +343,19 @@ fn print_new_allocs(
         );
     }
     Ok(())
+}
+
+/// Returns true when the evaluation placed the allocation rather than updating it in place.
+///
+/// The evaluation exists before its plan is applied, so allocations it placed were created at
+/// a later Raft index; in-place updates keep their older create index.
+pub fn created_by(alloc: &Value, eval: &Value) -> bool {
+    let eval_index = int_field(eval, "CreateIndex");
+    if eval_index > 0 {
+        int_field(alloc, "CreateIndex") >= eval_index
+    } else {
+        str_field(alloc, "EvalID").is_empty() || str_field(alloc, "EvalID") == str_field(eval, "ID")
+    }
 }
 
 /// Prints the monitor's closing lines and returns the exit code.
@@ -422,6 +446,18 @@ mod tests {
              \x20     * Dimension \"memory\" exhausted on 3 nodes\n\
              \x20   Evaluation \"9c1e2f3a\" waiting for additional capacity to place remainder\n"
         );
+    }
+
+    #[test]
+    fn allocations_older_than_the_eval_were_modified_not_created() {
+        let eval = json!({"ID": "e1", "CreateIndex": 20});
+        assert!(created_by(&json!({"CreateIndex": 21}), &eval));
+        assert!(!created_by(
+            &json!({"CreateIndex": 7, "EvalID": "e1"}),
+            &eval
+        ));
+        assert!(created_by(&json!({"EvalID": "e1"}), &json!({"ID": "e1"})));
+        assert!(!created_by(&json!({"EvalID": "e0"}), &json!({"ID": "e1"})));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use super::client::{escape_component, ApiClient};
 use super::eval::{format_failed_tg_allocs, monitor};
 use super::format::{
     bool_field, format_unix_nanos, int_field, join_strings, key_values, maybe_short, now_nanos,
-    or_none, pretty_json, str_field, table, time_ago,
+    pretty_json, str_field, table, time_ago,
 };
 use super::resolve::{resolve_id, IdKind};
 use super::ApiArgs;
@@ -361,7 +361,7 @@ pub fn render_job_info(job: &Value) -> String {
         ("Priority", int_field(job, "Priority").to_string()),
         ("Datacenters", join_strings(job.get("Datacenters"))),
         ("Namespace", str_field(job, "Namespace").to_string()),
-        ("Node Pool", or_none(str_field(job, "NodePool"))),
+        ("Node Pool", node_pool_label(str_field(job, "NodePool"))),
         ("Status", job_status_label(job)),
         (
             "Periodic",
@@ -373,6 +373,15 @@ pub fn render_job_info(job: &Value) -> String {
         ),
     ];
     key_values(&pairs)
+}
+
+/// Returns the node pool a job runs in; an unset pool means the server's `default` pool.
+fn node_pool_label(pool: &str) -> String {
+    if pool.is_empty() {
+        "default".to_string()
+    } else {
+        pool.to_string()
+    }
 }
 
 /// Renders one job: info block, per-group summary and the allocations table.
@@ -441,7 +450,7 @@ pub fn render_alloc_table(allocs: &Value, now: i64, verbose: bool) -> String {
             maybe_short(str_field(alloc, "ID"), verbose).to_string(),
             maybe_short(str_field(alloc, "NodeID"), verbose).to_string(),
             str_field(alloc, "TaskGroup").to_string(),
-            int_field(alloc, "JobVersion").to_string(),
+            alloc_job_version(alloc).to_string(),
             str_field(alloc, "DesiredStatus").to_string(),
             str_field(alloc, "ClientStatus").to_string(),
             time_ago(int_field(alloc, "CreateTime"), now),
@@ -449,6 +458,18 @@ pub fn render_alloc_table(allocs: &Value, now: i64, verbose: bool) -> String {
         ]);
     }
     table(&rows)
+}
+
+/// Returns the job version an allocation runs: the stub's `JobVersion`, or the embedded job's
+/// `Version` for full allocation objects (which have no `JobVersion` field).
+pub fn alloc_job_version(alloc: &Value) -> i64 {
+    match alloc.get("JobVersion") {
+        Some(version) => version.as_i64().unwrap_or(0),
+        None => alloc
+            .get("Job")
+            .map(|job| int_field(job, "Version"))
+            .unwrap_or(0),
+    }
 }
 
 fn stop(client: &ApiClient, args: &StopArgs) -> Result<i32> {
@@ -576,20 +597,9 @@ pub fn render_plan(response: &Value, job_id: &str, file: &str, verbose: bool) ->
         .cloned()
         .unwrap_or(Value::Null);
     let mut out = String::new();
-    match response.get("Diff").filter(|d| d.is_object()) {
-        Some(diff) => out.push_str(&render_job_diff(diff, &updates, verbose)),
-        None => {
-            out.push_str(&format!("Job: \"{job_id}\"\n"));
-            if let Some(groups) = updates.as_object() {
-                for (name, update) in groups {
-                    out.push_str(&format!(
-                        "Task Group: \"{name}\"{}\n",
-                        group_update_summary(update)
-                    ));
-                }
-            }
-        }
-    }
+    let diff = response.get("Diff").filter(|d| d.is_object()).cloned();
+    let diff = diff.unwrap_or_else(|| json!({"Type": "None", "ID": job_id}));
+    out.push_str(&render_job_diff(&diff, &updates, verbose));
     out.push_str("\nScheduler dry-run:\n");
     match response
         .get("FailedTGAllocs")
@@ -667,6 +677,18 @@ fn render_job_diff(diff: &Value, updates: &Value, verbose: bool) -> String {
                 str_field(task, "Name")
             ));
             render_fields_and_objects(task, 4, verbose, &mut out);
+        }
+    }
+    // Groups the diff leaves out (unchanged ones) still get their annotation line.
+    let job_marker = diff_marker(str_field(diff, "Type"));
+    for (name, update) in updates.as_object().into_iter().flatten() {
+        let listed = diff
+            .get("TaskGroups")
+            .and_then(Value::as_array)
+            .is_some_and(|groups| groups.iter().any(|g| str_field(g, "Name") == name));
+        if !listed {
+            let summary = group_update_summary(update);
+            out.push_str(&format!("{job_marker}Task Group: \"{name}\"{summary}\n"));
         }
     }
     out
