@@ -20,13 +20,15 @@ use engine::{Cluster, EngineError};
 use glommio::{LocalExecutorBuilder, Placement};
 use net::client::sim::{run_sim_nodes, SimNodeSpec, SimStats};
 use net::client::ClientConn;
-use net::rpc::{frame_bytes, serve_rpc};
+use net::rpc::{frame_bytes, serve_rpc, CONNECTION_REQUESTS_IN_FLIGHT_MAX};
 use sched::structs::{
     AllocMetric, Allocation, ClientStatus, DesiredStatus, Evaluation, Job, Node, Resources,
 };
 use sched::{SchedulerConfig, StateView};
 
 const HEARTBEAT_TTL_MS: u64 = 400;
+/// A node id whose `GetAllocs` just waits out its `max_wait_ms`, without registration.
+const SLEEPY_NODE: &str = "sleepy";
 
 /// A view with nothing in it: these tests only exercise the client protocol.
 struct EmptyView {
@@ -214,6 +216,18 @@ impl Cluster for FakeCluster {
                 ClientResponse::HeartbeatAck {
                     heartbeat_ttl_ms: HEARTBEAT_TTL_MS,
                     leader_rpc_addr: String::new(),
+                }
+            }
+            ClientRequest::GetAllocs {
+                node_id,
+                max_wait_ms,
+                ..
+            } if node_id == SLEEPY_NODE => {
+                // One timer per request: cheap enough to hold thousands in flight.
+                glommio::timer::sleep(Duration::from_millis(max_wait_ms)).await;
+                ClientResponse::Allocs {
+                    index: state.index.get(),
+                    allocs: Vec::new(),
                 }
             }
             ClientRequest::GetAllocs {
@@ -634,4 +648,63 @@ fn node_ids_are_stable_per_seed_and_index() {
         node.attributes.get("unique.hostname").map(String::as_str),
         Some("sim-2")
     );
+}
+
+#[test]
+fn requests_past_the_in_flight_limit_are_answered_overloaded() {
+    let server = TestServer::start();
+    let addr = server.addr;
+    on_client_executor(move || async move {
+        tracing::info!("fill one connection with parked requests up to the limit");
+        let conn = ClientConn::connect(addr).await.expect("connect");
+        let sent = Rc::new(Cell::new(0usize));
+        let mut parked = Vec::with_capacity(CONNECTION_REQUESTS_IN_FLIGHT_MAX);
+        for _ in 0..CONNECTION_REQUESTS_IN_FLIGHT_MAX {
+            let conn = conn.clone();
+            let sent = sent.clone();
+            parked.push(glommio::spawn_local(async move {
+                sent.set(sent.get() + 1);
+                conn.call(ClientRequest::GetAllocs {
+                    node_id: SLEEPY_NODE.into(),
+                    secret_id: String::new(),
+                    min_index: 0,
+                    max_wait_ms: 20_000,
+                })
+                .await
+            }));
+        }
+        // Each task queues its frame in the same poll that counts it, so once every task has
+        // counted, all parked frames precede the next one on the wire.
+        while sent.get() < CONNECTION_REQUESTS_IN_FLIGHT_MAX {
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
+
+        tracing::info!("one more request on the same connection is refused, not queued");
+        let extra = conn
+            .call(ClientRequest::Heartbeat {
+                node_id: "n".into(),
+                secret_id: "s".into(),
+            })
+            .await
+            .expect("answer");
+        assert!(
+            matches!(extra, ClientResponse::Error { ref code, .. } if code == "overloaded"),
+            "unexpected {extra:?}"
+        );
+
+        tracing::info!("closing the connection releases the parked calls with an error");
+        conn.close();
+        for task in parked {
+            assert!(task.await.is_err());
+        }
+
+        tracing::info!("a new connection is served normally");
+        let fresh = ClientConn::connect(addr).await.expect("reconnect");
+        let hello = fresh
+            .call(ClientRequest::Hello {
+                version: CLIENT_PROTOCOL_VERSION,
+            })
+            .await;
+        assert!(matches!(hello, Ok(ClientResponse::Hello { .. })));
+    });
 }
