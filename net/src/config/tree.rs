@@ -37,11 +37,13 @@ pub(crate) enum AttrValue {
     Json(Value),
 }
 
-/// Variables available to `var.NAME` references in a job file.
+/// Values for `var.NAME` and `local.NAME` references in a job file, keyed by the
+/// whole reference (`"var.image"`).
 pub(crate) type Vars = BTreeMap<String, Value>;
 
 impl AttrValue {
-    /// Converts the value to JSON. Interpolations other than `var.NAME` stay as `${...}` text.
+    /// Converts the value to JSON. Interpolations other than `var.NAME` / `local.NAME` stay
+    /// as `${...}` text.
     pub fn to_json(&self, vars: &Vars) -> Result<Value, String> {
         match self {
             AttrValue::Hcl(expr) => expr_to_json(expr, vars),
@@ -181,7 +183,8 @@ impl LineIndex {
     }
 }
 
-/// Converts an HCL expression to JSON. Literal values convert directly; `var.NAME` resolves
+/// Converts an HCL expression to JSON. Literal values convert directly; `var.NAME` and
+/// `local.NAME` resolve
 /// from `vars`; other references are rejected because only the client can evaluate them.
 pub(crate) fn expr_to_json(expr: &Expression, vars: &Vars) -> Result<Value, String> {
     match expr {
@@ -245,11 +248,13 @@ pub(crate) fn expr_to_json(expr: &Expression, vars: &Vars) -> Result<Value, Stri
             if let (Expression::Variable(root), [TraversalOperator::GetAttr(name)]) =
                 (&t.expr, t.operators.as_slice())
             {
-                if root.as_str() == "var" {
+                let root = root.as_str();
+                if root == "var" || root == "local" {
+                    let key = format!("{root}.{}", name.as_str());
                     return vars
-                        .get(name.as_str())
+                        .get(&key)
                         .cloned()
-                        .ok_or_else(|| format!("undefined variable var.{}", name.as_str()));
+                        .ok_or_else(|| format!("undefined {key}"));
                 }
             }
             Err(format!(
@@ -271,7 +276,8 @@ fn number_to_json(n: &hcl::Number) -> Value {
     }
 }
 
-/// Turns a raw template into its string: resolves `${var.NAME}`, keeps every other
+/// Turns a raw template into its string: resolves `${var.NAME}` and `${local.NAME}`, keeps
+/// every other
 /// `${...}` / `%{...}` sequence verbatim (Nomad evaluates those on the client), turns the
 /// `$${` / `%%{` escapes into literal text and, for quoted strings, decodes backslash escapes.
 fn render_template(raw: &str, vars: &Vars, quoted: bool) -> String {
@@ -289,9 +295,9 @@ fn render_template(raw: &str, vars: &Vars, quoted: bool) -> String {
         if rest.starts_with("${") {
             if let Some(end) = rest.find('}') {
                 let inner = rest[2..end].trim();
-                let resolved = inner
-                    .strip_prefix("var.")
-                    .and_then(|name| vars.get(name))
+                let resolved = (inner.starts_with("var.") || inner.starts_with("local."))
+                    .then(|| vars.get(inner))
+                    .flatten()
                     .map(|v| match v {
                         Value::String(s) => s.clone(),
                         other => other.to_string(),
@@ -386,7 +392,7 @@ mod tests {
     #[test]
     fn templates_keep_runtime_interpolations_and_resolve_vars() {
         let mut vars = Vars::new();
-        vars.insert("image".into(), Value::from("redis:7"));
+        vars.insert("var.image".into(), Value::from("redis:7"));
         let src = r#"a = "${attr.kernel.name}"
 b = "img=${var.image} $${lit} \"q\""
 c = var.image

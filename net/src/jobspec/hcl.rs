@@ -1025,16 +1025,18 @@ fn convert(v: &Value, kind: K) -> Result<Value, String> {
 }
 
 /// Parses a job file; see `super::parse_hcl`.
-pub(super) fn parse(src: &str) -> Result<Value, JobspecError> {
-    let items = tree::parse_hcl(src).map_err(|e| JobspecError {
+pub(super) fn parse(src: &str, var_file: &str) -> Result<Value, JobspecError> {
+    let syntax = |prefix: &str, e: tree::SyntaxError| JobspecError {
         errors: vec![FieldError {
-            path: String::new(),
+            path: prefix.to_string(),
             line: Some(e.line),
             message: format!("column {}: {}", e.column, e.message),
         }],
-    })?;
+    };
+    let items = tree::parse_hcl(src).map_err(|e| syntax("", e))?;
+    let var_items = tree::parse_hcl(var_file).map_err(|e| syntax("variables", e))?;
     let mut errors = Vec::new();
-    let vars = collect_variables(&items, &mut errors);
+    let vars = collect_variables(&items, &var_items, &mut errors);
     let mut walker = Walker {
         vars: &vars,
         errors,
@@ -1077,36 +1079,96 @@ pub(super) fn parse(src: &str) -> Result<Value, JobspecError> {
     }
 }
 
-/// Reads `variable "name" { default = ... }` blocks and `locals {}` into the variable map.
-fn collect_variables(items: &[Item], errors: &mut Vec<FieldError>) -> Vars {
+/// Resolves `variable "name" {}` blocks (default, overridden by `var_file`) and then
+/// `locals {}` (which may use variables and earlier locals) into the reference map.
+fn collect_variables(items: &[Item], var_file: &[Item], errors: &mut Vec<FieldError>) -> Vars {
     let mut vars = Vars::new();
+    let mut declared = Vec::new();
     let empty = Vars::new();
+    let error = |errors: &mut Vec<FieldError>, path: String, line: usize, message: String| {
+        errors.push(FieldError {
+            path,
+            line: (line > 0).then_some(line),
+            message,
+        });
+    };
     for item in items {
         let ItemKind::Block(inner) = &item.kind else {
             continue;
         };
-        if item.key == "variable" {
-            let name = item.labels.first().cloned().unwrap_or_default();
-            let path = format!("variable[{name}]");
-            for sub in inner {
-                match (&sub.kind, sub.key.as_str()) {
-                    (ItemKind::Attr(v), "default") => match v.to_json(&empty) {
-                        Ok(v) => {
-                            vars.insert(name.clone(), v);
-                        }
-                        Err(message) => errors.push(FieldError {
-                            path: format!("{path}.default"),
-                            line: Some(sub.line),
-                            message,
-                        }),
-                    },
-                    (ItemKind::Attr(_), "type" | "description" | "sensitive" | "nullable") => {}
-                    (ItemKind::Block(_), "validation") => {}
-                    _ => errors.push(FieldError {
-                        path: format!("{path}.{}", sub.key),
-                        line: Some(sub.line),
-                        message: format!("unknown key {:?}", sub.key),
-                    }),
+        if item.key != "variable" {
+            continue;
+        }
+        let name = item.labels.first().cloned().unwrap_or_default();
+        let path = format!("variable[{name}]");
+        declared.push((name.clone(), item.line));
+        for sub in inner {
+            match (&sub.kind, sub.key.as_str()) {
+                (ItemKind::Attr(v), "default") => match v.to_json(&empty) {
+                    Ok(v) => {
+                        vars.insert(format!("var.{name}"), v);
+                    }
+                    Err(m) => error(errors, format!("{path}.default"), sub.line, m),
+                },
+                (ItemKind::Attr(_), "type" | "description" | "sensitive" | "nullable") => {}
+                (ItemKind::Block(_), "validation") => {}
+                _ => error(
+                    errors,
+                    format!("{path}.{}", sub.key),
+                    sub.line,
+                    format!("unknown key {:?}", sub.key),
+                ),
+            }
+        }
+    }
+    for item in var_file {
+        let path = format!("variables.{}", item.key);
+        match &item.kind {
+            ItemKind::Attr(_) if !declared.iter().any(|(n, _)| *n == item.key) => error(
+                errors,
+                path,
+                item.line,
+                format!("value given for undeclared variable {:?}", item.key),
+            ),
+            ItemKind::Attr(v) => match v.to_json(&empty) {
+                Ok(v) => {
+                    vars.insert(format!("var.{}", item.key), v);
+                }
+                Err(m) => error(errors, path, item.line, m),
+            },
+            ItemKind::Block(_) => {
+                error(errors, path, item.line, "expected name = value".to_string())
+            }
+        }
+    }
+    for (name, line) in declared {
+        if !vars.contains_key(&format!("var.{name}")) {
+            error(
+                errors,
+                format!("variable[{name}]"),
+                line,
+                format!("no value for required variable {name:?}"),
+            );
+        }
+    }
+    for item in items {
+        let ItemKind::Block(inner) = &item.kind else {
+            continue;
+        };
+        if item.key != "locals" {
+            continue;
+        }
+        for sub in inner {
+            let path = format!("locals.{}", sub.key);
+            match &sub.kind {
+                ItemKind::Attr(v) => match v.to_json(&vars) {
+                    Ok(v) => {
+                        vars.insert(format!("local.{}", sub.key), v);
+                    }
+                    Err(m) => error(errors, path, sub.line, m),
+                },
+                ItemKind::Block(_) => {
+                    error(errors, path, sub.line, "expected name = value".to_string())
                 }
             }
         }

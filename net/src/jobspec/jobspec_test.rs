@@ -2,7 +2,10 @@
 
 use serde_json::{json, Value};
 
-use super::{canonicalize, job_from_api, job_list_stub, job_to_api, parse_hcl, JobspecError};
+use super::{
+    canonicalize, job_from_api, job_list_stub, job_to_api, parse_hcl, parse_hcl_with_variables,
+    JobspecError,
+};
 
 const WEB: &str = include_str!("../../../examples/web.hcl");
 const BATCH: &str = include_str!("../../../examples/batch.hcl");
@@ -521,4 +524,42 @@ fn system_jobs_reject_scaling_and_bad_spreads() {
         "{ps:?}"
     );
     assert!(ps.contains(&"Job.Spreads[0]".to_string()), "{ps:?}");
+}
+
+#[test]
+fn variable_files_and_locals() {
+    let src = r#"variable "image" {}
+variable "count" {
+  default = 1
+}
+locals {
+  tag = "${var.image}-v2"
+}
+job "app" {
+  group "g" {
+    count = var.count
+    task "t" {
+      driver = "docker"
+      config {
+        image = local.tag
+      }
+    }
+  }
+}
+"#;
+    let err = parse_hcl(src).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("no value for required variable \"image\""),
+        "{err}"
+    );
+    let job = parse_hcl_with_variables(src, "image = \"nginx\"\ncount = 4\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(job["TaskGroups"][0]["Count"], 4);
+    assert_eq!(
+        job["TaskGroups"][0]["Tasks"][0]["Config"]["image"],
+        "nginx-v2"
+    );
+    let undeclared = parse_hcl_with_variables(src, "image = \"x\"\nnope = 1\n").unwrap_err();
+    assert_eq!(undeclared.errors[0].path, "variables.nope");
 }

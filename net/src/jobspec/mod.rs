@@ -54,7 +54,16 @@ impl fmt::Display for JobspecError {
 /// as `/v1/jobs/parse` with `Canonicalize: false` returns it: unset fields are null,
 /// durations are nanoseconds and `${...}` interpolations are left for the client.
 pub fn parse_hcl(src: &str) -> Result<serde_json::Value, JobspecError> {
-    hcl::parse(src)
+    hcl::parse(src, "")
+}
+
+/// Like `parse_hcl`, with a variables file (`name = value` lines, the `Variables` field of
+/// `/v1/jobs/parse`) overriding the defaults of the job's `variable` blocks.
+pub fn parse_hcl_with_variables(
+    src: &str,
+    variables: &str,
+) -> Result<serde_json::Value, JobspecError> {
+    hcl::parse(src, variables)
 }
 
 /// Fills Nomad's canonical defaults into an API JSON job in place; unset priorities become
