@@ -1215,6 +1215,10 @@ fn post_process_job(job: &mut Map<String, Value>, walker: &mut Walker<'_>) {
                     let Value::Object(task) = task else { continue };
                     fix_placement(task, walker);
                     fix_task(task);
+                    // The deprecated task-level `resources { network {} }` splits ports too.
+                    if let Some(Value::Object(resources)) = task.get_mut("Resources") {
+                        fix_networks(resources);
+                    }
                 }
             }
         }
@@ -1266,8 +1270,8 @@ fn fix_placement(obj: &mut Map<String, Value>, _walker: &mut Walker<'_>) {
 }
 
 /// Splits each network's `port` blocks into ReservedPorts (static) and DynamicPorts.
-fn fix_networks(group: &mut Map<String, Value>) {
-    if let Some(Value::Array(networks)) = group.get_mut("Networks") {
+fn fix_networks(owner: &mut Map<String, Value>) {
+    if let Some(Value::Array(networks)) = owner.get_mut("Networks") {
         for network in networks.iter_mut() {
             let Value::Object(net) = network else {
                 continue;

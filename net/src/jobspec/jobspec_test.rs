@@ -476,6 +476,11 @@ fn placement_blocks_disk_and_volumes_convert() {
         cpu        = 250
         memory     = 128
         memory_max = 256
+        network {
+          port "db" {
+            static = 5432
+          }
+        }
       }
     }
   }
@@ -498,6 +503,11 @@ fn placement_blocks_disk_and_volumes_convert() {
     assert_eq!(group.ephemeral_disk_mb, 500);
     assert!(group.ephemeral_disk_sticky);
     assert_eq!(group.tasks[0].resources.memory_max_mb, 256);
+    let port = &group.tasks[0].networks[0].ports[0];
+    assert_eq!(
+        (port.label.as_str(), port.value, port.is_static),
+        ("db", 5432, true)
+    );
     let out = job_to_api(&job);
     assert_eq!(
         out["TaskGroups"][0]["Volumes"],
