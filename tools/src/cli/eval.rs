@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::client::{escape_component, ApiClient};
 use super::format::{
-    int_field, key_values, maybe_short, now_nanos, or_none, pretty_json, str_field, time_ago,
+    int_field, key_values, maybe_short, now_nanos, or_none, pretty_json, str_field, table, time_ago,
 };
 use super::job::render_alloc_table;
 use super::resolve::{resolve_id, IdKind};
@@ -37,6 +37,25 @@ pub struct EvalCommand {
 pub enum EvalSub {
     /// Shows one evaluation (id or prefix).
     Status(EvalStatusArgs),
+    /// Lists evaluations, optionally for one job or status.
+    List(EvalListArgs),
+}
+
+/// Flags of `eval list`.
+#[derive(Args, Debug)]
+pub struct EvalListArgs {
+    /// Only evaluations of this job.
+    #[arg(long)]
+    pub job: Option<String>,
+    /// Only evaluations in this status (pending, blocked, complete, failed, canceled).
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Prints the raw JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Prints full ids.
+    #[arg(long)]
+    pub verbose: bool,
 }
 
 /// Flags of `eval status`.
@@ -60,7 +79,63 @@ pub fn run(cmd: EvalCommand) -> Result<i32> {
     let client = cmd.api.client();
     match cmd.sub {
         EvalSub::Status(args) => status(&client, &args),
+        EvalSub::List(args) => list(&client, &args),
     }
+}
+
+fn list(client: &ApiClient, args: &EvalListArgs) -> Result<i32> {
+    let mut query: Vec<(&str, &str)> = Vec::new();
+    if let Some(job) = args.job.as_deref() {
+        query.push(("job", job));
+    }
+    if let Some(status) = args.status.as_deref() {
+        query.push(("status", status));
+    }
+    let evals = client
+        .get("/v1/evaluations", &query)
+        .map_err(|e| anyhow!("Error querying evaluations: {e}"))?;
+    if args.json {
+        println!("{}", pretty_json(&evals));
+    } else {
+        print!("{}", render_eval_list(&evals, args.verbose));
+    }
+    Ok(0)
+}
+
+/// Renders the evaluations table (or "No evals found"), newest first.
+pub fn render_eval_list(evals: &Value, verbose: bool) -> String {
+    let mut items: Vec<&Value> = evals
+        .as_array()
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
+    if items.is_empty() {
+        return "No evals found\n".to_string();
+    }
+    items.sort_by_key(|e| std::cmp::Reverse(int_field(e, "CreateIndex")));
+    let header = [
+        "ID",
+        "Priority",
+        "Triggered By",
+        "Job ID",
+        "Namespace",
+        "Node ID",
+        "Status",
+        "Placement Failures",
+    ];
+    let mut rows = vec![header.map(String::from).to_vec()];
+    for eval in items {
+        rows.push(vec![
+            maybe_short(str_field(eval, "ID"), verbose).to_string(),
+            int_field(eval, "Priority").to_string(),
+            str_field(eval, "TriggeredBy").to_string(),
+            str_field(eval, "JobID").to_string(),
+            str_field(eval, "Namespace").to_string(),
+            or_none(maybe_short(str_field(eval, "NodeID"), verbose)),
+            str_field(eval, "Status").to_string(),
+            failed_groups(eval).is_some().to_string(),
+        ]);
+    }
+    table(&rows)
 }
 
 fn status(client: &ApiClient, args: &EvalStatusArgs) -> Result<i32> {
@@ -458,6 +533,24 @@ mod tests {
         ));
         assert!(created_by(&json!({"EvalID": "e1"}), &json!({"ID": "e1"})));
         assert!(!created_by(&json!({"EvalID": "e0"}), &json!({"ID": "e1"})));
+    }
+
+    #[test]
+    fn eval_list_marks_placement_failures() {
+        let evals = json!([
+            {"ID": "aaaaaaaa-1", "Priority": 50, "TriggeredBy": "job-register", "JobID": "web",
+                "Namespace": "default", "Status": "complete", "CreateIndex": 1},
+            {"ID": "bbbbbbbb-2", "Priority": 50, "TriggeredBy": "node-update", "JobID": "web",
+                "Namespace": "default", "NodeID": "cccccccc-3", "Status": "blocked",
+                "CreateIndex": 2, "FailedTGAllocs": {"web": {}}}]);
+        let out = render_eval_list(&evals, false);
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(
+            lines[1].starts_with("bbbbbbbb  50        node-update   web     default    cccccccc")
+        );
+        assert!(lines[1].ends_with("blocked   true"), "{out}");
+        assert!(lines[2].contains("<none>"), "{out}");
+        assert_eq!(render_eval_list(&json!([]), false), "No evals found\n");
     }
 
     #[test]

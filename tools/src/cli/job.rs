@@ -48,6 +48,10 @@ pub enum JobSub {
     Validate(ValidateArgs),
     /// Prints a registered job as JSON.
     Inspect(InspectArgs),
+    /// Lists the stored versions of a job.
+    History(super::job_version::HistoryArgs),
+    /// Reverts a job to an earlier version.
+    Revert(super::job_version::RevertArgs),
 }
 
 /// Flags of `job run`.
@@ -159,6 +163,8 @@ pub fn run(cmd: JobCommand) -> Result<i32> {
         JobSub::Plan(args) => Ok(plan(&client, &args)),
         JobSub::Validate(args) => validate(&client, &args),
         JobSub::Inspect(args) => inspect(&client, &args),
+        JobSub::History(args) => super::job_version::history(&client, &args),
+        JobSub::Revert(args) => super::job_version::revert(&client, &args),
     }
 }
 

@@ -11,10 +11,12 @@ pub mod client;
 pub mod eval;
 pub mod format;
 pub mod job;
+pub mod job_version;
 pub mod node;
 pub mod operator;
 pub mod resolve;
 pub mod server;
+pub mod system;
 #[cfg(test)]
 mod test_server;
 
@@ -60,6 +62,8 @@ pub enum Command {
     Operator(operator::OperatorCommand),
     /// Lists jobs, or shows one job's status.
     Status(job::StatusCommand),
+    /// System maintenance (garbage collection).
+    System(system::SystemCommand),
 }
 
 /// Connection flags accepted by every command that talks to a server.
@@ -127,6 +131,7 @@ pub fn run(argv: Vec<OsString>) -> i32 {
         Command::Server(cmd) => server::run(cmd),
         Command::Operator(cmd) => operator::run(cmd),
         Command::Status(args) => job::status(&args),
+        Command::System(cmd) => system::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -2,7 +2,7 @@
 
 use anyhow::{anyhow, Result};
 use clap::{Args, Subcommand};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::client::{escape_component, ApiClient};
 use super::format::{
@@ -27,6 +27,57 @@ pub struct NodeCommand {
 pub enum NodeSub {
     /// Lists nodes, or shows one node (id or prefix).
     Status(NodeStatusArgs),
+    /// Marks a node eligible or ineligible for new placements.
+    Eligibility(EligibilityArgs),
+    /// Starts or cancels draining a node's allocations.
+    Drain(DrainArgs),
+}
+
+/// Flags of `node eligibility`.
+#[derive(Args, Debug)]
+pub struct EligibilityArgs {
+    /// Node id or prefix.
+    pub node_id: String,
+    /// Makes the node eligible for scheduling.
+    #[arg(long, conflicts_with = "disable", required_unless_present = "disable")]
+    pub enable: bool,
+    /// Makes the node ineligible for scheduling.
+    #[arg(long)]
+    pub disable: bool,
+}
+
+/// Flags of `node drain`.
+#[derive(Args, Debug)]
+pub struct DrainArgs {
+    /// Node id or prefix.
+    pub node_id: String,
+    /// Starts draining the node.
+    #[arg(long, conflicts_with = "disable", required_unless_present = "disable")]
+    pub enable: bool,
+    /// Cancels the drain and marks the node eligible again (unless -keep-ineligible).
+    #[arg(long)]
+    pub disable: bool,
+    /// Time allowed before remaining allocations are force-stopped (e.g. 1h, 30m).
+    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    pub deadline: String,
+    /// Stops remaining allocations immediately.
+    #[arg(long)]
+    pub force: bool,
+    /// Waits for allocations to migrate with no deadline.
+    #[arg(long = "no-deadline")]
+    pub no_deadline: bool,
+    /// Leaves system job allocations running.
+    #[arg(long = "ignore-system")]
+    pub ignore_system: bool,
+    /// Keeps the node ineligible after the drain is cancelled.
+    #[arg(long = "keep-ineligible")]
+    pub keep_ineligible: bool,
+    /// Accepted for compatibility: drain never prompts and never monitors.
+    #[arg(long)]
+    pub detach: bool,
+    /// Accepted for compatibility: drain never prompts.
+    #[arg(long)]
+    pub yes: bool,
 }
 
 /// Flags of `node status`.
@@ -47,7 +98,71 @@ pub fn run(cmd: NodeCommand) -> Result<i32> {
     let client = cmd.api.client();
     match cmd.sub {
         NodeSub::Status(args) => status(&client, &args),
+        NodeSub::Eligibility(args) => eligibility(&client, &args),
+        NodeSub::Drain(args) => drain(&client, &args),
     }
+}
+
+fn eligibility(client: &ApiClient, args: &EligibilityArgs) -> Result<i32> {
+    let node_id = resolve_id(client, IdKind::Node, &args.node_id)?;
+    let value = if args.enable {
+        "eligible"
+    } else {
+        "ineligible"
+    };
+    let body = json!({"NodeID": node_id, "Eligibility": value});
+    client
+        .put(
+            &format!("/v1/node/{}/eligibility", escape_component(&node_id)),
+            &[],
+            &body,
+        )
+        .map_err(|e| anyhow!("Error updating scheduling eligibility: {e}"))?;
+    let what = if args.enable {
+        "eligible"
+    } else {
+        "ineligible"
+    };
+    println!("Node \"{node_id}\" scheduling eligibility set: {what} for scheduling");
+    Ok(0)
+}
+
+/// Returns the drain deadline in nanoseconds: -1s forces, 0 waits forever.
+pub fn drain_deadline_nanos(args: &DrainArgs) -> Result<i64> {
+    if args.force {
+        return Ok(-1_000_000_000);
+    }
+    if args.no_deadline {
+        return Ok(0);
+    }
+    let parsed = humantime::parse_duration(&args.deadline)
+        .map_err(|e| anyhow!("Error: -deadline \"{}\": {e}", args.deadline))?;
+    i64::try_from(parsed.as_nanos()).map_err(|_| anyhow!("Error: -deadline is too large"))
+}
+
+fn drain(client: &ApiClient, args: &DrainArgs) -> Result<i32> {
+    let node_id = resolve_id(client, IdKind::Node, &args.node_id)?;
+    let body = if args.enable {
+        let deadline = drain_deadline_nanos(args)?;
+        json!({"NodeID": node_id,
+            "DrainSpec": {"Deadline": deadline, "IgnoreSystemJobs": args.ignore_system},
+            "MarkEligible": false})
+    } else {
+        json!({"NodeID": node_id, "DrainSpec": null, "MarkEligible": !args.keep_ineligible})
+    };
+    client
+        .put(
+            &format!("/v1/node/{}/drain", escape_component(&node_id)),
+            &[],
+            &body,
+        )
+        .map_err(|e| anyhow!("Error updating drain specification: {e}"))?;
+    if args.enable {
+        println!("Node \"{node_id}\" drain strategy set");
+    } else {
+        println!("Node \"{node_id}\" drain strategy unset");
+    }
+    Ok(0)
 }
 
 fn status(client: &ApiClient, args: &NodeStatusArgs) -> Result<i32> {
@@ -177,6 +292,39 @@ mod tests {
             "171a583b  default    dc1  n1    <none>  false  eligible     ready"
         );
         assert_eq!(render_node_list(&json!([]), false), "No nodes registered\n");
+    }
+
+    fn drain_args(deadline: &str, force: bool, no_deadline: bool) -> DrainArgs {
+        DrainArgs {
+            node_id: "n".into(),
+            enable: true,
+            disable: false,
+            deadline: deadline.into(),
+            force,
+            no_deadline,
+            ignore_system: false,
+            keep_ineligible: false,
+            detach: false,
+            yes: false,
+        }
+    }
+
+    #[test]
+    fn drain_deadline_parses_durations_and_special_cases() {
+        assert_eq!(
+            drain_deadline_nanos(&drain_args("30m", false, false)).unwrap(),
+            1_800_000_000_000
+        );
+        assert_eq!(
+            drain_deadline_nanos(&drain_args("1h", true, false)).unwrap(),
+            -1_000_000_000
+        );
+        assert_eq!(
+            drain_deadline_nanos(&drain_args("1h", false, true)).unwrap(),
+            0
+        );
+        let err = drain_deadline_nanos(&drain_args("soon", false, false)).unwrap_err();
+        assert!(err.to_string().contains("-deadline \"soon\""), "{err}");
     }
 
     #[test]
