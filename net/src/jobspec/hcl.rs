@@ -1218,6 +1218,11 @@ fn post_process_job(job: &mut Map<String, Value>, walker: &mut Walker<'_>) {
                     // The deprecated task-level `resources { network {} }` splits ports too.
                     if let Some(Value::Object(resources)) = task.get_mut("Resources") {
                         fix_networks(resources);
+                        if let Some(Value::Array(devices)) = resources.get_mut("Devices") {
+                            for device in devices.iter_mut().filter_map(Value::as_object_mut) {
+                                fix_placement(device, walker);
+                            }
+                        }
                     }
                 }
             }

@@ -481,6 +481,14 @@ fn placement_blocks_disk_and_volumes_convert() {
             static = 5432
           }
         }
+        device "nvidia/gpu" {
+          count = 1
+          constraint {
+            attribute = "${device.attr.memory}"
+            operator  = ">="
+            value     = "2 GiB"
+          }
+        }
       }
     }
   }
@@ -488,6 +496,12 @@ fn placement_blocks_disk_and_volumes_convert() {
 "#;
     let mut api = parse_hcl(src).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(api["TaskGroups"][0]["Volumes"]["data"]["Name"], "data");
+    let device = &api["TaskGroups"][0]["Tasks"][0]["Resources"]["Devices"][0];
+    assert_eq!(device["Name"], "nvidia/gpu");
+    assert_eq!(
+        device["Constraints"],
+        json!([{"LTarget": "${device.attr.memory}", "Operand": ">=", "RTarget": "2 GiB"}])
+    );
     canonicalize(&mut api, 50);
     assert_eq!(
         api["TaskGroups"][0]["ReschedulePolicy"],
