@@ -39,10 +39,6 @@ impl HttpError {
         HttpError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large")
     }
 
-    pub(crate) fn internal(message: impl Into<String>) -> HttpError {
-        HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
-    }
-
     /// Renders the error as Nomad does: the bare message as `text/plain`.
     pub(crate) fn into_response(self) -> HttpResponse {
         let mut response = Response::new(Full::new(Bytes::from(self.message)));

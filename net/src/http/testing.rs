@@ -431,3 +431,159 @@ impl Drop for TestServer {
         drop(self.thread.take());
     }
 }
+
+/// Returns a small service job `id` in the default namespace with one group "web" of `count`.
+pub fn sample_job(id: &str, count: u32) -> Job {
+    use sched::structs::{JobStatus, JobType, Task, TaskGroup};
+    let task = Task {
+        name: "server".into(),
+        driver: "docker".into(),
+        user: String::new(),
+        config_json: r#"{"image":"nginx"}"#.into(),
+        env: Default::default(),
+        meta: Default::default(),
+        constraints: Vec::new(),
+        affinities: Vec::new(),
+        resources: Resources { cpu_mhz: 100, memory_mb: 300, memory_max_mb: 0, disk_mb: 0 },
+        networks: Vec::new(),
+        restart: None,
+        kill_timeout_ns: 5_000_000_000,
+        kill_signal: String::new(),
+        leader: false,
+        shutdown_delay_ns: 0,
+        extra_json: "{}".into(),
+    };
+    let group = TaskGroup {
+        name: "web".into(),
+        count,
+        constraints: Vec::new(),
+        affinities: Vec::new(),
+        spreads: Vec::new(),
+        tasks: vec![task],
+        networks: Vec::new(),
+        meta: Default::default(),
+        update: None,
+        restart: None,
+        reschedule: None,
+        migrate: None,
+        ephemeral_disk_mb: 300,
+        ephemeral_disk_sticky: false,
+        ephemeral_disk_migrate: false,
+        shutdown_delay_ns: None,
+        extra_json: "{}".into(),
+    };
+    Job {
+        id: id.into(),
+        name: id.into(),
+        namespace: "default".into(),
+        region: "global".into(),
+        parent_id: String::new(),
+        job_type: JobType::Service,
+        priority: 50,
+        all_at_once: false,
+        datacenters: vec!["dc1".into()],
+        node_pool: "default".into(),
+        constraints: Vec::new(),
+        affinities: Vec::new(),
+        spreads: Vec::new(),
+        task_groups: vec![group],
+        update: None,
+        meta: Default::default(),
+        stop: false,
+        status: JobStatus::Running,
+        status_description: String::new(),
+        stable: false,
+        version: 0,
+        submit_time_ns: 1_700_000_000_000_000_000,
+        create_index: 5,
+        modify_index: 5,
+        job_modify_index: 5,
+        extra_json: "{}".into(),
+    }
+}
+
+/// Returns a ready node `id` named `name` in dc1 with 4000 MHz and 8 GiB.
+pub fn sample_node(id: &str, name: &str) -> Node {
+    use sched::structs::NodeStatus;
+    let mut attributes = std::collections::BTreeMap::new();
+    attributes.insert("os.name".to_string(), "ubuntu".to_string());
+    attributes.insert("nomad.version".to_string(), "1.9.0".to_string());
+    Node {
+        id: id.into(),
+        secret_id: "secret".into(),
+        name: name.into(),
+        datacenter: "dc1".into(),
+        node_class: String::new(),
+        node_pool: "default".into(),
+        http_addr: "10.0.0.5:4646".into(),
+        attributes,
+        meta: Default::default(),
+        resources: Resources { cpu_mhz: 4000, memory_mb: 8192, memory_max_mb: 0, disk_mb: 50_000 },
+        reserved: Resources::default(),
+        status: NodeStatus::Ready,
+        status_description: String::new(),
+        eligible: true,
+        drain: None,
+        drivers: vec!["docker".into()],
+        events: Vec::new(),
+        status_updated_at_unix_s: 1_700_000_000,
+        create_index: 3,
+        modify_index: 3,
+    }
+}
+
+/// Returns a running allocation `id` of `job`'s first group on `node_id`, from `eval_id`.
+pub fn sample_alloc(id: &str, job: &Job, node_id: &str, eval_id: &str) -> Allocation {
+    use sched::structs::{ClientStatus, DesiredStatus};
+    let tg = &job.task_groups[0];
+    Allocation {
+        id: id.into(),
+        namespace: job.namespace.clone(),
+        eval_id: eval_id.into(),
+        name: format!("{}.{}[0]", job.id, tg.name),
+        node_id: node_id.into(),
+        node_name: "node-1".into(),
+        job_id: job.id.clone(),
+        job_version: job.version,
+        task_group: tg.name.clone(),
+        resources: tg.total_resources(),
+        ports: vec![("http".into(), 23456)],
+        desired_status: DesiredStatus::Run,
+        desired_description: String::new(),
+        client_status: ClientStatus::Running,
+        client_description: String::new(),
+        task_states: Default::default(),
+        previous_allocation: String::new(),
+        next_allocation: String::new(),
+        followup_eval_id: String::new(),
+        metrics: Default::default(),
+        create_index: 7,
+        modify_index: 7,
+        alloc_modify_index: 7,
+        create_time_ns: 1_700_000_000_000_000_000,
+        modify_time_ns: 1_700_000_000_000_000_000,
+    }
+}
+
+/// Returns a complete evaluation `id` of `job`.
+pub fn sample_eval(id: &str, job: &Job) -> Evaluation {
+    let mut eval = fake_eval(job, id.into(), 6, "job-register", job.priority);
+    eval.status = EvalStatus::Complete;
+    eval
+}
+
+/// Returns a state with one node, one job, one evaluation and one allocation, at index 10.
+pub fn sample_state() -> FakeState {
+    let job = sample_job("web", 1);
+    let node = sample_node("f0c1a7d2-1111-4000-8000-000000000001", "node-1");
+    let eval = sample_eval("e0000000-2222-4000-8000-000000000001", &job);
+    let alloc = sample_alloc("a0000000-3333-4000-8000-000000000001", &job, &node.id, &eval.id);
+    FakeState {
+        index: 10,
+        jobs: vec![job],
+        nodes: vec![node],
+        allocs: vec![alloc],
+        evals: vec![eval],
+        config: SchedulerConfig::default(),
+    }
+}

@@ -14,7 +14,6 @@ use engine::api::ReadView;
 use engine::Cluster;
 use hyper::body::Incoming;
 use hyper::{Method, Request};
-use sched::StateView;
 use serde_json::Value;
 
 use super::body::read_body;
