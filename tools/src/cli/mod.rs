@@ -8,6 +8,7 @@ pub mod alloc;
 #[cfg(test)]
 mod cli_test;
 pub mod client;
+pub mod deployment;
 pub mod eval;
 pub mod format;
 pub mod job;
@@ -62,6 +63,8 @@ pub enum Command {
     Operator(operator::OperatorCommand),
     /// Lists jobs, or shows one job's status.
     Status(job::StatusCommand),
+    /// Inspects and steers deployments.
+    Deployment(deployment::DeploymentCommand),
     /// System maintenance (garbage collection).
     System(system::SystemCommand),
 }
@@ -132,6 +135,7 @@ pub fn run(argv: Vec<OsString>) -> i32 {
         Command::Operator(cmd) => operator::run(cmd),
         Command::Status(args) => job::status(&args),
         Command::System(cmd) => system::run(cmd),
+        Command::Deployment(cmd) => deployment::run(cmd),
     };
     match result {
         Ok(code) => code,

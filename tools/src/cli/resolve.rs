@@ -19,6 +19,7 @@ pub enum IdKind {
     Node,
     Alloc,
     Eval,
+    Deployment,
 }
 
 impl IdKind {
@@ -29,6 +30,7 @@ impl IdKind {
             IdKind::Node => "/v1/nodes",
             IdKind::Alloc => "/v1/allocations",
             IdKind::Eval => "/v1/evaluations",
+            IdKind::Deployment => "/v1/deployments",
         }
     }
 
@@ -39,6 +41,7 @@ impl IdKind {
             IdKind::Node => "nodes",
             IdKind::Alloc => "allocations",
             IdKind::Eval => "evaluations",
+            IdKind::Deployment => "deployments",
         }
     }
 
@@ -48,6 +51,7 @@ impl IdKind {
             IdKind::Node => "node",
             IdKind::Alloc => "allocation",
             IdKind::Eval => "evaluation",
+            IdKind::Deployment => "deployment",
         }
     }
 }
