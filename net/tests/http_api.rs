@@ -35,7 +35,9 @@ impl Reply {
 }
 
 fn send(method: &str, url: &str, body: Option<&str>) -> Reply {
-    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(20)).build();
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(20))
+        .build();
     let req = agent.request(method, url);
     let result = match body {
         Some(b) => req.send_string(b),
@@ -51,7 +53,13 @@ fn send(method: &str, url: &str, body: Option<&str>) -> Reply {
     let known_leader = resp.header("X-Nomad-KnownLeader").map(str::to_string);
     let content_type = resp.header("Content-Type").unwrap_or("").to_string();
     let body = resp.into_string().expect("body");
-    Reply { status, body, index, known_leader, content_type }
+    Reply {
+        status,
+        body,
+        index,
+        known_leader,
+        content_type,
+    }
 }
 
 fn get(url: &str) -> Reply {
@@ -95,17 +103,29 @@ fn list_and_read_endpoints() {
     assert_eq!(allocs[0]["CreateTime"], 1_700_000_000_000_000_000i64);
     let alloc = get(&s.url(&format!("/v1/allocation/{ALLOC_ID}"))).json();
     assert_eq!(alloc["ClientStatus"], "running");
-    assert_eq!(alloc["AllocatedResources"]["Shared"]["Ports"][0]["Value"], 23456);
-    assert_eq!(alloc["AllocatedResources"]["Tasks"]["server"]["Cpu"]["CpuShares"], 100);
+    assert_eq!(
+        alloc["AllocatedResources"]["Shared"]["Ports"][0]["Value"],
+        23456
+    );
+    assert_eq!(
+        alloc["AllocatedResources"]["Tasks"]["server"]["Cpu"]["CpuShares"],
+        100
+    );
     // Allocation is an omitempty struct: empty strings are left out.
     assert!(alloc.get("DesiredDescription").is_none());
     let missing = get(&s.url("/v1/allocation/nope"));
-    assert_eq!((missing.status, missing.body.as_str()), (404, "alloc not found"));
+    assert_eq!(
+        (missing.status, missing.body.as_str()),
+        (404, "alloc not found")
+    );
 
     let evals = get(&s.url("/v1/evaluations")).json();
     assert_eq!(evals[0]["ID"], EVAL_ID);
     assert_eq!(evals[0]["TriggeredBy"], "job-register");
-    assert_eq!(get(&s.url("/v1/evaluations?status=pending")).json(), json!([]));
+    assert_eq!(
+        get(&s.url("/v1/evaluations?status=pending")).json(),
+        json!([])
+    );
     let eval = get(&s.url(&format!("/v1/evaluation/{EVAL_ID}"))).json();
     assert_eq!(eval["Status"], "complete");
     assert!(eval.get("NodeID").is_none());
@@ -134,7 +154,10 @@ fn not_found_and_method_errors() {
     assert_eq!((r.status, r.body.as_str()), (404, "job not found"));
     assert!(r.content_type.starts_with("text/plain"));
     assert_eq!(get(&s.url("/v1/job/nope/summary")).status, 404);
-    assert_eq!(get(&s.url("/v1/job/nope/versions")).body, "job versions not found");
+    assert_eq!(
+        get(&s.url("/v1/job/nope/versions")).body,
+        "job versions not found"
+    );
     assert_eq!(get(&s.url("/v1/no/such/route")).status, 404);
     assert_eq!(get(&s.url("/v2/jobs")).status, 404);
     let r = send("DELETE", &s.url("/v1/jobs"), None);
@@ -142,14 +165,23 @@ fn not_found_and_method_errors() {
     assert_eq!(send("POST", &s.url("/v1/nodes"), Some("{}")).status, 405);
     assert_eq!(send("GET", &s.url("/v1/job/web/plan"), None).status, 405);
     assert_eq!(get(&s.url("/v1/jobs?index=abc")).body, "Invalid index");
-    assert_eq!(get(&s.url("/v1/jobs?wait=forever")).body, "Invalid wait time");
+    assert_eq!(
+        get(&s.url("/v1/jobs?wait=forever")).body,
+        "Invalid wait time"
+    );
 }
 
 #[test]
 fn status_agent_and_operator() {
     let s = server();
-    assert_eq!(get(&s.url("/v1/status/leader")).json(), json!("127.0.0.1:4647"));
-    assert_eq!(get(&s.url("/v1/status/peers")).json(), json!(["127.0.0.1:4647"]));
+    assert_eq!(
+        get(&s.url("/v1/status/leader")).json(),
+        json!("127.0.0.1:4647")
+    );
+    assert_eq!(
+        get(&s.url("/v1/status/peers")).json(),
+        json!(["127.0.0.1:4647"])
+    );
     assert_eq!(get(&s.url("/v1/regions")).json(), json!(["global"]));
     let me = get(&s.url("/v1/agent/self")).json();
     assert_eq!(me["config"]["Region"], "global");
@@ -167,24 +199,48 @@ fn status_agent_and_operator() {
     assert_eq!(raft["Servers"][0]["Address"], "127.0.0.1:4647");
     assert_eq!(raft["Servers"][0]["Leader"], true);
     assert_eq!(raft["Servers"][0]["RaftProtocol"], "3");
-    assert_eq!(get(&s.url("/v1/agent/health")).json(), json!({"server": {"ok": true, "message": "ok"}}));
+    assert_eq!(
+        get(&s.url("/v1/agent/health")).json(),
+        json!({"server": {"ok": true, "message": "ok"}})
+    );
     assert_eq!(get(&s.url("/v1/agent/health?type=client")).status, 500);
     let pretty = get(&s.url("/v1/regions?pretty"));
-    assert!(pretty.body.ends_with('\n') && pretty.body.contains("\n  \"global\""), "{}", pretty.body);
+    assert!(
+        pretty.body.ends_with('\n') && pretty.body.contains("\n  \"global\""),
+        "{}",
+        pretty.body
+    );
 }
 
 #[test]
 fn filter_and_pagination() {
     let s = server();
-    let q = |f: &str| format!("/v1/nodes?filter={}", f.replace(' ', "%20").replace('"', "%22"));
-    assert_eq!(get(&s.url(&q("Name == \"node-1\""))).json().as_array().map(Vec::len), Some(1));
+    let q = |f: &str| {
+        format!(
+            "/v1/nodes?filter={}",
+            f.replace(' ', "%20").replace('"', "%22")
+        )
+    };
+    assert_eq!(
+        get(&s.url(&q("Name == \"node-1\"")))
+            .json()
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
     assert_eq!(get(&s.url(&q("Name == \"node-2\""))).json(), json!([]));
     let bad = get(&s.url(&q("Name ==")));
     assert_eq!(bad.status, 400);
     assert!(bad.body.contains("failed to parse filter"), "{}", bad.body);
     let r = get(&s.url("/v1/evaluations?filter=x&status=pending"));
     assert_eq!(r.status, 400);
-    assert_eq!(get(&s.url("/v1/allocations?per_page=1")).json().as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        get(&s.url("/v1/allocations?per_page=1"))
+            .json()
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
 }
 
 #[test]
@@ -197,19 +253,31 @@ fn writes_that_need_no_job_conversion() {
     assert!(v["EvalID"].as_str().is_some_and(|id| !id.is_empty()));
     assert_eq!(r.index, Some(11));
     assert_eq!(v["Index"], 11);
-    assert_eq!(send("PUT", &s.url("/v1/job/nope/evaluate"), Some("")).status, 404);
+    assert_eq!(
+        send("PUT", &s.url("/v1/job/nope/evaluate"), Some("")).status,
+        404
+    );
 
     // Registering under a path ID that differs from the body's job ID fails before conversion.
     let body = json!({"Job": {"ID": "other"}}).to_string();
     let r = send("POST", &s.url("/v1/job/web"), Some(&body));
-    assert_eq!((r.status, r.body.as_str()), (400, "Job ID does not match name"));
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (400, "Job ID does not match name")
+    );
     let r = send("PUT", &s.url("/v1/jobs"), Some(r#"{"Job": {"Name": "x"}}"#));
-    assert_eq!((r.status, r.body.as_str()), (400, "Job ID hasn't been provided"));
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (400, "Job ID hasn't been provided")
+    );
     let r = send("PUT", &s.url("/v1/jobs"), Some(r#"{"EvalPriority": 5}"#));
     assert_eq!((r.status, r.body.as_str()), (400, "Job must be specified"));
     let body = json!({"Job": {"ID": "web"}, "EvalPriority": 101}).to_string();
     let r = send("PUT", &s.url("/v1/jobs"), Some(&body));
-    assert_eq!(r.body, "Eval priority must be between 1 and 100 inclusively");
+    assert_eq!(
+        r.body,
+        "Eval priority must be between 1 and 100 inclusively"
+    );
     let r = send("PUT", &s.url("/v1/jobs/parse"), Some(r#"{"JobHCL": "  "}"#));
     assert_eq!((r.status, r.body.as_str()), (400, "Job spec is empty"));
     let r = send("PUT", &s.url("/v1/jobs"), Some(""));
@@ -225,16 +293,27 @@ fn writes_that_need_no_job_conversion() {
     assert_eq!(get(&s.url("/v1/job/web")).status, 404);
     let r = send("DELETE", &s.url("/v1/job/web?purge=True"), None);
     assert_eq!((r.status, r.json()["EvalID"].clone()), (200, json!("")));
-    assert_eq!(send("DELETE", &s.url("/v1/job/web?purge=maybe"), None).status, 400);
+    assert_eq!(
+        send("DELETE", &s.url("/v1/job/web?purge=maybe"), None).status,
+        400
+    );
 }
 
 #[test]
 fn malformed_json_names_the_position_and_field() {
     let s = server();
-    let r = send("PUT", &s.url("/v1/jobs"), Some("{\"Job\": {\"ID\": \"x\",\n  oops}"));
+    let r = send(
+        "PUT",
+        &s.url("/v1/jobs"),
+        Some("{\"Job\": {\"ID\": \"x\",\n  oops}"),
+    );
     assert_eq!(r.status, 400);
     assert!(r.body.contains("line 2 column"), "{}", r.body);
-    let r = send("PUT", &s.url("/v1/jobs"), Some(r#"{"EnforceIndex": "yes"}"#));
+    let r = send(
+        "PUT",
+        &s.url("/v1/jobs"),
+        Some(r#"{"EnforceIndex": "yes"}"#),
+    );
     assert_eq!(r.status, 400);
     assert!(r.body.contains("EnforceIndex"), "{}", r.body);
     assert!(r.body.contains("line 1 column"), "{}", r.body);
@@ -242,7 +321,10 @@ fn malformed_json_names_the_position_and_field() {
 
 #[test]
 fn oversized_body_is_413() {
-    let limits = HttpLimits { body_bytes_max: 1024, ..HttpLimits::default() };
+    let limits = HttpLimits {
+        body_bytes_max: 1024,
+        ..HttpLimits::default()
+    };
     let s = server_with(limits);
     let big = format!("{{\"Job\": {{\"ID\": \"{}\"}}}}", "x".repeat(4096));
     let r = send("PUT", &s.url("/v1/jobs"), Some(&big));
@@ -252,14 +334,16 @@ fn oversized_body_is_413() {
     let head = "PUT /v1/jobs HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
     conn.write_all(head.as_bytes()).expect("write");
     let chunk = "y".repeat(2000);
-    conn.write_all(format!("{:x}\r\n{chunk}\r\n0\r\n\r\n", chunk.len()).as_bytes()).expect("write");
+    conn.write_all(format!("{:x}\r\n{chunk}\r\n0\r\n\r\n", chunk.len()).as_bytes())
+        .expect("write");
     let text = read_response(&mut conn);
     assert!(text.starts_with("HTTP/1.1 413"), "{text}");
     assert_eq!(get(&s.url("/v1/regions")).status, 200);
 }
 
 fn read_response(conn: &mut TcpStream) -> String {
-    conn.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    conn.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
     let mut buf = vec![0u8; 8192];
     let n = conn.read(&mut buf).unwrap_or(0);
     String::from_utf8_lossy(&buf[..n]).into_owned()
@@ -269,7 +353,8 @@ fn read_response(conn: &mut TcpStream) -> String {
 fn garbage_request_gets_400_and_server_keeps_serving() {
     let s = server();
     let mut conn = TcpStream::connect(s.addr).expect("connect");
-    conn.write_all(b"\x01\x02 NOT HTTP AT ALL\r\n\r\n").expect("write");
+    conn.write_all(b"\x01\x02 NOT HTTP AT ALL\r\n\r\n")
+        .expect("write");
     let text = read_response(&mut conn);
     assert!(text.starts_with("HTTP/1.1 400"), "{text:?}");
     assert_eq!(get(&s.url("/v1/status/leader")).status, 200);
@@ -282,9 +367,16 @@ fn blocking_query_returns_after_a_change() {
     let started = Instant::now();
     let waiter = std::thread::spawn(move || get(&url));
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(send("POST", &s.url("/v1/job/web/evaluate"), None).status, 200);
+    assert_eq!(
+        send("POST", &s.url("/v1/job/web/evaluate"), None).status,
+        200
+    );
     let r = waiter.join().expect("waiter");
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(r.index, Some(11));
     assert_eq!(r.json().as_array().map(Vec::len), Some(2));
 
@@ -293,7 +385,10 @@ fn blocking_query_returns_after_a_change() {
     let r = get(&s.url("/v1/jobs?index=11&wait=300ms"));
     let elapsed = started.elapsed();
     assert_eq!(r.index, Some(11));
-    assert!(elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(3), "{elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(3),
+        "{elapsed:?}"
+    );
 }
 
 #[test]
@@ -306,7 +401,9 @@ fn idle_and_stalled_connections_are_closed() {
     let s = server_with(limits);
     // A request head that never completes.
     let mut stalled = TcpStream::connect(s.addr).expect("connect");
-    stalled.write_all(b"GET /v1/regions HTTP/1.1\r\nHost:").expect("write");
+    stalled
+        .write_all(b"GET /v1/regions HTTP/1.1\r\nHost:")
+        .expect("write");
     // An idle keep-alive connection.
     let mut idle = TcpStream::connect(s.addr).expect("connect");
     let started = Instant::now();

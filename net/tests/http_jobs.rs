@@ -11,7 +11,9 @@ fn server() -> TestServer {
 }
 
 fn send(method: &str, url: &str, body: Option<&str>) -> (u16, String, Option<u64>) {
-    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(20)).build();
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(20))
+        .build();
     let req = agent.request(method, url);
     let result = match body {
         Some(b) => req.send_string(b),
@@ -43,7 +45,14 @@ fn register_then_read_back() {
     let (status, text, index) = send("PUT", &s.url("/v1/jobs"), Some(&body));
     assert_eq!(status, 200, "{text}");
     let reply = json_of(&text);
-    for field in ["EvalID", "EvalCreateIndex", "JobModifyIndex", "Warnings", "Index", "KnownLeader"] {
+    for field in [
+        "EvalID",
+        "EvalCreateIndex",
+        "JobModifyIndex",
+        "Warnings",
+        "Index",
+        "KnownLeader",
+    ] {
         assert!(reply.get(field).is_some(), "missing {field}: {reply}");
     }
     assert_eq!(index, Some(11));
@@ -57,7 +66,12 @@ fn register_then_read_back() {
     assert_eq!(job["Region"], "global");
 
     let (_, text, _) = send("GET", &s.url("/v1/jobs"), None);
-    let ids: Vec<Value> = json_of(&text).as_array().unwrap().iter().map(|j| j["ID"].clone()).collect();
+    let ids: Vec<Value> = json_of(&text)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["ID"].clone())
+        .collect();
     assert!(ids.contains(&json!("example")), "{ids:?}");
 
     // The same job through /v1/job/:id, with python-nomad's POST.
@@ -83,7 +97,10 @@ fn namespace_query_parameter_wins() {
     let body = json!({"Job": minimal_job("example"), "Namespace": "body-ns"}).to_string();
     let (status, text, _) = send("PUT", &s.url("/v1/jobs?namespace=query-ns"), Some(&body));
     assert_eq!(status, 200, "{text}");
-    assert_eq!(send("GET", &s.url("/v1/job/example?namespace=query-ns"), None).0, 200);
+    assert_eq!(
+        send("GET", &s.url("/v1/job/example?namespace=query-ns"), None).0,
+        200
+    );
     assert_eq!(send("GET", &s.url("/v1/job/example"), None).0, 404);
 }
 

@@ -29,15 +29,18 @@ pub(crate) async fn read_body(
     let collect = async {
         match Limited::new(req.into_body(), max_bytes).collect().await {
             Ok(collected) => Ok(collected.to_bytes()),
-            Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-                Err(HttpError::too_large())
-            }
-            Err(e) => Err(HttpError::bad_request(format!("Failed to read request body: {e}"))),
+            Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(HttpError::too_large()),
+            Err(e) => Err(HttpError::bad_request(format!(
+                "Failed to read request body: {e}"
+            ))),
         }
     };
     let expire = async {
         glommio::timer::sleep(timeout).await;
-        Err(HttpError::new(hyper::StatusCode::REQUEST_TIMEOUT, "Request body not received in time"))
+        Err(HttpError::new(
+            hyper::StatusCode::REQUEST_TIMEOUT,
+            "Request body not received in time",
+        ))
     };
     futures_lite::future::or(collect, expire).await
 }
@@ -57,7 +60,8 @@ pub(crate) fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, HttpErr
             HttpError::bad_request(format!("Failed to decode request body: {path}: {inner}"))
         }
     })?;
-    de.end().map_err(|e| HttpError::bad_request(format!("Failed to decode request body: {e}")))?;
+    de.end()
+        .map_err(|e| HttpError::bad_request(format!("Failed to decode request body: {e}")))?;
     Ok(value)
 }
 

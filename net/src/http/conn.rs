@@ -49,7 +49,9 @@ impl ConnActivity {
     pub(crate) fn handler_started(self: &Rc<Self>) -> HandlerGuard {
         self.request_started.set(None);
         self.handlers_active.set(self.handlers_active.get() + 1);
-        HandlerGuard { activity: self.clone() }
+        HandlerGuard {
+            activity: self.clone(),
+        }
     }
 
     /// Returns why the connection should be closed now, if it should.

@@ -17,9 +17,20 @@ pub(crate) enum Filter {
     And(Box<Filter>, Box<Filter>),
     Or(Box<Filter>, Box<Filter>),
     Not(Box<Filter>),
-    Equal { selector: Vec<String>, value: String, negate: bool },
-    Contains { selector: Vec<String>, value: String, negate: bool },
-    Empty { selector: Vec<String>, negate: bool },
+    Equal {
+        selector: Vec<String>,
+        value: String,
+        negate: bool,
+    },
+    Contains {
+        selector: Vec<String>,
+        value: String,
+        negate: bool,
+    },
+    Empty {
+        selector: Vec<String>,
+        negate: bool,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -53,11 +64,19 @@ impl Filter {
             Filter::And(a, b) => a.matches(object) && b.matches(object),
             Filter::Or(a, b) => a.matches(object) || b.matches(object),
             Filter::Not(f) => !f.matches(object),
-            Filter::Equal { selector, value, negate } => {
+            Filter::Equal {
+                selector,
+                value,
+                negate,
+            } => {
                 let equal = lookup(object, selector).is_some_and(|v| value_equals(v, value));
                 equal != *negate
             }
-            Filter::Contains { selector, value, negate } => {
+            Filter::Contains {
+                selector,
+                value,
+                negate,
+            } => {
                 let contains = match lookup(object, selector) {
                     Some(Value::String(s)) => s.contains(value.as_str()),
                     Some(Value::Array(items)) => items.iter().any(|v| value_equals(v, value)),
@@ -81,7 +100,9 @@ impl Filter {
 }
 
 fn lookup<'a>(object: &'a Value, selector: &[String]) -> Option<&'a Value> {
-    selector.iter().try_fold(object, |v, key| v.get(key.as_str()))
+    selector
+        .iter()
+        .try_fold(object, |v, key| v.get(key.as_str()))
 }
 
 fn value_equals(v: &Value, text: &str) -> bool {
@@ -144,7 +165,10 @@ struct Parser {
 
 impl Parser {
     fn error(&self, what: &str) -> HttpError {
-        HttpError::bad_request(format!("failed to parse filter: {what} at token {}", self.pos + 1))
+        HttpError::bad_request(format!(
+            "failed to parse filter: {what} at token {}",
+            self.pos + 1
+        ))
     }
 
     fn peek_word(&self, word: &str) -> bool {
@@ -208,14 +232,20 @@ impl Parser {
 
     fn comparison(&mut self) -> Result<Filter, HttpError> {
         // `value [not] in Selector`
-        let is_in = |p: &Parser, at: usize| matches!(p.tokens.get(at), Some(Token::Word(w)) if w == "in");
-        let is_not = |p: &Parser, at: usize| matches!(p.tokens.get(at), Some(Token::Word(w)) if w == "not");
+        let is_in =
+            |p: &Parser, at: usize| matches!(p.tokens.get(at), Some(Token::Word(w)) if w == "in");
+        let is_not =
+            |p: &Parser, at: usize| matches!(p.tokens.get(at), Some(Token::Word(w)) if w == "not");
         if is_in(self, self.pos + 1) || (is_not(self, self.pos + 1) && is_in(self, self.pos + 2)) {
             let value = self.value()?;
             let negate = self.peek_word("not");
             self.pos += if negate { 2 } else { 1 };
             let selector = self.selector()?;
-            return Ok(Filter::Contains { selector, value, negate });
+            return Ok(Filter::Contains {
+                selector,
+                value,
+                negate,
+            });
         }
         let selector = self.selector()?;
         match self.tokens.get(self.pos).cloned() {
@@ -223,7 +253,11 @@ impl Parser {
                 let negate = self.tokens[self.pos] == Token::Op("!=");
                 self.pos += 1;
                 let value = self.value()?;
-                Ok(Filter::Equal { selector, value, negate })
+                Ok(Filter::Equal {
+                    selector,
+                    value,
+                    negate,
+                })
             }
             Some(Token::Word(w)) if w == "contains" || w == "not" => {
                 let negate = w == "not";
@@ -235,7 +269,11 @@ impl Parser {
                     self.pos += 1;
                 }
                 let value = self.value()?;
-                Ok(Filter::Contains { selector, value, negate })
+                Ok(Filter::Contains {
+                    selector,
+                    value,
+                    negate,
+                })
             }
             Some(Token::Word(w)) if w == "is" => {
                 self.pos += 1;
@@ -278,10 +316,20 @@ mod tests {
 
     #[test]
     fn rejects_malformed_expressions() {
-        for bad in ["Status ==", "Status running", "(Status == a", "\"open", "== a"] {
+        for bad in [
+            "Status ==",
+            "Status running",
+            "(Status == a",
+            "\"open",
+            "== a",
+        ] {
             let e = Filter::parse(bad).unwrap_err();
             assert_eq!(e.status.as_u16(), 400, "{bad}");
-            assert!(e.message.starts_with("failed to parse filter"), "{}", e.message);
+            assert!(
+                e.message.starts_with("failed to parse filter"),
+                "{}",
+                e.message
+            );
         }
     }
 }

@@ -86,12 +86,8 @@ pub async fn serve_http<C: Cluster>(
         loop {
             match listener.accept().await {
                 Ok(stream) => {
-                    let task = serve_connection(
-                        stream,
-                        cluster.clone(),
-                        limits.clone(),
-                        stopping.clone(),
-                    );
+                    let task =
+                        serve_connection(stream, cluster.clone(), limits.clone(), stopping.clone());
                     glommio::spawn_local(task).detach();
                 }
                 Err(e) => {
@@ -136,7 +132,9 @@ async fn serve_connection<C: Cluster>(
     // watchdog below enforces it instead.
     builder.header_read_timeout(None).keep_alive(true);
     let connection = builder.serve_connection(io, service);
-    let tick = WATCHDOG_TICK_MAX.min(limits.request_timeout / 4).max(Duration::from_millis(5));
+    let tick = WATCHDOG_TICK_MAX
+        .min(limits.request_timeout / 4)
+        .max(Duration::from_millis(5));
     let watchdog = async {
         loop {
             glommio::timer::sleep(tick).await;

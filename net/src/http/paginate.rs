@@ -16,9 +16,15 @@ pub(crate) fn paginate(
     let start = if next_token.is_empty() {
         0
     } else if reverse {
-        items.iter().position(|(t, _)| t.as_str() <= next_token).unwrap_or(items.len())
+        items
+            .iter()
+            .position(|(t, _)| t.as_str() <= next_token)
+            .unwrap_or(items.len())
     } else {
-        items.iter().position(|(t, _)| t.as_str() >= next_token).unwrap_or(items.len())
+        items
+            .iter()
+            .position(|(t, _)| t.as_str() >= next_token)
+            .unwrap_or(items.len())
     };
     let mut rest = items.into_iter().skip(start);
     let mut page = Vec::new();

@@ -33,10 +33,15 @@ impl Query {
         };
         for part in raw.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = part.split_once('=').unwrap_or((part, ""));
-            q.pairs.push((percent_decode(&k.replace('+', " ")), percent_decode(&v.replace('+', " "))));
+            q.pairs.push((
+                percent_decode(&k.replace('+', " ")),
+                percent_decode(&v.replace('+', " ")),
+            ));
         }
         if let Some(v) = q.get("index") {
-            q.index = v.parse().map_err(|_| HttpError::bad_request("Invalid index"))?;
+            q.index = v
+                .parse()
+                .map_err(|_| HttpError::bad_request("Invalid index"))?;
         }
         if let Some(v) = q.get("wait") {
             q.wait = Some(
@@ -71,7 +76,10 @@ impl Query {
 
     /// Returns the first value of a parameter.
     pub(crate) fn get(&self, key: &str) -> Option<&str> {
-        self.pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Parses an optional boolean parameter with Go's `ParseBool` (an empty value is true).
@@ -94,7 +102,9 @@ impl Query {
 
     /// Returns the namespace single-object routes use (`*` falls back to the default).
     pub(crate) fn namespace_or_default(&self) -> &str {
-        self.namespace.as_deref().unwrap_or(sched::structs::DEFAULT_NAMESPACE)
+        self.namespace
+            .as_deref()
+            .unwrap_or(sched::structs::DEFAULT_NAMESPACE)
     }
 }
 
@@ -119,14 +129,19 @@ pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
     let mut rest = s;
     let mut total_ns: f64 = 0.0;
     while !rest.is_empty() {
-        let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         if number_len == 0 {
             return Err(format!("invalid duration {text:?}"));
         }
-        let number: f64 =
-            rest[..number_len].parse().map_err(|_| format!("invalid duration {text:?}"))?;
+        let number: f64 = rest[..number_len]
+            .parse()
+            .map_err(|_| format!("invalid duration {text:?}"))?;
         rest = &rest[number_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let unit_ns = match &rest[..unit_len] {
             "ns" => 1.0,
             "us" | "µs" | "μs" => 1e3,
@@ -173,9 +188,18 @@ mod tests {
     #[test]
     fn go_durations() {
         assert_eq!(parse_go_duration("10s").unwrap(), Duration::from_secs(10));
-        assert_eq!(parse_go_duration("1h30m").unwrap(), Duration::from_secs(5400));
-        assert_eq!(parse_go_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_go_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(
+            parse_go_duration("1h30m").unwrap(),
+            Duration::from_secs(5400)
+        );
+        assert_eq!(
+            parse_go_duration("250ms").unwrap(),
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            parse_go_duration("1.5s").unwrap(),
+            Duration::from_millis(1500)
+        );
         assert_eq!(parse_go_duration("0").unwrap(), Duration::ZERO);
         assert!(parse_go_duration("10").is_err());
         assert!(parse_go_duration("abc").is_err());
@@ -194,8 +218,14 @@ mod tests {
         assert_eq!(q.wait, Some(Duration::from_secs(5)));
         assert_eq!(q.prefix, "ab");
         assert!(q.pretty);
-        assert_eq!(Query::parse("index=x").unwrap_err().message, "Invalid index");
-        assert_eq!(Query::parse("wait=3").unwrap_err().message, "Invalid wait time");
+        assert_eq!(
+            Query::parse("index=x").unwrap_err().message,
+            "Invalid index"
+        );
+        assert_eq!(
+            Query::parse("wait=3").unwrap_err().message,
+            "Invalid wait time"
+        );
         assert!(Query::parse("stale=maybe").is_err());
         assert!(Query::parse("stale=True").is_ok());
         assert!(Query::parse("stale").is_ok());

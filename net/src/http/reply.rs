@@ -20,7 +20,10 @@ pub(crate) struct HttpError {
 
 impl HttpError {
     pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> HttpError {
-        HttpError { status, message: message.into() }
+        HttpError {
+            status,
+            message: message.into(),
+        }
     }
 
     pub(crate) fn bad_request(message: impl Into<String>) -> HttpError {
@@ -43,9 +46,10 @@ impl HttpError {
     pub(crate) fn into_response(self) -> HttpResponse {
         let mut response = Response::new(Full::new(Bytes::from(self.message)));
         *response.status_mut() = self.status;
-        response
-            .headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        response.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
         response
     }
 }
@@ -85,7 +89,11 @@ pub(crate) struct QueryMeta {
 
 impl QueryMeta {
     pub(crate) fn new(index: u64, status: &ClusterStatus) -> QueryMeta {
-        QueryMeta { index, known_leader: status.known_leader, last_contact_ms: status.last_contact_ms }
+        QueryMeta {
+            index,
+            known_leader: status.known_leader,
+            last_contact_ms: status.last_contact_ms,
+        }
     }
 
     /// Adds the meta fields at the top level of a response object, as Go's embedded structs do.
@@ -130,7 +138,10 @@ pub(crate) fn json_response_with(
             "X-Nomad-KnownLeader",
             HeaderValue::from_static(if meta.known_leader { "true" } else { "false" }),
         );
-        headers.insert("X-Nomad-LastContact", HeaderValue::from(meta.last_contact_ms));
+        headers.insert(
+            "X-Nomad-LastContact",
+            HeaderValue::from(meta.last_contact_ms),
+        );
     }
     if let Some(token) = next_token {
         if let Ok(v) = HeaderValue::from_str(token) {
@@ -143,7 +154,9 @@ pub(crate) fn json_response_with(
 /// Renders a write's 200 JSON response with `X-Nomad-Index`.
 pub(crate) fn write_response(value: &Value, pretty: bool, index: u64) -> HttpResponse {
     let mut response = json_response(value, pretty, None);
-    response.headers_mut().insert("X-Nomad-Index", HeaderValue::from(index));
+    response
+        .headers_mut()
+        .insert("X-Nomad-Index", HeaderValue::from(index));
     response
 }
 
@@ -155,24 +168,57 @@ mod tests {
     fn engine_errors_map_to_nomad_statuses() {
         let cases = [
             (EngineError::invalid("Job.ID", "missing"), 400),
-            (EngineError::NotFound { kind: "job", id: "x".into() }, 404),
-            (EngineError::Conflict { message: "Enforcing job modify index 3: x".into() }, 500),
+            (
+                EngineError::NotFound {
+                    kind: "job",
+                    id: "x".into(),
+                },
+                404,
+            ),
+            (
+                EngineError::Conflict {
+                    message: "Enforcing job modify index 3: x".into(),
+                },
+                500,
+            ),
             (EngineError::NoLeader, 500),
             (EngineError::NotLeader { leader: None }, 500),
-            (EngineError::Overloaded { what: "plan queue", limit: 3 }, 429),
-            (EngineError::Timeout { what: "raft", after_ms: 5 }, 504),
+            (
+                EngineError::Overloaded {
+                    what: "plan queue",
+                    limit: 3,
+                },
+                429,
+            ),
+            (
+                EngineError::Timeout {
+                    what: "raft",
+                    after_ms: 5,
+                },
+                504,
+            ),
             (EngineError::PermissionDenied { reason: "r".into() }, 403),
             (EngineError::ShuttingDown, 503),
-            (EngineError::Fatal { reason: "disk".into() }, 500),
+            (
+                EngineError::Fatal {
+                    reason: "disk".into(),
+                },
+                500,
+            ),
         ];
         for (e, code) in cases {
             assert_eq!(HttpError::from(e.clone()).status.as_u16(), code, "{e:?}");
         }
-        let e = HttpError::from(EngineError::NotFound { kind: "job", id: "x".into() });
+        let e = HttpError::from(EngineError::NotFound {
+            kind: "job",
+            id: "x".into(),
+        });
         assert_eq!(e.message, "job not found");
         let e = HttpError::from(EngineError::NoLeader);
         assert_eq!(e.message, "No cluster leader");
-        let e = HttpError::from(EngineError::Conflict { message: "Enforcing job modify index 3".into() });
+        let e = HttpError::from(EngineError::Conflict {
+            message: "Enforcing job modify index 3".into(),
+        });
         assert_eq!(e.message, "Enforcing job modify index 3");
     }
 }

@@ -48,7 +48,9 @@ async fn route<C: Cluster>(ctx: &mut Ctx<'_, C>, path: &str) -> Result<HttpRespo
     let method = ctx.method.clone();
     if path == "/" {
         let mut response = HttpError::new(StatusCode::TEMPORARY_REDIRECT, "").into_response();
-        response.headers_mut().insert(LOCATION, HeaderValue::from_static("/ui/"));
+        response
+            .headers_mut()
+            .insert(LOCATION, HeaderValue::from_static("/ui/"));
         return Ok(response);
     }
     let Some(rest) = path.strip_prefix("/v1/") else {
@@ -149,7 +151,14 @@ async fn route_job<C: Cluster>(
     method: &Method,
     rest: &str,
 ) -> Result<HttpResponse, HttpError> {
-    let suffixes = ["/allocations", "/evaluations", "/versions", "/summary", "/plan", "/evaluate"];
+    let suffixes = [
+        "/allocations",
+        "/evaluations",
+        "/versions",
+        "/summary",
+        "/plan",
+        "/evaluate",
+    ];
     for suffix in suffixes {
         let Some(id) = rest.strip_suffix(suffix) else {
             continue;

@@ -17,8 +17,7 @@ use engine::api::{
 use engine::client_proto::{ClientRequest, ClientResponse};
 use engine::{Cluster, EngineError};
 use sched::structs::{
-    Allocation, DesiredUpdates, EvalStatus, Evaluation, Job, Node, Plan, Resources,
-    SchedOutcome,
+    Allocation, DesiredUpdates, EvalStatus, Evaluation, Job, Node, Plan, Resources, SchedOutcome,
 };
 use sched::{SchedulerConfig, StateView};
 
@@ -40,7 +39,10 @@ impl FakeState {
     fn current_jobs(&self) -> Vec<&Job> {
         let mut current: Vec<&Job> = Vec::new();
         for job in &self.jobs {
-            match current.iter_mut().find(|j| j.namespace == job.namespace && j.id == job.id) {
+            match current
+                .iter_mut()
+                .find(|j| j.namespace == job.namespace && j.id == job.id)
+            {
                 Some(slot) if slot.version < job.version => *slot = job,
                 Some(_) => {}
                 None => current.push(job),
@@ -56,7 +58,9 @@ impl StateView for FakeState {
         self.index
     }
     fn job(&self, namespace: &str, job_id: &str) -> Option<&Job> {
-        self.current_jobs().into_iter().find(|j| j.namespace == namespace && j.id == job_id)
+        self.current_jobs()
+            .into_iter()
+            .find(|j| j.namespace == namespace && j.id == job_id)
     }
     fn node(&self, node_id: &str) -> Option<&Node> {
         self.nodes.iter().find(|n| n.id == node_id)
@@ -65,10 +69,16 @@ impl StateView for FakeState {
         self.nodes.iter().collect()
     }
     fn allocs_by_job(&self, namespace: &str, job_id: &str) -> Vec<&Allocation> {
-        self.allocs.iter().filter(|a| a.namespace == namespace && a.job_id == job_id).collect()
+        self.allocs
+            .iter()
+            .filter(|a| a.namespace == namespace && a.job_id == job_id)
+            .collect()
     }
     fn allocs_by_node(&self, node_id: &str) -> Vec<&Allocation> {
-        self.allocs.iter().filter(|a| a.node_id == node_id).collect()
+        self.allocs
+            .iter()
+            .filter(|a| a.node_id == node_id)
+            .collect()
     }
     fn node_usage(&self, node_id: &str) -> Resources {
         self.allocs_by_node(node_id)
@@ -83,8 +93,11 @@ impl ReadView for FakeState {
         self.current_jobs()
     }
     fn job_versions(&self, namespace: &str, job_id: &str) -> Vec<&Job> {
-        let mut versions: Vec<&Job> =
-            self.jobs.iter().filter(|j| j.namespace == namespace && j.id == job_id).collect();
+        let mut versions: Vec<&Job> = self
+            .jobs
+            .iter()
+            .filter(|j| j.namespace == namespace && j.id == job_id)
+            .collect();
         versions.sort_by(|a, b| b.version.cmp(&a.version));
         versions
     }
@@ -98,7 +111,9 @@ impl ReadView for FakeState {
             ..JobSummary::default()
         };
         for tg in &job.task_groups {
-            summary.summary.insert(tg.name.clone(), TaskGroupSummary::default());
+            summary
+                .summary
+                .insert(tg.name.clone(), TaskGroupSummary::default());
         }
         for a in self.allocs_by_job(namespace, job_id) {
             let entry = summary.summary.entry(a.task_group.clone()).or_default();
@@ -119,7 +134,10 @@ impl ReadView for FakeState {
         self.allocs.iter().find(|a| a.id == alloc_id)
     }
     fn allocs_by_eval(&self, eval_id: &str) -> Vec<&Allocation> {
-        self.allocs.iter().filter(|a| a.eval_id == eval_id).collect()
+        self.allocs
+            .iter()
+            .filter(|a| a.eval_id == eval_id)
+            .collect()
     }
     fn evals(&self) -> Vec<&Evaluation> {
         let mut evals: Vec<&Evaluation> = self.evals.iter().collect();
@@ -130,7 +148,10 @@ impl ReadView for FakeState {
         self.evals.iter().find(|e| e.id == eval_id)
     }
     fn evals_by_job(&self, namespace: &str, job_id: &str) -> Vec<&Evaluation> {
-        self.evals.iter().filter(|e| e.namespace == namespace && e.job_id == job_id).collect()
+        self.evals
+            .iter()
+            .filter(|e| e.namespace == namespace && e.job_id == job_id)
+            .collect()
     }
     fn scheduler_config(&self) -> &SchedulerConfig {
         &self.config
@@ -319,21 +340,39 @@ impl Cluster for FakeCluster {
         let job = view
             .job(namespace, job_id)
             .cloned()
-            .ok_or_else(|| EngineError::NotFound { kind: "job", id: job_id.into() })?;
+            .ok_or_else(|| EngineError::NotFound {
+                kind: "job",
+                id: job_id.into(),
+            })?;
         let eval_id = format!("eval-{:04}", view.index + 1);
         let index = self.update(|state| {
-            let eval = fake_eval(&job, eval_id.clone(), state.index, "job-deregister", job.priority);
+            let eval = fake_eval(
+                &job,
+                eval_id.clone(),
+                state.index,
+                "job-deregister",
+                job.priority,
+            );
             if purge {
-                state.jobs.retain(|j| !(j.namespace == namespace && j.id == job_id));
+                state
+                    .jobs
+                    .retain(|j| !(j.namespace == namespace && j.id == job_id));
             } else {
-                for j in state.jobs.iter_mut().filter(|j| j.namespace == namespace && j.id == job_id)
+                for j in state
+                    .jobs
+                    .iter_mut()
+                    .filter(|j| j.namespace == namespace && j.id == job_id)
                 {
                     j.stop = true;
                 }
             }
             state.evals.push(eval);
         });
-        Ok(EvalReply { eval_id, eval_create_index: index, index })
+        Ok(EvalReply {
+            eval_id,
+            eval_create_index: index,
+            index,
+        })
     }
 
     async fn evaluate_job(&self, namespace: &str, job_id: &str) -> Result<EvalReply, EngineError> {
@@ -341,12 +380,25 @@ impl Cluster for FakeCluster {
         let job = view
             .job(namespace, job_id)
             .cloned()
-            .ok_or_else(|| EngineError::NotFound { kind: "job", id: job_id.into() })?;
+            .ok_or_else(|| EngineError::NotFound {
+                kind: "job",
+                id: job_id.into(),
+            })?;
         let eval_id = format!("eval-{:04}", view.index + 1);
         let index = self.update(|state| {
-            state.evals.push(fake_eval(&job, eval_id.clone(), state.index, "job-register", job.priority));
+            state.evals.push(fake_eval(
+                &job,
+                eval_id.clone(),
+                state.index,
+                "job-register",
+                job.priority,
+            ));
         });
-        Ok(EvalReply { eval_id, eval_create_index: index, index })
+        Ok(EvalReply {
+            eval_id,
+            eval_create_index: index,
+            index,
+        })
     }
 
     async fn plan_job(&self, job: Job) -> Result<PlanReply, EngineError> {
@@ -357,9 +409,16 @@ impl Cluster for FakeCluster {
             Some(old) if old.spec_changed(&job) => "Edited",
             Some(_) => "None",
         };
-        let mut plan = Plan { job_id: job.id.clone(), namespace: job.namespace.clone(), ..Plan::default() };
+        let mut plan = Plan {
+            job_id: job.id.clone(),
+            namespace: job.namespace.clone(),
+            ..Plan::default()
+        };
         for tg in &job.task_groups {
-            let updates = DesiredUpdates { place: u64::from(tg.count), ..DesiredUpdates::default() };
+            let updates = DesiredUpdates {
+                place: u64::from(tg.count),
+                ..DesiredUpdates::default()
+            };
             plan.annotations.insert(tg.name.clone(), updates);
         }
         Ok(PlanReply {
@@ -372,7 +431,10 @@ impl Cluster for FakeCluster {
     }
 
     async fn client_request(&self, _req: ClientRequest) -> ClientResponse {
-        ClientResponse::Error { code: "unsupported".into(), message: "fake cluster".into() }
+        ClientResponse::Error {
+            code: "unsupported".into(),
+            message: "fake cluster".into(),
+        }
     }
 
     fn max_query_time(&self) -> Duration {
@@ -404,17 +466,25 @@ impl TestServer {
                 let cluster = make_cluster();
                 let listener = super::bind("127.0.0.1:0".parse().expect("loopback address"))
                     .expect("bind loopback");
-                addr_tx.send(listener.local_addr().expect("local addr")).expect("send addr");
+                addr_tx
+                    .send(listener.local_addr().expect("local addr"))
+                    .expect("send addr");
                 let stopped = async move {
                     while !thread_stop.load(Ordering::Relaxed) {
                         glommio::timer::sleep(Duration::from_millis(10)).await;
                     }
                 };
-                serve_http(listener, cluster, limits, stopped).await.expect("serve");
+                serve_http(listener, cluster, limits, stopped)
+                    .await
+                    .expect("serve");
             })
             .expect("spawn executor");
         let addr = addr_rx.recv().expect("server address");
-        TestServer { addr, stop, thread: Some(thread) }
+        TestServer {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
     }
 
     /// Returns `http://<addr>`.
@@ -444,7 +514,12 @@ pub fn sample_job(id: &str, count: u32) -> Job {
         meta: Default::default(),
         constraints: Vec::new(),
         affinities: Vec::new(),
-        resources: Resources { cpu_mhz: 100, memory_mb: 300, memory_max_mb: 0, disk_mb: 0 },
+        resources: Resources {
+            cpu_mhz: 100,
+            memory_mb: 300,
+            memory_max_mb: 0,
+            disk_mb: 0,
+        },
         networks: Vec::new(),
         restart: None,
         kill_timeout_ns: 5_000_000_000,
@@ -518,7 +593,12 @@ pub fn sample_node(id: &str, name: &str) -> Node {
         http_addr: "10.0.0.5:4646".into(),
         attributes,
         meta: Default::default(),
-        resources: Resources { cpu_mhz: 4000, memory_mb: 8192, memory_max_mb: 0, disk_mb: 50_000 },
+        resources: Resources {
+            cpu_mhz: 4000,
+            memory_mb: 8192,
+            memory_max_mb: 0,
+            disk_mb: 50_000,
+        },
         reserved: Resources::default(),
         status: NodeStatus::Ready,
         status_description: String::new(),
@@ -577,7 +657,12 @@ pub fn sample_state() -> FakeState {
     let job = sample_job("web", 1);
     let node = sample_node("f0c1a7d2-1111-4000-8000-000000000001", "node-1");
     let eval = sample_eval("e0000000-2222-4000-8000-000000000001", &job);
-    let alloc = sample_alloc("a0000000-3333-4000-8000-000000000001", &job, &node.id, &eval.id);
+    let alloc = sample_alloc(
+        "a0000000-3333-4000-8000-000000000001",
+        &job,
+        &node.id,
+        &eval.id,
+    );
     FakeState {
         index: 10,
         jobs: vec![job],

@@ -1,7 +1,7 @@
 //! Nomad's `Allocation` (omitempty) and `AllocListStub`.
 
-use serde_json::{json, Map, Value};
 use sched::structs::{Allocation, Job, TaskState};
+use serde_json::{json, Map, Value};
 
 use super::{alloc_metric, omit_empty, time_value};
 
@@ -22,7 +22,12 @@ fn task_states(a: &Allocation) -> Value {
     if a.task_states.is_empty() {
         return Value::Null;
     }
-    Value::Object(a.task_states.iter().map(|(t, s)| (t.clone(), task_state(s))).collect())
+    Value::Object(
+        a.task_states
+            .iter()
+            .map(|(t, s)| (t.clone(), task_state(s)))
+            .collect(),
+    )
 }
 
 /// Builds `AllocatedResources`: per-task asks come from the job's group when it is known.

@@ -1,7 +1,7 @@
 //! Nomad's `AllocMetric`: what the scheduler saw while placing one allocation.
 
-use serde_json::{json, Value};
 use sched::structs::AllocMetric;
+use serde_json::{json, Value};
 
 use super::number_map;
 
@@ -33,7 +33,11 @@ mod tests {
 
     #[test]
     fn metric_fields() {
-        let mut m = AllocMetric { nodes_evaluated: 3, coalesced_failures: 2, ..Default::default() };
+        let mut m = AllocMetric {
+            nodes_evaluated: 3,
+            coalesced_failures: 2,
+            ..Default::default()
+        };
         m.dimension_exhausted.insert("memory".into(), 2);
         let v = alloc_metric(&m);
         assert_eq!(v["NodesEvaluated"], 3);

@@ -1,16 +1,22 @@
 //! Nomad's `Evaluation` (an omitempty struct: zero fields are left out).
 
-use serde_json::{json, Map, Value};
 use sched::structs::Evaluation;
+use serde_json::{json, Map, Value};
 
 use super::{alloc_metric, number_map, omit_empty, time_value};
 
 /// Renders an `Evaluation`.
 pub fn evaluation(e: &Evaluation) -> Value {
-    let failed: Map<String, Value> =
-        e.failed_tg_allocs.iter().map(|(tg, m)| (tg.clone(), alloc_metric(m))).collect();
-    let eligibility: Map<String, Value> =
-        e.class_eligibility.iter().map(|(c, ok)| (c.clone(), Value::Bool(*ok))).collect();
+    let failed: Map<String, Value> = e
+        .failed_tg_allocs
+        .iter()
+        .map(|(tg, m)| (tg.clone(), alloc_metric(m)))
+        .collect();
+    let eligibility: Map<String, Value> = e
+        .class_eligibility
+        .iter()
+        .map(|(c, ok)| (c.clone(), Value::Bool(*ok)))
+        .collect();
     omit_empty(json!({
         "ID": e.id,
         "Namespace": e.namespace,

@@ -39,8 +39,19 @@ mod tests {
 
     #[test]
     fn summary_fields() {
-        let mut s = JobSummary { job_id: "web".into(), namespace: "default".into(), ..Default::default() };
-        s.summary.insert("api".into(), TaskGroupSummary { running: 2, queued: 1, ..Default::default() });
+        let mut s = JobSummary {
+            job_id: "web".into(),
+            namespace: "default".into(),
+            ..Default::default()
+        };
+        s.summary.insert(
+            "api".into(),
+            TaskGroupSummary {
+                running: 2,
+                queued: 1,
+                ..Default::default()
+            },
+        );
         let v = job_summary(&s);
         assert_eq!(v["JobID"], "web");
         assert_eq!(v["Summary"]["api"]["Running"], 2);

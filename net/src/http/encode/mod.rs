@@ -93,7 +93,11 @@ pub(crate) fn string_map(map: &BTreeMap<String, String>) -> Value {
     if map.is_empty() {
         return Value::Null;
     }
-    Value::Object(map.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect())
+    Value::Object(
+        map.iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect(),
+    )
 }
 
 /// Renders a map of numbers, `null` when empty.
@@ -101,7 +105,11 @@ pub(crate) fn number_map<T: Into<Value> + Copy>(map: &BTreeMap<String, T>) -> Va
     if map.is_empty() {
         return Value::Null;
     }
-    Value::Object(map.iter().map(|(k, v)| (k.clone(), (*v).into())).collect::<Map<_, _>>())
+    Value::Object(
+        map.iter()
+            .map(|(k, v)| (k.clone(), (*v).into()))
+            .collect::<Map<_, _>>(),
+    )
 }
 
 #[cfg(test)]
@@ -112,8 +120,14 @@ mod tests {
     fn times_render_like_go() {
         assert_eq!(time_value(0), Value::Null);
         assert_eq!(rfc3339_nano(1_000_000_000), "1970-01-01T00:00:01Z");
-        assert_eq!(rfc3339_nano(1_700_000_000_123_000_000), "2023-11-14T22:13:20.123Z");
-        assert_eq!(rfc3339_nano(951_782_400_000_000_001), "2000-02-29T00:00:00.000000001Z");
+        assert_eq!(
+            rfc3339_nano(1_700_000_000_123_000_000),
+            "2023-11-14T22:13:20.123Z"
+        );
+        assert_eq!(
+            rfc3339_nano(951_782_400_000_000_001),
+            "2000-02-29T00:00:00.000000001Z"
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Nomad's `Node` and `NodeListStub`.
 
-use serde_json::{json, Map, Value};
 use sched::structs::Node;
+use serde_json::{json, Map, Value};
 
 use super::{string_map, time_value};
 
@@ -122,7 +122,10 @@ pub fn node(n: &Node) -> Value {
 
 /// Renders a `NodeListStub`; `resources` and `os` add the fields Nomad adds for those flags.
 pub fn node_list_stub(n: &Node, resources: bool, os: bool) -> Value {
-    let address = n.http_addr.rsplit_once(':').map_or(n.http_addr.as_str(), |(host, _)| host);
+    let address = n
+        .http_addr
+        .rsplit_once(':')
+        .map_or(n.http_addr.as_str(), |(host, _)| host);
     let mut stub = json!({
         "Address": address,
         "ID": n.id,

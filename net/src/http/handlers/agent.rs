@@ -12,7 +12,11 @@ use crate::http::reply::{json_response, HttpError, HttpResponse};
 /// `GET /v1/status/leader`: the leader's RPC address as a JSON string ("" when unknown).
 pub(crate) fn leader<C: Cluster>(ctx: &Ctx<'_, C>) -> Result<HttpResponse, HttpError> {
     let status = ctx.cluster.status();
-    Ok(json_response(&Value::String(status.leader_rpc_addr), ctx.query.pretty, None))
+    Ok(json_response(
+        &Value::String(status.leader_rpc_addr),
+        ctx.query.pretty,
+        None,
+    ))
 }
 
 /// `GET /v1/status/peers`
@@ -24,7 +28,11 @@ pub(crate) fn peers<C: Cluster>(ctx: &Ctx<'_, C>) -> Result<HttpResponse, HttpEr
 /// `GET /v1/regions`
 pub(crate) fn regions<C: Cluster>(ctx: &Ctx<'_, C>) -> Result<HttpResponse, HttpError> {
     let status = ctx.cluster.status();
-    Ok(json_response(&json!([status.region]), ctx.query.pretty, None))
+    Ok(json_response(
+        &json!([status.region]),
+        ctx.query.pretty,
+        None,
+    ))
 }
 
 /// Returns this server's own member entry, or one built from the status when gossip has
@@ -56,7 +64,10 @@ fn self_member(status: &ClusterStatus) -> Member {
 
 fn split_host_port(addr: &str) -> (String, u16) {
     match addr.rsplit_once(':') {
-        Some((host, port)) => (host.trim_matches(['[', ']']).to_string(), port.parse().unwrap_or(0)),
+        Some((host, port)) => (
+            host.trim_matches(['[', ']']).to_string(),
+            port.parse().unwrap_or(0),
+        ),
         None => (addr.to_string(), 0),
     }
 }
@@ -123,8 +134,13 @@ pub(crate) fn members<C: Cluster>(ctx: &Ctx<'_, C>) -> Result<HttpResponse, Http
 /// `GET /v1/agent/health` (`type=server|client`, repeatable). This agent runs no client.
 pub(crate) fn health<C: Cluster>(ctx: &Ctx<'_, C>) -> Result<HttpResponse, HttpError> {
     let status = ctx.cluster.status();
-    let types: Vec<&str> =
-        ctx.query.pairs.iter().filter(|(k, _)| k == "type").map(|(_, v)| v.as_str()).collect();
+    let types: Vec<&str> = ctx
+        .query
+        .pairs
+        .iter()
+        .filter(|(k, _)| k == "type")
+        .map(|(_, v)| v.as_str())
+        .collect();
     let want_server = types.is_empty() || types.contains(&"server");
     let want_client = types.contains(&"client");
     let mut value = json!({});
@@ -142,13 +158,14 @@ pub(crate) fn health<C: Cluster>(ctx: &Ctx<'_, C>) -> Result<HttpResponse, HttpE
         return Ok(json_response(&value, ctx.query.pretty, None));
     }
     // Nomad reports an unhealthy agent with 500 and the same JSON as the body.
-    Err(HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, value.to_string()))
+    Err(HttpError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        value.to_string(),
+    ))
 }
 
 /// `GET /v1/operator/raft/configuration`
-pub(crate) fn raft_configuration<C: Cluster>(
-    ctx: &Ctx<'_, C>,
-) -> Result<HttpResponse, HttpError> {
+pub(crate) fn raft_configuration<C: Cluster>(ctx: &Ctx<'_, C>) -> Result<HttpResponse, HttpError> {
     let status = ctx.cluster.status();
     let servers: Vec<Value> = status.members.iter().map(encode::raft_server).collect();
     let value = json!({"Servers": servers, "Index": status.raft_commit_index});

@@ -19,7 +19,10 @@ pub(crate) async fn list<C: Cluster>(ctx: &mut Ctx<'_, C>) -> Result<HttpRespons
         .filter(|a| a.id.starts_with(&ctx.query.prefix))
         .map(|a| {
             let job_type = job_type_of(&*view, &a.namespace, &a.job_id);
-            (index_token(&ctx.query, a.create_index, &a.id), encode::alloc_list_stub(a, job_type))
+            (
+                index_token(&ctx.query, a.create_index, &a.id),
+                encode::alloc_list_stub(a, job_type),
+            )
         })
         .collect();
     ctx.list_reply(items, view.index())
@@ -31,6 +34,8 @@ pub(crate) async fn get<C: Cluster>(
     id: &str,
 ) -> Result<HttpResponse, HttpError> {
     let view = ctx.view().await;
-    let alloc = view.alloc(id).ok_or_else(|| HttpError::not_found("alloc not found"))?;
+    let alloc = view
+        .alloc(id)
+        .ok_or_else(|| HttpError::not_found("alloc not found"))?;
     Ok(ctx.read_reply(&full_alloc(&*view, alloc), view.index()))
 }

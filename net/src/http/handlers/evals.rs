@@ -26,7 +26,12 @@ pub(crate) async fn list<C: Cluster>(ctx: &mut Ctx<'_, C>) -> Result<HttpRespons
         .filter(|e| e.id.starts_with(&ctx.query.prefix))
         .filter(|e| status.is_empty() || e.status.as_str() == status)
         .filter(|e| job.is_empty() || e.job_id == job)
-        .map(|e| (index_token(&ctx.query, e.create_index, &e.id), encode::evaluation(e)))
+        .map(|e| {
+            (
+                index_token(&ctx.query, e.create_index, &e.id),
+                encode::evaluation(e),
+            )
+        })
         .collect();
     ctx.list_reply(items, view.index())
 }
@@ -37,7 +42,9 @@ pub(crate) async fn get<C: Cluster>(
     id: &str,
 ) -> Result<HttpResponse, HttpError> {
     let view = ctx.view().await;
-    let eval = view.eval(id).ok_or_else(|| HttpError::not_found("eval not found"))?;
+    let eval = view
+        .eval(id)
+        .ok_or_else(|| HttpError::not_found("eval not found"))?;
     Ok(ctx.read_reply(&encode::evaluation(eval), view.index()))
 }
 

@@ -19,11 +19,23 @@ use crate::jobspec;
 struct JobRequestBody {
     #[serde(rename = "Job", alias = "job")]
     job: Option<Value>,
-    #[serde(rename = "EnforceIndex", alias = "enforceIndex", alias = "enforce_index")]
+    #[serde(
+        rename = "EnforceIndex",
+        alias = "enforceIndex",
+        alias = "enforce_index"
+    )]
     enforce_index: Option<bool>,
-    #[serde(rename = "JobModifyIndex", alias = "jobModifyIndex", alias = "job_modify_index")]
+    #[serde(
+        rename = "JobModifyIndex",
+        alias = "jobModifyIndex",
+        alias = "job_modify_index"
+    )]
     job_modify_index: Option<u64>,
-    #[serde(rename = "EvalPriority", alias = "evalPriority", alias = "eval_priority")]
+    #[serde(
+        rename = "EvalPriority",
+        alias = "evalPriority",
+        alias = "eval_priority"
+    )]
     eval_priority: Option<i64>,
     #[serde(rename = "Namespace", alias = "namespace")]
     namespace: Option<String>,
@@ -51,7 +63,10 @@ pub(crate) async fn list<C: Cluster>(ctx: &mut Ctx<'_, C>) -> Result<HttpRespons
             let summary = view
                 .job_summary(&j.namespace, &j.id)
                 .map_or(Value::Null, |s| encode::job_summary(&s));
-            (format!("{}.{}", j.namespace, j.id), jobspec::job_list_stub(j, summary))
+            (
+                format!("{}.{}", j.namespace, j.id),
+                jobspec::job_list_stub(j, summary),
+            )
         })
         .collect();
     ctx.list_reply(items, view.index())
@@ -74,10 +89,19 @@ pub(crate) async fn register<C: Cluster>(
             ))
         }
     };
-    let enforce_index =
-        request.enforce_index.unwrap_or(false).then(|| request.job_modify_index.unwrap_or(0));
+    let enforce_index = request
+        .enforce_index
+        .unwrap_or(false)
+        .then(|| request.job_modify_index.unwrap_or(0));
     let job = api_job_to_internal(ctx, &request, path_id)?;
-    let reply = ctx.cluster.register_job(RegisterJob { job, enforce_index, eval_priority }).await?;
+    let reply = ctx
+        .cluster
+        .register_job(RegisterJob {
+            job,
+            enforce_index,
+            eval_priority,
+        })
+        .await?;
     let mut value = json!({
         "EvalID": reply.eval_id,
         "EvalCreateIndex": reply.eval_create_index,
@@ -99,7 +123,11 @@ fn api_job_to_internal<C: Cluster>(
         Some(Value::Object(map)) => Value::Object(map.clone()),
         _ => return Err(HttpError::bad_request("Job must be specified")),
     };
-    let id = job.get("ID").and_then(Value::as_str).unwrap_or("").to_string();
+    let id = job
+        .get("ID")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     if id.is_empty() {
         return Err(HttpError::bad_request("Job ID hasn't been provided"));
     }
@@ -110,9 +138,16 @@ fn api_job_to_internal<C: Cluster>(
     }
     let status = ctx.cluster.status();
     // Namespace: query parameter, then body, then the job's own, then the default.
-    let job_ns = job.get("Namespace").and_then(Value::as_str).unwrap_or("").to_string();
+    let job_ns = job
+        .get("Namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     let namespace = [
-        ctx.query.get("namespace").filter(|ns| *ns != "*").unwrap_or(""),
+        ctx.query
+            .get("namespace")
+            .filter(|ns| *ns != "*")
+            .unwrap_or(""),
         request.namespace.as_deref().unwrap_or(""),
         job_ns.as_str(),
     ]
@@ -122,13 +157,21 @@ fn api_job_to_internal<C: Cluster>(
     .to_string();
     // Region: body, then query parameter, then the job's, then this server's; "global" is
     // Nomad's name for "the local region".
-    let job_region = job.get("Region").and_then(Value::as_str).unwrap_or("").to_string();
-    let region = [request.region.as_deref().unwrap_or(""), ctx.query.region.as_str(), &job_region]
-        .into_iter()
-        .find(|r| !r.is_empty())
-        .filter(|r| *r != "global")
-        .unwrap_or(status.region.as_str())
+    let job_region = job
+        .get("Region")
+        .and_then(Value::as_str)
+        .unwrap_or("")
         .to_string();
+    let region = [
+        request.region.as_deref().unwrap_or(""),
+        ctx.query.region.as_str(),
+        &job_region,
+    ]
+    .into_iter()
+    .find(|r| !r.is_empty())
+    .filter(|r| *r != "global")
+    .unwrap_or(status.region.as_str())
+    .to_string();
     job["Namespace"] = Value::String(namespace);
     job["Region"] = Value::String(region);
     let bounds = ctx.cluster.job_priority_bounds();
@@ -149,7 +192,11 @@ pub(crate) async fn parse<C: Cluster>(ctx: &mut Ctx<'_, C>) -> Result<HttpRespon
     if request.canonicalize.unwrap_or(false) {
         jobspec::canonicalize(&mut job, ctx.cluster.job_priority_bounds().0);
     }
-    Ok(crate::http::reply::json_response(&job, ctx.query.pretty, None))
+    Ok(crate::http::reply::json_response(
+        &job,
+        ctx.query.pretty,
+        None,
+    ))
 }
 
 /// `GET /v1/job/:id`
@@ -180,7 +227,11 @@ pub(crate) async fn versions<C: Cluster>(
     });
     let meta = ctx.meta(view.index());
     meta.embed(&mut value);
-    Ok(crate::http::reply::json_response(&value, ctx.query.pretty, Some(&meta)))
+    Ok(crate::http::reply::json_response(
+        &value,
+        ctx.query.pretty,
+        Some(&meta),
+    ))
 }
 
 /// `GET /v1/job/:id/allocations`
@@ -191,8 +242,11 @@ pub(crate) async fn allocations<C: Cluster>(
     let view = ctx.view().await;
     let ns = ctx.query.namespace_or_default();
     let job_type = job_type_of(&*view, ns, id);
-    let stubs: Vec<Value> =
-        view.allocs_by_job(ns, id).into_iter().map(|a| encode::alloc_list_stub(a, job_type)).collect();
+    let stubs: Vec<Value> = view
+        .allocs_by_job(ns, id)
+        .into_iter()
+        .map(|a| encode::alloc_list_stub(a, job_type))
+        .collect();
     Ok(ctx.read_reply(&Value::Array(stubs), view.index()))
 }
 
@@ -246,8 +300,11 @@ pub(crate) async fn evaluate<C: Cluster>(
     }
     let ns = ctx.query.namespace_or_default().to_string();
     let reply = ctx.cluster.evaluate_job(&ns, id).await?;
-    let job_modify_index =
-        ctx.cluster.view().job(&ns, id).map_or(0, |j| j.job_modify_index);
+    let job_modify_index = ctx
+        .cluster
+        .view()
+        .job(&ns, id)
+        .map_or(0, |j| j.job_modify_index);
     let mut value = json!({
         "EvalID": reply.eval_id,
         "EvalCreateIndex": reply.eval_create_index,
@@ -281,4 +338,3 @@ pub(crate) async fn deregister<C: Cluster>(
     ctx.meta(reply.index).embed(&mut value);
     Ok(write_response(&value, ctx.query.pretty, reply.index))
 }
-

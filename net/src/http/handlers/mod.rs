@@ -39,7 +39,13 @@ impl<'a, C: Cluster> Ctx<'a, C> {
         request: Request<Incoming>,
         query: Query,
     ) -> Ctx<'a, C> {
-        Ctx { cluster, limits, method: request.method().clone(), query, request: Some(request) }
+        Ctx {
+            cluster,
+            limits,
+            method: request.method().clone(),
+            query,
+            request: Some(request),
+        }
     }
 
     /// Reads the request body, at most `max_bytes` (and never more than the server limit).
@@ -47,8 +53,12 @@ impl<'a, C: Cluster> Ctx<'a, C> {
         let Some(request) = self.request.take() else {
             return Ok(Bytes::new());
         };
-        read_body(request, max_bytes.min(self.limits.body_bytes_max), self.limits.request_timeout)
-            .await
+        read_body(
+            request,
+            max_bytes.min(self.limits.body_bytes_max),
+            self.limits.request_timeout,
+        )
+        .await
     }
 
     /// Returns the view a read should answer from, blocking first when `index` asks for it.
@@ -61,7 +71,9 @@ impl<'a, C: Cluster> Ctx<'a, C> {
             Some(w) if !w.is_zero() => w.min(max),
             _ => max,
         };
-        self.cluster.wait_for_index(self.query.index, wait + jitter(wait / 16)).await
+        self.cluster
+            .wait_for_index(self.query.index, wait + jitter(wait / 16))
+            .await
     }
 
     /// Returns the query meta for data at `index`.
@@ -85,13 +97,25 @@ impl<'a, C: Cluster> Ctx<'a, C> {
             items
         } else {
             let filter = Filter::parse(&self.query.filter)?;
-            items.into_iter().filter(|(_, v)| filter.matches(v)).collect()
+            items
+                .into_iter()
+                .filter(|(_, v)| filter.matches(v))
+                .collect()
         };
         items.sort_by(|a, b| a.0.cmp(&b.0));
-        let (page, next) =
-            paginate(items, self.query.per_page, &self.query.next_token, self.query.reverse);
+        let (page, next) = paginate(
+            items,
+            self.query.per_page,
+            &self.query.next_token,
+            self.query.reverse,
+        );
         let meta = self.meta(index);
-        Ok(json_response_with(&Value::Array(page), self.query.pretty, Some(&meta), next.as_deref()))
+        Ok(json_response_with(
+            &Value::Array(page),
+            self.query.pretty,
+            Some(&meta),
+            next.as_deref(),
+        ))
     }
 }
 
@@ -101,13 +125,16 @@ fn jitter(max: Duration) -> Duration {
     if max_ns == 0 {
         return Duration::ZERO;
     }
-    let seed = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
     Duration::from_nanos(u64::from(seed) % max_ns)
 }
 
 /// Returns the job type name of an allocation's job, or "" when the job is gone.
 pub(crate) fn job_type_of<V: ReadView>(view: &V, namespace: &str, job_id: &str) -> &'static str {
-    view.job(namespace, job_id).map_or("", |j| j.job_type.as_str())
+    view.job(namespace, job_id)
+        .map_or("", |j| j.job_type.as_str())
 }
 
 /// Token for lists keyed by create index and ID (allocations, evaluations), or by ID alone

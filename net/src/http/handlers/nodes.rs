@@ -30,7 +30,9 @@ pub(crate) async fn get<C: Cluster>(
     id: &str,
 ) -> Result<HttpResponse, HttpError> {
     let view = ctx.view().await;
-    let node = view.node(id).ok_or_else(|| HttpError::not_found("node not found"))?;
+    let node = view
+        .node(id)
+        .ok_or_else(|| HttpError::not_found("node not found"))?;
     Ok(ctx.read_reply(&encode::node(node), view.index()))
 }
 
@@ -40,8 +42,11 @@ pub(crate) async fn allocations<C: Cluster>(
     id: &str,
 ) -> Result<HttpResponse, HttpError> {
     let view = ctx.view().await;
-    let allocs: Vec<Value> =
-        view.allocs_by_node(id).into_iter().map(|a| full_alloc(&*view, a)).collect();
+    let allocs: Vec<Value> = view
+        .allocs_by_node(id)
+        .into_iter()
+        .map(|a| full_alloc(&*view, a))
+        .collect();
     Ok(ctx.read_reply(&Value::Array(allocs), view.index()))
 }
 
