@@ -90,12 +90,12 @@ pub fn load_agent_config(
         let src = match std::fs::read_to_string(file) {
             Ok(src) => src,
             Err(e) => {
-                errors.push(file_error(file, None, None, format!("cannot read: {e}")));
+                apply.push_error(file_error(file, None, None, format!("cannot read: {e}")));
                 continue;
             }
         };
         let is_json = file.extension().is_some_and(|e| e == "json");
-        apply_source(&mut apply, file, &src, is_json, &mut errors);
+        apply_source(&mut apply, file, &src, is_json);
     }
     finish(apply, errors)
 }
@@ -108,10 +108,9 @@ pub fn parse_agent_config(
     is_json: bool,
     base: AgentConfig,
 ) -> Result<AgentConfig, ConfigErrors> {
-    let mut errors = Vec::new();
     let mut apply = Apply::new(base);
-    apply_source(&mut apply, name, src, is_json, &mut errors);
-    finish(apply, errors)
+    apply_source(&mut apply, name, src, is_json);
+    finish(apply, Vec::new())
 }
 
 /// Range-checks the merged result. Only problems with keys some file set are reported
@@ -139,13 +138,7 @@ fn finish(apply: Apply, mut errors: Vec<ConfigError>) -> Result<AgentConfig, Con
     }
 }
 
-fn apply_source(
-    apply: &mut Apply,
-    file: &Path,
-    src: &str,
-    is_json: bool,
-    errors: &mut Vec<ConfigError>,
-) {
+fn apply_source(apply: &mut Apply, file: &Path, src: &str, is_json: bool) {
     let parsed = if is_json {
         tree::parse_json(src)
     } else {
@@ -153,7 +146,8 @@ fn apply_source(
     };
     match parsed {
         Ok(items) => apply.file(file, &items),
-        Err(e) => errors.push(file_error(file, Some(e.line), Some(e.column), e.message)),
+        // Kept in the same list as the key errors so problems print in file order.
+        Err(e) => apply.push_error(file_error(file, Some(e.line), Some(e.column), e.message)),
     }
 }
 

@@ -68,6 +68,10 @@ impl Apply {
         }
     }
 
+    pub fn push_error(&mut self, error: ConfigError) {
+        self.errors.push(error);
+    }
+
     pub fn finish(self) -> (AgentConfig, Origins, Vec<ConfigError>) {
         (self.config, self.origins, self.errors)
     }
