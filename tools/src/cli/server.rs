@@ -1,4 +1,4 @@
-//! `drover server members`: the servers of the cluster as seen by the queried agent.
+//! `drover server members|join|force-leave`: the servers as the queried agent sees them.
 
 use anyhow::{anyhow, Result};
 use clap::{Args, Subcommand};
@@ -22,6 +22,28 @@ pub struct ServerCommand {
 pub enum ServerSub {
     /// Lists the known servers and which one leads.
     Members(MembersArgs),
+    /// Asks the agent to join other servers by address.
+    Join(JoinArgs),
+    /// Forces a failed server into the "left" state.
+    ForceLeave(ForceLeaveArgs),
+}
+
+/// Flags of `server join`.
+#[derive(Args, Debug)]
+pub struct JoinArgs {
+    /// Addresses (host or host:port) of servers to join.
+    #[arg(required = true)]
+    pub addresses: Vec<String>,
+}
+
+/// Flags of `server force-leave`.
+#[derive(Args, Debug)]
+pub struct ForceLeaveArgs {
+    /// Member name of the server to remove.
+    pub node: String,
+    /// Also removes the server from the member list entirely.
+    #[arg(long)]
+    pub prune: bool,
 }
 
 /// Flags of `server members`.
@@ -40,7 +62,40 @@ pub fn run(cmd: ServerCommand) -> Result<i32> {
     let client = cmd.api.client();
     match cmd.sub {
         ServerSub::Members(args) => members(&client, &args),
+        ServerSub::Join(args) => join(&client, &args),
+        ServerSub::ForceLeave(args) => force_leave(&client, &args),
     }
+}
+
+fn join(client: &ApiClient, args: &JoinArgs) -> Result<i32> {
+    let query: Vec<(&str, &str)> = args
+        .addresses
+        .iter()
+        .map(|a| ("address", a.as_str()))
+        .collect();
+    let response = client
+        .put("/v1/agent/join", &query, &Value::Null)
+        .map_err(|e| anyhow!("Error joining: {e}"))?;
+    let error = str_field(&response, "error");
+    if !error.is_empty() {
+        return Err(anyhow!("Error joining: {error}"));
+    }
+    println!(
+        "Joined {} servers successfully",
+        int_field(&response, "num_joined")
+    );
+    Ok(0)
+}
+
+fn force_leave(client: &ApiClient, args: &ForceLeaveArgs) -> Result<i32> {
+    let mut query = vec![("node", args.node.as_str())];
+    if args.prune {
+        query.push(("prune", "true"));
+    }
+    client
+        .put("/v1/agent/force-leave", &query, &Value::Null)
+        .map_err(|e| anyhow!("Error force-leaving server {}: {e}", args.node))?;
+    Ok(0)
 }
 
 fn members(client: &ApiClient, args: &MembersArgs) -> Result<i32> {
