@@ -66,7 +66,7 @@ impl Selector {
             walked += 1;
             if let Some(s) = score(pos) {
                 scored += 1;
-                if best.map_or(true, |(_, b)| s > b) {
+                if best.is_none() || best.is_some_and(|(_, b)| s > b) {
                     best = Some((pos, s));
                 }
             }

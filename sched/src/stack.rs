@@ -71,7 +71,13 @@ impl<'a> NodeTable<'a> {
         }
         let mut available_by_dc = BTreeMap::new();
         for n in &nodes {
-            *available_by_dc.entry(n.datacenter.clone()).or_insert(0) += 1;
+            // Clone the name only for a datacenter not seen yet: this runs for every node.
+            match available_by_dc.get_mut(&n.datacenter) {
+                Some(count) => *count += 1,
+                None => {
+                    available_by_dc.insert(n.datacenter.clone(), 1);
+                }
+            }
         }
         let states = nodes.iter().map(|_| None).collect();
         NodeTable {

@@ -63,7 +63,7 @@ pub fn reconcile_groups<'a>(
                 ClientStatus::Complete => continue,
                 ClientStatus::Failed | ClientStatus::Lost if allocs.is_replaced(a) => continue,
                 ClientStatus::Failed => {
-                    if limit.map_or(true, |l| allocs.reschedule_depth(a) < l) {
+                    if limit.is_none() || limit.is_some_and(|l| allocs.reschedule_depth(a) < l) {
                         Slot::Replace {
                             old: a,
                             kind: ReplaceKind::Reschedule,

@@ -160,9 +160,10 @@ pub fn needs_destructive(
         Some(old) => {
             old.constraints != job.constraints
                 || old.meta != job.meta
+                || old.group(&tg.name).is_none()
                 || old
                     .group(&tg.name)
-                    .map_or(true, |old_tg| group_changed(old_tg, tg))
+                    .is_some_and(|old_tg| group_changed(old_tg, tg))
         }
         None => alloc.resources != tg.total_resources(),
     }
