@@ -103,7 +103,7 @@ fn place_by_count<'a>(
     apply_reconciled(&mut out.plan, &rec, Some(job), eval, env);
     let stopped: Vec<&Allocation> = rec.stops.iter().map(|s| s.alloc).collect();
     let (nodes, in_pool) = candidates(view, job);
-    let mut table = NodeTable::new(nodes, in_pool, &stopped);
+    let mut table = NodeTable::new(nodes, in_pool, &stopped, job.task_groups.len());
     let live: Vec<(&Node, &str)> = allocs
         .live()
         .filter(|a| !table.is_stopped(&a.id))
@@ -175,7 +175,7 @@ fn place_per_node<'a>(
     let (mut rec, mut groups) = reconcile_system(view, job, allocs);
     let stopped: Vec<&Allocation> = rec.stops.iter().map(|s| s.alloc).collect();
     let (nodes, in_pool) = candidates(view, job);
-    let mut table = NodeTable::new(nodes, in_pool, &stopped);
+    let mut table = NodeTable::new(nodes, in_pool, &stopped, job.task_groups.len());
     let live: Vec<(&Node, &str)> = allocs
         .live()
         .filter(|a| !table.is_stopped(&a.id))

@@ -37,14 +37,16 @@ pub struct NodeState {
     pub ports: HashSet<u16>,
     /// Proposed non-terminal allocations of the job being scheduled.
     pub job_allocs: u32,
-    /// Same, per task group index of the job.
-    pub group_allocs: Vec<u32>,
 }
 
 /// The candidate nodes of one evaluation and their lazily built plan state.
 pub struct NodeTable<'a> {
     pub nodes: Vec<&'a Node>,
     states: Vec<Option<NodeState>>,
+    /// Proposed allocations of the job per (node position, task group index), flat so that
+    /// first touching a node allocates nothing.
+    group_counts: Vec<u32>,
+    num_groups: usize,
     /// Resources released by allocations this plan stops, per node id.
     released: HashMap<&'a str, Resources>,
     /// Ids of the allocations this plan stops.
@@ -60,6 +62,7 @@ impl<'a> NodeTable<'a> {
         nodes: Vec<&'a Node>,
         nodes_in_pool: u64,
         stopped: &[&'a Allocation],
+        num_groups: usize,
     ) -> NodeTable<'a> {
         let mut released: HashMap<&'a str, Resources> = HashMap::new();
         let mut stopped_ids = HashSet::new();
@@ -80,9 +83,12 @@ impl<'a> NodeTable<'a> {
             }
         }
         let states = nodes.iter().map(|_| None).collect();
+        let group_counts = vec![0; nodes.len() * num_groups];
         NodeTable {
             nodes,
             states,
+            group_counts,
+            num_groups,
             released,
             stopped: stopped_ids,
             available_by_dc,
@@ -104,11 +110,15 @@ impl<'a> NodeTable<'a> {
             if let Some(r) = self.released.get(node.id.as_str()) {
                 used = used.sub(r);
             }
+            assert_eq!(
+                job.task_groups.len(),
+                self.num_groups,
+                "table built for this job"
+            );
             let mut state = NodeState {
                 used,
                 ports: HashSet::new(),
                 job_allocs: 0,
-                group_allocs: vec![0; job.task_groups.len()],
             };
             for a in view.allocs_by_node(&node.id) {
                 if a.is_terminal() || self.stopped.contains(a.id.as_str()) {
@@ -122,7 +132,7 @@ impl<'a> NodeTable<'a> {
                         .iter()
                         .position(|tg| tg.name == a.task_group)
                     {
-                        state.group_allocs[i] += 1;
+                        self.group_counts[pos * self.num_groups + i] += 1;
                     }
                 }
             }
@@ -132,6 +142,17 @@ impl<'a> NodeTable<'a> {
             Some(state) => state,
             None => unreachable!("state was just filled"),
         }
+    }
+}
+
+impl NodeTable<'_> {
+    /// Proposed allocations of task group `tg_idx` on the node, once `state` has read it.
+    pub fn group_allocs(&self, pos: u32, tg_idx: usize) -> u32 {
+        self.group_counts[pos as usize * self.num_groups + tg_idx]
+    }
+
+    fn add_group_alloc(&mut self, pos: u32, tg_idx: usize) {
+        self.group_counts[pos as usize * self.num_groups + tg_idx] += 1;
     }
 }
 
@@ -335,8 +356,9 @@ impl<'a> GroupStack<'a> {
             counters.filtered_by[reason] += 1;
             return None;
         }
+        table.state(pos, view, job);
+        let group_allocs = table.group_allocs(pos, self.tg_idx);
         let state = table.state(pos, view, job);
-        let group_allocs = state.group_allocs[self.tg_idx];
         if let Some(hosts) = &self.hosts {
             if !hosts.feasible(state.job_allocs, group_allocs) {
                 counters.filtered += 1;
@@ -421,10 +443,11 @@ impl<'a> GroupStack<'a> {
         rng: &mut impl Rng,
     ) -> Vec<(String, u16)> {
         let node = table.nodes[pos as usize];
+        table.add_group_alloc(pos, self.tg_idx);
         let state = table.state(pos, view, job);
         state.used = state.used.add(&self.ask);
         state.job_allocs += 1;
-        state.group_allocs[self.tg_idx] += 1;
+
         let mut assigned = Vec::with_capacity(self.ports.fixed.len() + self.ports.dynamic.len());
         for (label, p) in &self.ports.fixed {
             state.ports.insert(*p);
