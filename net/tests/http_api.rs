@@ -165,6 +165,9 @@ fn not_found_and_method_errors() {
     assert_eq!(send("POST", &s.url("/v1/nodes"), Some("{}")).status, 405);
     assert_eq!(send("GET", &s.url("/v1/job/web/plan"), None).status, 405);
     assert_eq!(get(&s.url("/v1/jobs?index=abc")).body, "Invalid index");
+    assert_eq!(get(&s.url("/v1/jobs?region=global")).status, 200);
+    let r = get(&s.url("/v1/jobs?region=mars"));
+    assert_eq!((r.status, r.body.as_str()), (500, "No path to region"));
     assert_eq!(
         get(&s.url("/v1/jobs?wait=forever")).body,
         "Invalid wait time"
@@ -411,4 +414,20 @@ fn idle_and_stalled_connections_are_closed() {
     assert!(started.elapsed() < Duration::from_secs(3));
     assert_eq!(read_response(&mut idle), "");
     assert!(started.elapsed() < Duration::from_secs(4));
+}
+
+#[test]
+fn stop_closes_the_listener() {
+    let s = server();
+    let addr = s.addr;
+    assert_eq!(get(&s.url("/v1/regions")).status, 200);
+    drop(s);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while TcpStream::connect(addr).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "listener still accepting after stop"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -97,7 +97,10 @@ impl Query {
 
     /// Reports whether an object in `namespace` is visible to this query.
     pub(crate) fn namespace_matches(&self, namespace: &str) -> bool {
-        self.namespace.as_deref().map_or(true, |ns| ns == namespace)
+        match self.namespace.as_deref() {
+            None => true,
+            Some(ns) => ns == namespace,
+        }
     }
 
     /// Returns the namespace single-object routes use (`*` falls back to the default).

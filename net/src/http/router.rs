@@ -25,6 +25,12 @@ pub(crate) async fn handle<C: Cluster>(
         Ok(q) => q,
         Err(e) => return e.into_response(),
     };
+    // This server answers only for its own region; Nomad would forward, drover has no
+    // federation, so a foreign region gets Nomad's error for an unreachable one.
+    if !query.region.is_empty() && query.region != cluster.status().region {
+        return HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "No path to region")
+            .into_response();
+    }
     let mut ctx = Ctx::new(cluster, limits, req, query);
     match route(&mut ctx, &path).await {
         Ok(response) => response,

@@ -98,7 +98,7 @@ impl ReadView for FakeState {
             .iter()
             .filter(|j| j.namespace == namespace && j.id == job_id)
             .collect();
-        versions.sort_by(|a, b| b.version.cmp(&a.version));
+        versions.sort_by_key(|j| std::cmp::Reverse(j.version));
         versions
     }
     fn job_summary(&self, namespace: &str, job_id: &str) -> Option<JobSummary> {
