@@ -1,1 +1,9 @@
-//! tests
+//! Tests that run real `drover` processes on 127.0.0.1, each with its own temporary data dir.
+//! Build the binaries first: `cargo build --bins`.
+
+mod harness;
+
+mod bad_input;
+mod durability;
+mod heartbeat;
+mod placement;

@@ -60,6 +60,9 @@ pub struct AgentArgs {
     pub log_json: bool,
 }
 
+/// How long start-up waits for a port a previous process still holds.
+const PORT_WAIT_MAX: Duration = Duration::from_secs(10);
+
 /// Simulated client nodes a dev agent starts when `-dev-nodes` is not given.
 pub const DEV_NODES_DEFAULT: usize = 3;
 
@@ -147,8 +150,31 @@ fn check_free(bind: &str, port: u16, what: &str) -> anyhow::Result<SocketAddr> {
         socket.listen(1)?;
         Ok(socket.into())
     };
-    probe().with_context(|| format!("ports.{what}: cannot listen on {addr}"))?;
-    Ok(addr)
+    // A killed process's listener can outlive it for a moment: the kernel tears its io_uring
+    // down asynchronously. A restart therefore retries for a short while.
+    let deadline = std::time::Instant::now() + PORT_WAIT_MAX;
+    loop {
+        match probe() {
+            Ok(_) => return Ok(addr),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                // Connections of a previous run in TIME-WAIT block a plain bind when that
+                // run's listener had SO_REUSEPORT; only a live listener is a real conflict.
+                let target = if addr.ip().is_unspecified() {
+                    SocketAddr::from(([127, 0, 0, 1], addr.port()))
+                } else {
+                    addr
+                };
+                if std::net::TcpStream::connect_timeout(&target, Duration::from_millis(500)).is_err() {
+                    return Ok(addr);
+                }
+                if std::time::Instant::now() >= deadline {
+                    bail!("ports.{what}: {addr} is in use by another process");
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => return Err(e).with_context(|| format!("ports.{what}: cannot listen on {addr}")),
+        }
+    }
 }
 
 fn advertised(bind: SocketAddr, advertise: &Option<String>) -> String {
