@@ -1,4 +1,4 @@
-//! A fake `Cluster` over in-memory vectors, and a helper that serves it on a loopback port.
+//! A fake `Cluster` over in-memory vectors, and a test server that serves it on a loopback port.
 //!
 //! Built for tests (`cfg(test)` or the `testing` feature). Writes bump the index and publish a
 //! fresh immutable state, like the engine's read views; blocking queries poll for the change.
