@@ -2,7 +2,7 @@
 //!
 //! `serve_http` runs one accept loop on the calling glommio executor; the agent starts one per
 //! shard core, each on its own listener bound to the same address. glommio's
-//! `TcpListener::bind` already sets `SO_REUSEPORT` (and `SO_REUSEADDR`), so the kernel spreads
+//! `TcpListener::bind` already sets `SO_REUSEPORT` (not `SO_REUSEADDR`), so the kernel spreads
 //! connections over the shards and no extra socket setup is needed; `bind` here only documents
 //! that and keeps the agent from depending on glommio's choice silently.
 //! Handlers run on the shard that accepted the connection and call the engine through
