@@ -16,6 +16,7 @@ use futures::channel::mpsc;
 use futures::StreamExt;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
+use glommio::{Latency, Shares, TaskQueueHandle};
 
 use super::frame::{encode_frame, FrameDecoder};
 use super::{RpcError, StopSignal};
@@ -30,6 +31,9 @@ pub const READ_CHUNK_BYTES: usize = 64 * 1024;
 pub const WRITE_BATCH_BYTES_MAX: usize = 1024 * 1024;
 /// How long a new connection may take to send its selector byte.
 pub const SELECTOR_TIMEOUT: Duration = Duration::from_secs(10);
+/// Latency the heartbeat task queue asks of the executor. Heartbeats are tiny and a late one
+/// can get a node marked down, so they preempt bulk work such as large `GetAllocs` answers.
+pub const HEARTBEAT_QUEUE_LATENCY: Duration = Duration::from_millis(1);
 /// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(50);
 
@@ -44,6 +48,11 @@ pub async fn serve_rpc<C: Cluster>(
 ) {
     let stopping = StopSignal::new();
     stopping.fire_on(stop);
+    let heartbeat_queue = glommio::executor().create_task_queue(
+        Shares::default(),
+        Latency::Matters(HEARTBEAT_QUEUE_LATENCY),
+        "rpc-heartbeat",
+    );
     let local = listener
         .local_addr()
         .map(|a| a.to_string())
@@ -71,12 +80,12 @@ pub async fn serve_rpc<C: Cluster>(
                 .peer_addr()
                 .map(|a| a.to_string())
                 .unwrap_or_default();
-            let served =
-                futures_lite::future::or(serve_connection(stream, cluster, &peer), async {
-                    conn_stop.wait().await;
-                    Ok(())
-                })
-                .await;
+            let serving = serve_connection(stream, cluster, heartbeat_queue, &peer);
+            let served = futures_lite::future::or(serving, async {
+                conn_stop.wait().await;
+                Ok(())
+            })
+            .await;
             if let Err(error) = served {
                 tracing::info!(%peer, %error, "rpc connection dropped");
             }
@@ -90,6 +99,7 @@ pub async fn serve_rpc<C: Cluster>(
 async fn serve_connection<C: Cluster>(
     mut stream: TcpStream,
     cluster: C,
+    heartbeat_queue: TaskQueueHandle,
     peer: &str,
 ) -> Result<(), RpcError> {
     let _ = stream.set_nodelay(true);
@@ -107,7 +117,7 @@ async fn serve_connection<C: Cluster>(
         });
     }
     match selector[0] {
-        CLIENT_PROTOCOL_BYTE => serve_client_protocol(stream, cluster, peer).await,
+        CLIENT_PROTOCOL_BYTE => serve_client_protocol(stream, cluster, heartbeat_queue, peer).await,
         SERVER_PROTOCOL_BYTE => serve_server_protocol(stream, peer).await,
         other => {
             tracing::warn!(%peer, selector = other, "rpc connection with unknown selector byte");
@@ -136,6 +146,7 @@ async fn serve_server_protocol(stream: TcpStream, peer: &str) -> Result<(), RpcE
 async fn serve_client_protocol<C: Cluster>(
     stream: TcpStream,
     cluster: C,
+    heartbeat_queue: TaskQueueHandle,
     peer: &str,
 ) -> Result<(), RpcError> {
     let (mut reader, writer) = futures_lite::io::split(stream);
@@ -143,7 +154,13 @@ async fn serve_client_protocol<C: Cluster>(
     // Request tasks race against this, so that they end with the connection.
     let closed = StopSignal::new();
     let writer_task = glommio::spawn_local(write_envelopes(writer, queue, peer.to_string()));
-    let in_flight = Rc::new(Cell::new(0usize));
+    let dispatcher = Dispatcher {
+        cluster,
+        heartbeat_queue,
+        responses: responses.clone(),
+        in_flight: Rc::new(Cell::new(0)),
+        closed: closed.clone(),
+    };
     let mut decoder = FrameDecoder::new();
     let mut chunk = vec![0u8; READ_CHUNK_BYTES];
     let result = loop {
@@ -158,13 +175,13 @@ async fn serve_client_protocol<C: Cluster>(
             }
         };
         decoder.push(&chunk[..read]);
-        match dispatch_frames(&mut decoder, &cluster, &responses, &in_flight, &closed) {
-            Ok(()) => {}
-            Err(error) => break Err(error),
+        if let Err(error) = dispatcher.dispatch_frames(&mut decoder) {
+            break Err(error);
         }
     };
     closed.stop();
     drop(responses);
+    drop(dispatcher);
     // Lets the writer flush what is queued; it ends when every sender is gone.
     let _ = futures_lite::future::or(async { writer_task.await.is_ok() }, async {
         glommio::timer::sleep(Duration::from_secs(1)).await;
@@ -174,39 +191,54 @@ async fn serve_client_protocol<C: Cluster>(
     result
 }
 
-/// Starts a task for every complete request in `decoder`.
-fn dispatch_frames<C: Cluster>(
-    decoder: &mut FrameDecoder,
-    cluster: &C,
-    responses: &mpsc::UnboundedSender<ClientEnvelope>,
-    in_flight: &Rc<Cell<usize>>,
-    closed: &StopSignal,
-) -> Result<(), RpcError> {
-    while let Some(envelope) = decoder.next_frame()? {
-        let (seq, body) = match envelope {
-            ClientEnvelope::Request { seq, body } => (seq, body),
-            ClientEnvelope::Response { .. } => {
-                return Err(RpcError::Protocol {
-                    what: "response envelope from a client",
-                })
-            }
-        };
-        if in_flight.get() >= CONNECTION_REQUESTS_IN_FLIGHT_MAX {
-            let body = ClientResponse::Error {
-                code: "overloaded".to_string(),
-                message: format!(
-                    "too many requests in flight on this connection ({CONNECTION_REQUESTS_IN_FLIGHT_MAX})"
-                ),
+/// Starts request tasks for one connection.
+struct Dispatcher<C> {
+    cluster: C,
+    /// Heartbeats run here, ahead of bulk work; everything else runs in the default queue.
+    heartbeat_queue: TaskQueueHandle,
+    responses: mpsc::UnboundedSender<ClientEnvelope>,
+    in_flight: Rc<Cell<usize>>,
+    closed: StopSignal,
+}
+
+impl<C: Cluster> Dispatcher<C> {
+    /// Starts a task for every complete request in `decoder`.
+    fn dispatch_frames(&self, decoder: &mut FrameDecoder) -> Result<(), RpcError> {
+        while let Some(envelope) = decoder.next_frame()? {
+            let (seq, body) = match envelope {
+                ClientEnvelope::Request { seq, body } => (seq, body),
+                ClientEnvelope::Response { .. } => {
+                    return Err(RpcError::Protocol {
+                        what: "response envelope from a client",
+                    })
+                }
             };
-            let _ = responses.unbounded_send(ClientEnvelope::Response { seq, body });
-            continue;
+            if self.in_flight.get() >= CONNECTION_REQUESTS_IN_FLIGHT_MAX {
+                let body = ClientResponse::Error {
+                    code: "overloaded".to_string(),
+                    message: format!(
+                        "too many requests in flight on this connection \
+                         ({CONNECTION_REQUESTS_IN_FLIGHT_MAX})"
+                    ),
+                };
+                let _ = self
+                    .responses
+                    .unbounded_send(ClientEnvelope::Response { seq, body });
+                continue;
+            }
+            self.spawn_request(seq, body);
         }
-        in_flight.set(in_flight.get() + 1);
-        let guard = InFlightGuard(in_flight.clone());
-        let cluster = cluster.clone();
-        let responses = responses.clone();
-        let closed = closed.clone();
-        glommio::spawn_local(async move {
+        Ok(())
+    }
+
+    fn spawn_request(&self, seq: u64, body: ClientRequest) {
+        self.in_flight.set(self.in_flight.get() + 1);
+        let guard = InFlightGuard(self.in_flight.clone());
+        let cluster = self.cluster.clone();
+        let responses = self.responses.clone();
+        let closed = self.closed.clone();
+        let urgent = matches!(body, ClientRequest::Heartbeat { .. });
+        let work = async move {
             let _guard = guard;
             let answered = futures_lite::future::or(
                 async { Some(handle_request(&cluster, body).await) },
@@ -219,10 +251,20 @@ fn dispatch_frames<C: Cluster>(
             if let Some(body) = answered {
                 let _ = responses.unbounded_send(ClientEnvelope::Response { seq, body });
             }
-        })
-        .detach();
+        };
+        if !urgent {
+            let _ = glommio::spawn_local(work).detach();
+            return;
+        }
+        match glommio::spawn_local_into(work, self.heartbeat_queue) {
+            Ok(task) => {
+                task.detach();
+            }
+            // The queue belongs to this executor and is never removed, so this means a
+            // broken executor; the heartbeat is lost and the client retries it.
+            Err(error) => tracing::error!(%error, "cannot start a heartbeat task"),
+        }
     }
-    Ok(())
 }
 
 /// Hands one request to the engine.
