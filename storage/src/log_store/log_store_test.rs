@@ -1,6 +1,8 @@
 //! Unit tests of the log store that need its internals: batching and on-disk corruption.
 
+use super::writer::{KEY_FORMAT_VERSION, LOG_TABLE, STORE_TABLE};
 use super::*;
+use redb::ReadableTable;
 
 fn rec(index: u64, term: u64) -> LogRecord {
     LogRecord {
