@@ -263,3 +263,21 @@ fn large_records_round_trip() {
     let store = LogStore::open(dir.path()).unwrap();
     assert_eq!(store.read_range_sync(1, 4).unwrap(), big);
 }
+
+#[test]
+fn dropping_the_last_handle_finishes_queued_requests_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open(dir.path()).unwrap();
+    let pending: Vec<_> = (1..=200)
+        .map(|i| store.append(vec![record(i, 1)]))
+        .collect();
+    let meta = store.put_meta("vote", vec![9]);
+    drop(store);
+    for p in pending {
+        block_on(p).unwrap();
+    }
+    block_on(meta).unwrap();
+    let store = LogStore::open(dir.path()).unwrap();
+    assert_eq!(store.last_sync().unwrap(), Some((200, 1)));
+    assert_eq!(store.get_meta_sync("vote").unwrap(), Some(vec![9]));
+}

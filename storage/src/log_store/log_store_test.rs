@@ -197,3 +197,37 @@ fn a_gap_in_appends_stops_the_storage_thread() {
     assert!(matches!(store.last_sync(), Err(StorageError::Closed)));
     assert!(store.close().is_err(), "close reports the crashed thread");
 }
+
+#[test]
+fn overflowing_the_request_queue_returns_overloaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open(dir.path()).unwrap();
+    let (release, held) = hold(&store);
+    // The hold request itself may still occupy one slot when the loop starts.
+    let mut accepted = Vec::new();
+    let err = loop {
+        match store.submit::<LogBounds>(Op::Bounds) {
+            Ok(pending) => accepted.push(pending),
+            Err(e) => break e,
+        }
+        assert!(
+            accepted.len() <= REQUEST_QUEUE_MAX,
+            "the queue is unbounded"
+        );
+    };
+    assert!(
+        accepted.len() >= REQUEST_QUEUE_MAX - 1,
+        "refused after {}",
+        accepted.len()
+    );
+    assert!(
+        matches!(err, StorageError::Overloaded { limit, .. } if limit == REQUEST_QUEUE_MAX as u64),
+        "{err}"
+    );
+    drop(release);
+    wait_sync(held).unwrap();
+    for pending in accepted {
+        assert_eq!(wait_sync(Ok(pending)).unwrap(), LogBounds::default());
+    }
+    assert_eq!(store.bounds_sync().unwrap(), LogBounds::default());
+}
