@@ -215,6 +215,14 @@ impl StateView for ClusterState {
     fn job(&self, namespace: &str, job_id: &str) -> Option<&Job> {
         self.jobs.get(&key(namespace, job_id)).map(|j| &**j)
     }
+    fn job_version(&self, namespace: &str, job_id: &str, version: u64) -> Option<&Job> {
+        self.job_versions
+            .get(&key(namespace, job_id))?
+            .iter()
+            .rev()
+            .find(|j| j.version == version)
+            .map(|j| &**j)
+    }
     fn node(&self, node_id: &str) -> Option<&Node> {
         self.nodes.get(node_id).map(|n| &**n)
     }
