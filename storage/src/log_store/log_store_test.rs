@@ -231,3 +231,9 @@ fn overflowing_the_request_queue_returns_overloaded() {
     }
     assert_eq!(store.bounds_sync().unwrap(), LogBounds::default());
 }
+
+#[test]
+fn handles_can_be_shared_across_threads() {
+    fn shareable<T: Clone + Send + Sync + 'static>() {}
+    shareable::<LogStore>();
+}
