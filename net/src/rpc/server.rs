@@ -253,7 +253,7 @@ impl<C: Cluster> Dispatcher<C> {
             }
         };
         if !urgent {
-            let _ = glommio::spawn_local(work).detach();
+            glommio::spawn_local(work).detach();
             return;
         }
         match glommio::spawn_local_into(work, self.heartbeat_queue) {
