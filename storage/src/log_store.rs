@@ -48,7 +48,7 @@ pub struct LogBounds {
 impl LogBounds {
     /// Returns the last log id: the last stored record, or the last purged one if the log is
     /// empty, which is what Raft needs after a snapshot removed every entry.
-    pub fn last(&self) -> Option<(u64, u64)> {
+    pub fn last_log_id(&self) -> Option<(u64, u64)> {
         self.last_stored.or(self.last_purged)
     }
 }
@@ -306,7 +306,9 @@ impl LogStore {
 
     /// Deletes every record with index <= `index` and remembers (index, term) as the last
     /// purged id. The term is read from the stored record at `index`; when that record is not
-    /// stored (a snapshot past the end of the log), use [`LogStore::purge_upto_log_id`].
+    /// stored (a snapshot past the end of the log), the recorded term is only a lower bound
+    /// (the last term known at or below `index`); use [`LogStore::purge_upto_log_id`] to record
+    /// the exact term.
     pub fn purge_upto(
         &self,
         index: u64,
@@ -373,14 +375,15 @@ impl LogStore {
         wait_sync(self.submit(Op::Bounds))
     }
 
-    /// Returns (index, term) of the last record, or of the last purged one if none is stored.
+    /// Returns (index, term) of the last stored record. After a purge of everything this is
+    /// `None`; [`LogBounds::last_log_id`] then falls back to the last purged id.
     pub async fn last(&self) -> Result<Option<(u64, u64)>, StorageError> {
-        Ok(self.bounds().await?.last())
+        Ok(self.bounds().await?.last_stored)
     }
 
     /// Blocking form of [`LogStore::last`].
     pub fn last_sync(&self) -> Result<Option<(u64, u64)>, StorageError> {
-        Ok(self.bounds_sync()?.last())
+        Ok(self.bounds_sync()?.last_stored)
     }
 
     /// Returns the index of the first stored record.

@@ -131,31 +131,44 @@ fn purge_keeps_the_last_purged_id_as_the_bound() {
     tracing::info!("purging everything: the last id is the purged one");
     store.purge_upto_sync(10).unwrap();
     assert_eq!(store.first_index_sync().unwrap(), None);
-    assert_eq!(store.last_sync().unwrap(), Some((10, 2)));
+    assert_eq!(store.last_sync().unwrap(), None, "nothing is stored");
+    assert_eq!(store.bounds_sync().unwrap().last_log_id(), Some((10, 2)));
     store.append_sync(records(11, 12, 3)).unwrap();
     assert_eq!(store.first_index_sync().unwrap(), Some(11));
     assert_eq!(store.last_sync().unwrap(), Some((12, 3)));
 }
 
 #[test]
-fn purge_past_the_end_needs_the_term() {
+fn purge_past_the_end_replaces_the_whole_log() {
     let dir = tempfile::tempdir().unwrap();
     let store = LogStore::open(dir.path()).unwrap();
     store.append_sync(records(1, 3, 1)).unwrap();
-    let err = store.purge_upto_sync(50).unwrap_err();
-    assert!(matches!(err, StorageError::Format { .. }), "{err}");
-    assert_eq!(
-        store.last_sync().unwrap(),
-        Some((3, 1)),
-        "a refused purge deletes nothing"
-    );
 
-    tracing::info!("a snapshot installed at (50, 4) replaces the whole log");
-    store.purge_upto_log_id_sync(50, 4).unwrap();
-    assert_eq!(store.last_sync().unwrap(), Some((50, 4)));
+    tracing::info!("without a term, the last known term is recorded as a lower bound");
+    store.purge_upto_sync(20).unwrap();
+    assert_eq!(store.last_purged_sync().unwrap(), Some((20, 1)));
+    assert_eq!(store.last_sync().unwrap(), None);
     assert!(store.read_range_sync(0, 100).unwrap().is_empty());
+
+    tracing::info!("a snapshot installed at (50, 4) records its exact id");
+    store.purge_upto_log_id_sync(50, 4).unwrap();
+    assert_eq!(store.bounds_sync().unwrap().last_log_id(), Some((50, 4)));
     store.append_sync(vec![record(51, 4)]).unwrap();
     assert_eq!(store.read_range_sync(0, 100).unwrap(), vec![record(51, 4)]);
+    assert_eq!(store.last_sync().unwrap(), Some((51, 4)));
+}
+
+#[test]
+fn purge_below_the_first_stored_index_keeps_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open(dir.path()).unwrap();
+    store.append_sync(records(2, 5, 1)).unwrap();
+    store.purge_upto_log_id_sync(1, 1).unwrap();
+    let bounds = store.bounds_sync().unwrap();
+    assert_eq!(bounds.first_index, Some(2));
+    assert_eq!(bounds.last_stored, Some((5, 1)));
+    assert_eq!(bounds.last_purged, Some((1, 1)));
+    store.append_sync(vec![record(6, 1)]).unwrap();
 }
 
 #[test]
@@ -187,7 +200,8 @@ fn everything_survives_drop_and_reopen() {
     store.purge_upto_sync(17).unwrap();
     drop(store);
     let store = LogStore::open(dir.path()).unwrap();
-    assert_eq!(store.last_sync().unwrap(), Some((17, 3)));
+    assert_eq!(store.last_sync().unwrap(), None);
+    assert_eq!(store.bounds_sync().unwrap().last_log_id(), Some((17, 3)));
     assert_eq!(store.first_index_sync().unwrap(), None);
 }
 

@@ -105,11 +105,19 @@ fn queued_writes_from_several_threads_share_one_commit() {
 fn a_failed_request_in_a_batch_does_not_fail_the_others() {
     let dir = tempfile::tempdir().unwrap();
     let store = LogStore::open(dir.path()).unwrap();
+    store
+        .append_sync(vec![rec(1, 1), rec(2, 1), rec(3, 1)])
+        .unwrap();
+    store.close().unwrap();
+    drop(store);
+    corrupt_record(dir.path(), 2);
+
+    let store = LogStore::open(dir.path()).unwrap();
     let (release, held) = hold(&store);
-    let good = store.submit::<()>(Op::Append(vec![rec(1, 1), rec(2, 1)]));
-    // Index 9 is not stored and no term is given: this purge is refused on its own.
+    let good = store.submit::<()>(Op::Append(vec![rec(4, 1), rec(5, 1)]));
+    // Purging up to the corrupt record cannot learn its term: refused on its own.
     let bad = store.submit::<()>(Op::PurgeUpto {
-        index: 9,
+        index: 2,
         term: None,
     });
     let meta = store.submit::<()>(Op::PutMeta {
@@ -119,10 +127,15 @@ fn a_failed_request_in_a_batch_does_not_fail_the_others() {
     drop(release);
     wait_sync(held).unwrap();
     wait_sync(good).unwrap();
-    assert!(matches!(wait_sync(bad), Err(StorageError::Format { .. })));
+    assert!(matches!(
+        wait_sync(bad),
+        Err(StorageError::Corrupt { index: 2, .. })
+    ));
     wait_sync(meta).unwrap();
-    assert_eq!(store.read_range_sync(0, 10).unwrap().len(), 2);
+    assert_eq!(store.last_sync().unwrap(), Some((5, 1)));
+    assert_eq!(store.first_index_sync().unwrap(), Some(1));
     assert_eq!(store.last_purged_sync().unwrap(), None);
+    assert_eq!(store.get_meta_sync("vote").unwrap(), Some(vec![7]));
 }
 
 /// Overwrites the stored value of `index` with one flipped byte, bypassing the codec.

@@ -422,7 +422,7 @@ fn append(
     };
     // A gap or overlap in the Raft log would silently break replication and recovery; the
     // engine never sends one, so it is a bug and the storage thread stops on it.
-    if let Some((prev_index, _)) = bounds.last() {
+    if let Some((prev_index, _)) = bounds.last_log_id() {
         assert_eq!(
             first.index,
             prev_index + 1,
@@ -475,6 +475,25 @@ fn truncate_from(
     Ok(())
 }
 
+/// Returns the term of the last stored record at or below `index`, else the last purged term.
+fn known_term_upto(
+    log: &Table<'_, u64, &'static [u8]>,
+    bounds: &LogBounds,
+    index: u64,
+) -> Result<u64, StorageError> {
+    let below = log
+        .range(..=index)
+        .map_err(|e| StorageError::db("purge", e))?
+        .next_back();
+    match below {
+        Some(item) => {
+            let (k, v) = item.map_err(|e| StorageError::db("purge", e))?;
+            Ok(decode_record(k.value(), v.value())?.term)
+        }
+        None => Ok(bounds.last_purged.map_or(0, |(_, term)| term)),
+    }
+}
+
 fn purge_upto(
     tables: &mut WriteTables<'_>,
     bounds: &mut LogBounds,
@@ -495,13 +514,9 @@ fn purge_upto(
                 .map_err(|e| StorageError::db("purge", e))?;
             match value {
                 Some(v) => decode_record(index, v.value())?.term,
-                None => {
-                    return Err(StorageError::Format {
-                        reason: format!(
-                            "purge_upto({index}): index is not stored and no term was given"
-                        ),
-                    })
-                }
+                // Not stored: Raft terms never decrease along the log, so the last term known
+                // at or below `index` is a lower bound. Only the index matters for this store.
+                None => known_term_upto(&tables.log, bounds, index)?,
             }
         }
     };
