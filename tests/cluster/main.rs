@@ -7,3 +7,4 @@ mod bad_input;
 mod durability;
 mod heartbeat;
 mod placement;
+mod python_nomad;
