@@ -169,9 +169,11 @@ pub struct SimStats {
     pub heartbeat_latency_us: RefCell<Histogram<u64>>,
     /// Distinct allocations seen with desired status run.
     pub allocs_placed_seen: Cell<u64>,
-    /// Distinct allocations the server reported back as running.
+    /// Distinct allocations a `GetAllocs` answer showed as running. A server following Nomad
+    /// does not wake `GetAllocs` for client-side status changes, so this lags; count
+    /// `allocs_running_reported` to know what the server committed.
     pub allocs_running_seen: Cell<u64>,
-    /// Running / complete updates the server accepted.
+    /// Running / complete updates the server accepted (answered `Updated`).
     pub allocs_running_reported: Cell<u64>,
     pub allocs_complete_reported: Cell<u64>,
     /// Nodes registered again because the server no longer knew them.

@@ -343,7 +343,7 @@ fn place_scenario_reports_every_allocation_placed_and_running() {
     assert_eq!(json["nodes_registered"], 4);
     assert_eq!(json["jobs_submitted"], 3);
     assert_eq!(json["allocs_placed_seen"], 15);
-    assert_eq!(json["allocs_running_seen"], 15);
+    assert_eq!(json["allocs_running_reported"], 15);
     assert!(json["placements_per_second"]
         .as_f64()
         .is_some_and(|rate| rate > 0.0));

@@ -143,7 +143,9 @@ async fn place(
     while seconds_to_all_running.is_none() && Instant::now() < deadline {
         let now = stats.snapshot();
         let placed = now.allocs_placed_seen - baseline.allocs_placed_seen;
-        let running = now.allocs_running_seen - baseline.allocs_running_seen;
+        // The server commits client status updates without waking the node's GetAllocs (as
+        // Nomad does), so "running" is the server accepting the node's Running report.
+        let running = now.allocs_running_reported - baseline.allocs_running_reported;
         bar.set_position(placed.min(target));
         let elapsed = started.elapsed().as_secs_f64();
         if seconds_to_submit.is_none() && submit.threads_done.load(Ordering::Relaxed) == submitters
@@ -162,7 +164,8 @@ async fn place(
     let last = stats.snapshot();
     report["allocs_expected"] = json!(target);
     report["allocs_placed_seen"] = json!(last.allocs_placed_seen - baseline.allocs_placed_seen);
-    report["allocs_running_seen"] = json!(last.allocs_running_seen - baseline.allocs_running_seen);
+    report["allocs_running_reported"] =
+        json!(last.allocs_running_reported - baseline.allocs_running_reported);
     report["jobs_submitted"] = json!(submit.submitted.load(Ordering::Relaxed));
     report["jobs_failed"] = json!(submit.failed.load(Ordering::Relaxed));
     if let Ok(first) = submit.first_error.lock() {
