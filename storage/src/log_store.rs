@@ -286,6 +286,38 @@ impl LogStore {
         wait(self.submit(Op::Append(records)))
     }
 
+    /// Appends `records` and calls `done` on the storage thread once they are committed and
+    /// fsynced (or failed). Lets a caller acknowledge durability without a task of its own;
+    /// `done` must be quick, it runs between commits. Errors in queueing return at once.
+    pub fn append_with(
+        &self,
+        records: Vec<LogRecord>,
+        done: impl FnOnce(Result<(), StorageError>) + Send + 'static,
+    ) -> Result<(), StorageError> {
+        check_append_size(&records)?;
+        if self.inner.counters.stopped.load(Ordering::SeqCst) {
+            return Err(StorageError::Closed);
+        }
+        let reply: Reply = Box::new(move |result| done(result.map(|_| ())));
+        match self
+            .inner
+            .sender
+            .try_send(Msg::Request(Request { op: Op::Append(records), reply }))
+        {
+            Ok(()) => {
+                if self.inner.counters.stopped.load(Ordering::SeqCst) {
+                    discard_queued(&self.inner.receiver);
+                }
+                Ok(())
+            }
+            Err(TrySendError::Full(_)) => Err(StorageError::Overloaded {
+                what: "storage request queue",
+                limit: REQUEST_QUEUE_MAX as u64,
+            }),
+            Err(TrySendError::Disconnected(_)) => Err(StorageError::Closed),
+        }
+    }
+
     /// Blocking form of [`LogStore::append`].
     pub fn append_sync(&self, records: Vec<LogRecord>) -> Result<(), StorageError> {
         wait_sync(self.submit(Op::Append(records)))

@@ -124,13 +124,13 @@ impl RaftLogStorage<TypeConfig> for LogStorage {
             .map(|e| LogRecord { index: e.log_id.index, term: e.log_id.leader_id.term, bytes: encode_entry(&e) })
             .collect();
         // The storage thread serves requests in order, so later reads see this append even
-        // before it is durable; openraft only counts it once the callback reports the fsync.
-        let pending = self.store.append(records);
-        glommio::spawn_local(async move {
-            let result = pending.await.map_err(|e| std::io::Error::other(e.to_string()));
-            callback.log_io_completed(result);
-        })
-        .detach();
+        // before it is durable; openraft counts it only once the callback reports the fsync,
+        // which the storage thread calls itself: no task, no executor needed.
+        self.store
+            .append_with(records, move |result| {
+                callback.log_io_completed(result.map_err(|e| std::io::Error::other(e.to_string())));
+            })
+            .map_err(write_err)?;
         Ok(())
     }
 

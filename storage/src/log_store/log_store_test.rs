@@ -198,13 +198,13 @@ fn a_flipped_byte_on_disk_is_reported_as_corrupt() {
 }
 
 #[test]
-fn a_gap_in_appends_stops_the_storage_thread() {
+fn a_gap_inside_one_batch_stops_the_storage_thread() {
     let dir = tempfile::tempdir().unwrap();
     let store = LogStore::open(dir.path()).unwrap();
     store.append_sync(vec![rec(1, 1)]).unwrap();
     // The assertion fires on the storage thread; callers then see the store as closed.
     assert!(matches!(
-        store.append_sync(vec![rec(3, 1)]),
+        store.append_sync(vec![rec(2, 1), rec(4, 1)]),
         Err(StorageError::Closed)
     ));
     assert!(matches!(store.last_sync(), Err(StorageError::Closed)));
