@@ -194,13 +194,9 @@ fn heartbeat(core: &Rc<ShardCore>, node_id: &str, secret_id: &str) -> ClientResp
     ClientResponse::HeartbeatAck { heartbeat_ttl_ms: ttl.as_millis() as u64, leader_rpc_addr: leader_rpc(core) }
 }
 
-/// Returns the newest index at which any allocation of the node changed.
+/// Returns the newest index at which the servers changed any allocation of the node.
 fn node_alloc_index(state: &ClusterState, node_id: &str) -> u64 {
-    state
-        .allocs_by_node
-        .get(node_id)
-        .map(|ids| ids.iter().filter_map(|id| state.allocs.get(id)).map(|a| a.alloc_modify_index.max(a.create_index)).max().unwrap_or(0))
-        .unwrap_or(0)
+    state.node_alloc_index.get(node_id).copied().unwrap_or(0)
 }
 
 async fn get_allocs(core: &Rc<ShardCore>, node_id: &str, secret_id: &str, min_index: u64, max_wait_ms: u64) -> ClientResponse {
@@ -217,9 +213,9 @@ async fn get_allocs(core: &Rc<ShardCore>, node_id: &str, secret_id: &str, min_in
             let allocs = state
                 .allocs_by_node
                 .get(node_id)
-                .map(|ids| {
-                    ids.iter()
-                        .filter_map(|id| state.allocs.get(id))
+                .map(|allocs| {
+                    allocs
+                        .values()
                         .filter(|a| !a.client_status.is_terminal())
                         .map(|a| (**a).clone())
                         .collect()

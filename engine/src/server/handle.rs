@@ -88,7 +88,11 @@ impl Cluster for Handle {
                 reason: "job registration, dispatch, and scale are disabled by the scheduler configuration".into(),
             });
         }
-        let job = req.job;
+        let mut job = req.job;
+        if job.node_pool.is_empty() {
+            // Nomad resolves an unset pool to "default" on the server.
+            job.node_pool = sched::structs::DEFAULT_NODE_POOL.to_string();
+        }
         let (_, max_priority) = self.job_priority_bounds();
         if job.priority == 0 || job.priority > max_priority {
             return Err(EngineError::invalid("job.priority", format!("job priority must be between [1, {max_priority}]")));

@@ -320,9 +320,9 @@ pub fn new_eval(
 /// on the node, and (when the node becomes usable) one per system job.
 pub fn node_evals(state: &ClusterState, node_id: &str, trigger: &str, usable: bool) -> Vec<Evaluation> {
     let mut jobs: BTreeSet<(String, String)> = BTreeSet::new();
-    if let Some(ids) = state.allocs_by_node.get(node_id) {
-        for id in ids.iter() {
-            if let Some(a) = state.allocs.get(id) {
+    if let Some(allocs) = state.allocs_by_node.get(node_id) {
+        for a in allocs.values() {
+            {
                 if !a.is_terminal() {
                     jobs.insert((a.namespace.clone(), a.job_id.clone()));
                 }

@@ -29,11 +29,16 @@ pub struct ClusterState {
     pub job_versions: OrdMap<JobKey, imbl::Vector<Arc<Job>>>,
     pub nodes: OrdMap<String, Arc<Node>>,
     pub allocs: OrdMap<String, Arc<Allocation>>,
-    pub allocs_by_node: OrdMap<String, OrdSet<String>>,
-    pub allocs_by_job: OrdMap<JobKey, OrdSet<String>>,
+    /// Allocations per node and per job, holding the same `Arc`s as `allocs`, so walking a
+    /// node or a job costs no lookups by id.
+    pub allocs_by_node: OrdMap<String, OrdMap<String, Arc<Allocation>>>,
+    pub allocs_by_job: OrdMap<JobKey, OrdMap<String, Arc<Allocation>>>,
     pub allocs_by_eval: OrdMap<String, OrdSet<String>>,
     /// Resources held on each node by its non-terminal allocations.
     pub node_usage: OrdMap<String, Resources>,
+    /// The newest index at which the servers changed any allocation of each node; a node's
+    /// blocking `GetAllocs` compares against it instead of scanning the node's allocations.
+    pub node_alloc_index: OrdMap<String, u64>,
     pub evals: OrdMap<String, Arc<Evaluation>>,
     pub evals_by_job: OrdMap<JobKey, OrdSet<String>>,
     pub scheduler_config: SchedulerConfig,
@@ -67,10 +72,17 @@ impl ClusterState {
             let usage = self.node_usage.entry(alloc.node_id.clone()).or_default();
             *usage = usage.add(&alloc.resources);
         }
-        self.allocs_by_node.entry(alloc.node_id.clone()).or_default().insert(id.clone());
-        self.allocs_by_job.entry(key(&alloc.namespace, &alloc.job_id)).or_default().insert(id.clone());
+        let changed_at = alloc.alloc_modify_index.max(alloc.create_index);
+        let node_index = self.node_alloc_index.entry(alloc.node_id.clone()).or_default();
+        *node_index = (*node_index).max(changed_at);
+        let alloc = Arc::new(alloc);
+        self.allocs_by_node.entry(alloc.node_id.clone()).or_default().insert(id.clone(), alloc.clone());
+        self.allocs_by_job
+            .entry(key(&alloc.namespace, &alloc.job_id))
+            .or_default()
+            .insert(id.clone(), alloc.clone());
         self.allocs_by_eval.entry(alloc.eval_id.clone()).or_default().insert(id.clone());
-        self.allocs.insert(id, Arc::new(alloc));
+        self.allocs.insert(id, alloc);
     }
 
     fn release_usage(&mut self, alloc: &Allocation) {
@@ -135,9 +147,9 @@ impl ClusterState {
         let Some(job) = self.jobs.get(&k).cloned() else { return };
         let mut any_live = false;
         let mut any_alloc = false;
-        if let Some(ids) = self.allocs_by_job.get(&k) {
-            for id in ids.iter() {
-                if let Some(a) = self.allocs.get(id) {
+        if let Some(allocs) = self.allocs_by_job.get(&k) {
+            for a in allocs.values() {
+                {
                     if a.job_version > job.version {
                         continue;
                     }
@@ -185,7 +197,7 @@ impl ClusterState {
         for (id, alloc) in self.allocs.iter() {
             assert_eq!(id, &alloc.id, "alloc map key mismatch: key={id} alloc={}", alloc.id);
             assert!(
-                self.allocs_by_node.get(&alloc.node_id).is_some_and(|s| s.contains(id)),
+                self.allocs_by_node.get(&alloc.node_id).is_some_and(|s| s.contains_key(id)),
                 "alloc {id} missing from node index of {}",
                 alloc.node_id
             );
@@ -232,13 +244,13 @@ impl StateView for ClusterState {
     fn allocs_by_job(&self, namespace: &str, job_id: &str) -> Vec<&Allocation> {
         self.allocs_by_job
             .get(&key(namespace, job_id))
-            .map(|ids| ids.iter().filter_map(|id| self.allocs.get(id).map(|a| &**a)).collect())
+            .map(|allocs| allocs.values().map(|a| &**a).collect())
             .unwrap_or_default()
     }
     fn allocs_by_node(&self, node_id: &str) -> Vec<&Allocation> {
         self.allocs_by_node
             .get(node_id)
-            .map(|ids| ids.iter().filter_map(|id| self.allocs.get(id).map(|a| &**a)).collect())
+            .map(|allocs| allocs.values().map(|a| &**a).collect())
             .unwrap_or_default()
     }
     fn node_usage(&self, node_id: &str) -> Resources {
