@@ -39,22 +39,49 @@ pub enum ClientRequest {
     /// Keeps the node alive; answered with the next TTL.
     Heartbeat { node_id: String, secret_id: String },
     /// Blocks until the node's allocations change past `min_index` or `max_wait_ms` passes.
-    GetAllocs { node_id: String, secret_id: String, min_index: u64, max_wait_ms: u64 },
+    GetAllocs {
+        node_id: String,
+        secret_id: String,
+        min_index: u64,
+        max_wait_ms: u64,
+    },
     /// Reports allocation status changes, batched.
-    UpdateAllocs { node_id: String, secret_id: String, updates: Vec<AllocUpdate> },
+    UpdateAllocs {
+        node_id: String,
+        secret_id: String,
+        updates: Vec<AllocUpdate>,
+    },
 }
 
 /// A response from a server.
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub enum ClientResponse {
-    Hello { version: u32, region: String },
-    Registered { heartbeat_ttl_ms: u64, index: u64, leader_rpc_addr: String },
-    HeartbeatAck { heartbeat_ttl_ms: u64, leader_rpc_addr: String },
+    Hello {
+        version: u32,
+        region: String,
+    },
+    Registered {
+        heartbeat_ttl_ms: u64,
+        index: u64,
+        leader_rpc_addr: String,
+    },
+    HeartbeatAck {
+        heartbeat_ttl_ms: u64,
+        leader_rpc_addr: String,
+    },
     /// The node's non-terminal-for-the-server allocations at `index`.
-    Allocs { index: u64, allocs: Vec<Allocation> },
-    Updated { index: u64 },
+    Allocs {
+        index: u64,
+        allocs: Vec<Allocation>,
+    },
+    Updated {
+        index: u64,
+    },
     /// The request failed; `code` is a stable machine-readable name (e.g. "node_not_found").
-    Error { code: String, message: String },
+    Error {
+        code: String,
+        message: String,
+    },
 }
 
 /// A framed message with its sequence number.

@@ -33,6 +33,9 @@ pub enum EngineError {
 impl EngineError {
     /// Returns an `Invalid` error for a field.
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> EngineError {
-        EngineError::Invalid { field: field.into(), reason: reason.into() }
+        EngineError::Invalid {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 }

@@ -19,7 +19,9 @@ impl ApplyListener for NoListener {
 struct Builder;
 
 impl StoreBuilder<TypeConfig, LogStorage, StateMachine, tempfile::TempDir> for Builder {
-    async fn build(&self) -> Result<(tempfile::TempDir, LogStorage, StateMachine), StorageError<u64>> {
+    async fn build(
+        &self,
+    ) -> Result<(tempfile::TempDir, LogStorage, StateMachine), StorageError<u64>> {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = storage::LogStore::open(dir.path()).expect("open log store");
         let snapshots = Arc::new(storage::SnapshotStore::open(dir.path()).expect("open snapshots"));
@@ -30,6 +32,9 @@ impl StoreBuilder<TypeConfig, LogStorage, StateMachine, tempfile::TempDir> for B
 
 #[test]
 fn redb_log_storage_passes_openraft_suite() {
-    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("info").try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("info")
+        .try_init();
     Suite::test_all(Builder).expect("openraft storage suite");
 }

@@ -1,7 +1,7 @@
 //! placeholder
+pub mod client;
 pub mod config;
+pub mod error;
+pub mod http;
 pub mod jobspec;
 pub mod rpc;
-pub mod client;
-pub mod http;
-pub mod error;

@@ -299,11 +299,10 @@ impl LogStore {
             return Err(StorageError::Closed);
         }
         let reply: Reply = Box::new(move |result| done(result.map(|_| ())));
-        match self
-            .inner
-            .sender
-            .try_send(Msg::Request(Request { op: Op::Append(records), reply }))
-        {
+        match self.inner.sender.try_send(Msg::Request(Request {
+            op: Op::Append(records),
+            reply,
+        })) {
             Ok(()) => {
                 if self.inner.counters.stopped.load(Ordering::SeqCst) {
                     discard_queued(&self.inner.receiver);

@@ -8,7 +8,11 @@ use serde_json::Value;
 use crate::harness::{count_running, service_job, Agent};
 
 fn ids(v: &Value) -> BTreeSet<String> {
-    v.as_array().unwrap().iter().map(|x| x["ID"].as_str().unwrap().to_string()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["ID"].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[test]
@@ -35,15 +39,25 @@ fn restart_after_kill9_restores_jobs_allocations_and_evaluations() {
     assert_eq!(ids(&agent.get("/v1/jobs").unwrap()), jobs);
     assert_eq!(ids(&agent.get("/v1/allocations").unwrap()), allocs);
     let evals_after = ids(&agent.get("/v1/evaluations").unwrap());
-    assert!(evals.is_subset(&evals_after), "evaluations lost across restart");
+    assert!(
+        evals.is_subset(&evals_after),
+        "evaluations lost across restart"
+    );
     for eval in &acknowledged {
-        assert!(evals_after.contains(eval), "acknowledged evaluation {eval} lost");
+        assert!(
+            evals_after.contains(eval),
+            "acknowledged evaluation {eval} lost"
+        );
     }
     assert_eq!(ids(&agent.get("/v1/nodes").unwrap()), nodes);
     // The restarted nodes re-register; nothing is rescheduled.
     std::thread::sleep(Duration::from_secs(2));
     let after = agent.get("/v1/allocations").unwrap();
-    assert_eq!(ids(&after), allocs, "no allocation may be replaced after a clean restart");
+    assert_eq!(
+        ids(&after),
+        allocs,
+        "no allocation may be replaced after a clean restart"
+    );
 }
 
 #[test]
@@ -60,7 +74,11 @@ fn state_survives_a_snapshot_and_log_truncation() {
     });
     agent.wait_for("a snapshot on disk", Duration::from_secs(20), |a| {
         let dir = a.dir.path().join("data/server/raft/snapshots");
-        std::fs::read_dir(dir).ok()?.flatten().any(|e| e.path().extension().is_some_and(|x| x == "snap")).then_some(())
+        std::fs::read_dir(dir)
+            .ok()?
+            .flatten()
+            .any(|e| e.path().extension().is_some_and(|x| x == "snap"))
+            .then_some(())
     });
     let jobs = ids(&agent.get("/v1/jobs").unwrap());
     let allocs = ids(&agent.get("/v1/allocations").unwrap());

@@ -14,7 +14,10 @@ use serde_json::Value;
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     // target/<profile>/deps/cluster-<hash> → target/<profile>/<name>
-    let dir = exe.parent().and_then(Path::parent).expect("target profile dir");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile dir");
     let path = dir.join(name);
     assert!(
         path.exists(),
@@ -26,7 +29,11 @@ pub fn bin(name: &str) -> PathBuf {
 
 /// Returns a TCP port that was free a moment ago.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A running agent.
@@ -78,7 +85,10 @@ impl Agent {
             free_port(),
             self.extra_hcl
         );
-        std::fs::File::create(self.config_path()).unwrap().write_all(config.as_bytes()).unwrap();
+        std::fs::File::create(self.config_path())
+            .unwrap()
+            .write_all(config.as_bytes())
+            .unwrap();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -137,11 +147,15 @@ impl Agent {
 
     /// GETs a path and decodes JSON; non-2xx is an error with the status and body.
     pub fn get(&self, path: &str) -> Result<Value, String> {
-        match ureq::get(&self.url(path)).timeout(Duration::from_secs(10)).call() {
+        match ureq::get(&self.url(path))
+            .timeout(Duration::from_secs(10))
+            .call()
+        {
             Ok(resp) => resp.into_json::<Value>().map_err(|e| e.to_string()),
-            Err(ureq::Error::Status(code, resp)) => {
-                Err(format!("{code}: {}", resp.into_string().unwrap_or_default()))
-            }
+            Err(ureq::Error::Status(code, resp)) => Err(format!(
+                "{code}: {}",
+                resp.into_string().unwrap_or_default()
+            )),
             Err(e) => Err(e.to_string()),
         }
     }
@@ -162,20 +176,32 @@ impl Agent {
         let (code, job) = self.send("POST", "/v1/jobs/parse", &body);
         assert_eq!(code, 200, "parse failed: {job}");
         let job: Value = serde_json::from_str(&job).unwrap();
-        let (code, reply) = self.send("PUT", "/v1/jobs", &serde_json::json!({ "Job": job }).to_string());
+        let (code, reply) = self.send(
+            "PUT",
+            "/v1/jobs",
+            &serde_json::json!({ "Job": job }).to_string(),
+        );
         assert_eq!(code, 200, "register failed: {reply}");
         serde_json::from_str(&reply).unwrap()
     }
 
     /// Polls `f` until it returns `Some` or `timeout` passes.
-    pub fn wait_for<T>(&self, what: &str, timeout: Duration, mut f: impl FnMut(&Agent) -> Option<T>) -> T {
+    pub fn wait_for<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut f: impl FnMut(&Agent) -> Option<T>,
+    ) -> T {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(v) = f(self) {
                 return v;
             }
             if Instant::now() > deadline {
-                panic!("timed out waiting for {what}\n--- agent log ---\n{}", self.log());
+                panic!(
+                    "timed out waiting for {what}\n--- agent log ---\n{}",
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }

@@ -10,17 +10,27 @@ use crate::harness::{count_running, service_job, Agent};
 fn registered_job_is_placed_on_dev_nodes_and_stop_stops_it() {
     let agent = Agent::start(3, "");
     let reply = agent.run_hcl(&service_job("web", 3, 100, 64));
-    assert!(reply["EvalID"].as_str().is_some_and(|s| s.len() == 36), "{reply}");
+    assert!(
+        reply["EvalID"].as_str().is_some_and(|s| s.len() == 36),
+        "{reply}"
+    );
     assert!(reply["JobModifyIndex"].as_u64().unwrap() > 0);
 
     let allocs = agent.wait_for("3 running allocations", Duration::from_secs(20), |a| {
         let allocs = a.job_allocs("web");
         (count_running(&allocs) == 3).then_some(allocs)
     });
-    let nodes: std::collections::BTreeSet<&str> =
-        allocs.iter().map(|a| a["NodeID"].as_str().unwrap()).collect();
+    let nodes: std::collections::BTreeSet<&str> = allocs
+        .iter()
+        .map(|a| a["NodeID"].as_str().unwrap())
+        .collect();
     assert!(!nodes.is_empty());
-    let eval = agent.get(&format!("/v1/evaluation/{}", reply["EvalID"].as_str().unwrap())).unwrap();
+    let eval = agent
+        .get(&format!(
+            "/v1/evaluation/{}",
+            reply["EvalID"].as_str().unwrap()
+        ))
+        .unwrap();
     assert_eq!(eval["Status"], "complete", "{eval}");
     let job = agent.get("/v1/job/web").unwrap();
     assert_eq!(job["Status"], "running");
@@ -29,7 +39,10 @@ fn registered_job_is_placed_on_dev_nodes_and_stop_stops_it() {
     assert_eq!(code, 200, "{body}");
     agent.wait_for("allocations stopped", Duration::from_secs(20), |a| {
         let allocs = a.job_allocs("web");
-        allocs.iter().all(|x| x["DesiredStatus"] == "stop").then_some(())
+        allocs
+            .iter()
+            .all(|x| x["DesiredStatus"] == "stop")
+            .then_some(())
     });
     let job = agent.get("/v1/job/web").unwrap();
     assert_eq!(job["Stop"], true);
@@ -39,15 +52,24 @@ fn registered_job_is_placed_on_dev_nodes_and_stop_stops_it() {
 fn count_change_places_and_stops_allocations() {
     let agent = Agent::start(2, "");
     agent.run_hcl(&service_job("scale", 4, 50, 32));
-    agent.wait_for("4 running", Duration::from_secs(20), |a| (count_running(&a.job_allocs("scale")) == 4).then_some(()));
+    agent.wait_for("4 running", Duration::from_secs(20), |a| {
+        (count_running(&a.job_allocs("scale")) == 4).then_some(())
+    });
     agent.run_hcl(&service_job("scale", 1, 50, 32));
     agent.wait_for("1 running", Duration::from_secs(20), |a| {
         let allocs = a.job_allocs("scale");
-        let live = allocs.iter().filter(|x| x["DesiredStatus"] == "run").count();
+        let live = allocs
+            .iter()
+            .filter(|x| x["DesiredStatus"] == "run")
+            .count();
         (live == 1 && count_running(&allocs) == 1).then_some(())
     });
     let versions = agent.get("/v1/job/scale/versions").unwrap();
-    assert_eq!(versions["Versions"].as_array().unwrap().len(), 2, "{versions}");
+    assert_eq!(
+        versions["Versions"].as_array().unwrap().len(),
+        2,
+        "{versions}"
+    );
 }
 
 /// Many single-allocation jobs race for one small node: the optimistic schedulers plan
@@ -63,8 +85,14 @@ fn concurrent_plans_never_overfill_a_node() {
             let hcl = service_job(&format!("race{i}"), 1, 100, 1500);
             std::thread::spawn(move || {
                 let body = serde_json::json!({ "JobHCL": hcl, "Canonicalize": true }).to_string();
-                let job: Value = ureq::post(&format!("{url}/v1/jobs/parse")).send_string(&body).unwrap().into_json().unwrap();
-                ureq::put(&format!("{url}/v1/jobs")).send_string(&serde_json::json!({ "Job": job }).to_string()).unwrap();
+                let job: Value = ureq::post(&format!("{url}/v1/jobs/parse"))
+                    .send_string(&body)
+                    .unwrap()
+                    .into_json()
+                    .unwrap();
+                ureq::put(&format!("{url}/v1/jobs"))
+                    .send_string(&serde_json::json!({ "Job": job }).to_string())
+                    .unwrap();
             })
         })
         .collect();
@@ -79,10 +107,24 @@ fn concurrent_plans_never_overfill_a_node() {
             return None;
         }
         let allocs = a.get("/v1/allocations").ok()?;
-        Some(allocs.as_array()?.iter().filter(|x| x["DesiredStatus"] == "run").count())
+        Some(
+            allocs
+                .as_array()?
+                .iter()
+                .filter(|x| x["DesiredStatus"] == "run")
+                .count(),
+        )
     });
     assert_eq!(placed, 5, "exactly five 1500 MB allocations fit in 8192 MB");
     let blocked = agent.get("/v1/evaluations").unwrap();
-    let blocked = blocked.as_array().unwrap().iter().filter(|e| e["Status"] == "blocked").count();
-    assert_eq!(blocked, 5, "each job that did not fit leaves one blocked evaluation");
+    let blocked = blocked
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["Status"] == "blocked")
+        .count();
+    assert_eq!(
+        blocked, 5,
+        "each job that did not fit leaves one blocked evaluation"
+    );
 }

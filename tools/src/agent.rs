@@ -68,7 +68,11 @@ pub const DEV_NODES_DEFAULT: usize = 3;
 
 /// Builds the agent configuration from defaults, config files and flags, in that order.
 pub fn resolve_config(args: &AgentArgs) -> anyhow::Result<AgentConfig> {
-    let base = if args.dev { AgentConfig::dev() } else { AgentConfig::default() };
+    let base = if args.dev {
+        AgentConfig::dev()
+    } else {
+        AgentConfig::default()
+    };
     let mut config = if args.config.is_empty() {
         base
     } else {
@@ -110,7 +114,10 @@ pub fn resolve_config(args: &AgentArgs) -> anyhow::Result<AgentConfig> {
     }
     let problems = config.validate();
     if !problems.is_empty() {
-        let lines: Vec<String> = problems.iter().map(|(path, msg)| format!("{path}: {msg}")).collect();
+        let lines: Vec<String> = problems
+            .iter()
+            .map(|(path, msg)| format!("{path}: {msg}"))
+            .collect();
         bail!("invalid agent configuration:\n{}", lines.join("\n"));
     }
     if !config.server.enabled {
@@ -123,8 +130,14 @@ fn init_logging(config: &AgentConfig) -> anyhow::Result<()> {
     let level = config.log_level.to_ascii_lowercase();
     let filter = tracing_subscriber::EnvFilter::try_new(format!("{level},openraft=warn"))
         .with_context(|| format!("log_level: {} is not a level", config.log_level))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let result = if config.log_json { builder.json().try_init() } else { builder.try_init() };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = if config.log_json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
     // A second agent in the same process (tests) keeps the first subscriber.
     let _ = result;
     Ok(())
@@ -164,7 +177,9 @@ fn check_free(bind: &str, port: u16, what: &str) -> anyhow::Result<SocketAddr> {
                 } else {
                     addr
                 };
-                if std::net::TcpStream::connect_timeout(&target, Duration::from_millis(500)).is_err() {
+                if std::net::TcpStream::connect_timeout(&target, Duration::from_millis(500))
+                    .is_err()
+                {
                     return Ok(addr);
                 }
                 if std::time::Instant::now() >= deadline {
@@ -172,7 +187,9 @@ fn check_free(bind: &str, port: u16, what: &str) -> anyhow::Result<SocketAddr> {
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
-            Err(e) => return Err(e).with_context(|| format!("ports.{what}: cannot listen on {addr}")),
+            Err(e) => {
+                return Err(e).with_context(|| format!("ports.{what}: cannot listen on {addr}"))
+            }
         }
     }
 }
@@ -195,7 +212,9 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
     let http_addr = advertised(http_bind, &config.advertise.http);
     let rpc_addr = advertised(rpc_bind, &config.advertise.rpc);
     let limits = HttpLimits {
-        body_bytes_max: HttpLimits::default().body_bytes_max.max(config.server.job_max_source_size_bytes as usize * 2),
+        body_bytes_max: HttpLimits::default()
+            .body_bytes_max
+            .max(config.server.job_max_source_size_bytes as usize * 2),
         ..HttpLimits::default()
     };
     let init: ShardInit = Arc::new(move |handle: Handle| {
@@ -211,7 +230,9 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
                 })
                 .detach();
             }
-            Err(e) => tracing::error!(shard, error = %e, addr = %http_bind, "cannot listen for http"),
+            Err(e) => {
+                tracing::error!(shard, error = %e, addr = %http_bind, "cannot listen for http")
+            }
         }
         match glommio::net::TcpListener::bind(rpc_bind) {
             Ok(listener) => {
@@ -233,8 +254,16 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
         "drover agent started"
     );
     let stop = Arc::new(AtomicBool::new(false));
-    let dev_nodes = if args.dev { args.dev_nodes.unwrap_or(DEV_NODES_DEFAULT) } else { args.dev_nodes.unwrap_or(0) };
-    let sim = if dev_nodes > 0 { Some(start_dev_nodes(dev_nodes, rpc_bind, &config, stop.clone())?) } else { None };
+    let dev_nodes = if args.dev {
+        args.dev_nodes.unwrap_or(DEV_NODES_DEFAULT)
+    } else {
+        args.dev_nodes.unwrap_or(0)
+    };
+    let sim = if dev_nodes > 0 {
+        Some(start_dev_nodes(dev_nodes, rpc_bind, &config, stop.clone())?)
+    } else {
+        None
+    };
     signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
     signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
     while !stop.load(Ordering::Relaxed) {
@@ -255,7 +284,11 @@ fn start_dev_nodes(
     config: &AgentConfig,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<glommio::ExecutorJoinHandle<()>> {
-    let rpc = if rpc.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], rpc.port())) } else { rpc };
+    let rpc = if rpc.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], rpc.port()))
+    } else {
+        rpc
+    };
     let spec = SimNodeSpec {
         count,
         datacenter: config.datacenter.clone(),

@@ -26,7 +26,9 @@ pub struct LogStorage {
 }
 
 fn io_err(subject: ErrorSubject<u64>, verb: ErrorVerb, e: impl ToString) -> StorageError {
-    StorageError::IO { source: StorageIOError::new(subject, verb, openraft::AnyError::error(e.to_string())) }
+    StorageError::IO {
+        source: StorageIOError::new(subject, verb, openraft::AnyError::error(e.to_string())),
+    }
 }
 
 fn read_err(e: impl ToString) -> StorageError {
@@ -43,14 +45,21 @@ impl LogStorage {
         LogStorage { store }
     }
 
-    async fn meta<T: serde::de::DeserializeOwned>(&self, key: &'static str) -> Result<Option<T>, StorageError> {
+    async fn meta<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &'static str,
+    ) -> Result<Option<T>, StorageError> {
         match self.store.get_meta(key).await.map_err(read_err)? {
             None => Ok(None),
             Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(read_err),
         }
     }
 
-    async fn put_meta<T: serde::Serialize>(&self, key: &'static str, value: &T) -> Result<(), StorageError> {
+    async fn put_meta<T: serde::Serialize>(
+        &self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), StorageError> {
         let bytes = serde_json::to_vec(value).map_err(write_err)?;
         self.store.put_meta(key, bytes).await.map_err(write_err)
     }
@@ -75,7 +84,10 @@ impl RaftLogReader<TypeConfig> for LogStorage {
             return Ok(Vec::new());
         }
         let records = self.store.read_range(start, end).await.map_err(read_err)?;
-        records.iter().map(|r| decode_entry(r.index, &r.bytes).map_err(read_err)).collect()
+        records
+            .iter()
+            .map(|r| decode_entry(r.index, &r.bytes).map_err(read_err))
+            .collect()
     }
 }
 
@@ -86,13 +98,26 @@ impl RaftLogStorage<TypeConfig> for LogStorage {
         let last_purged: Option<LogId<u64>> = self.meta(META_LAST_PURGED).await?;
         let last = match self.store.last().await.map_err(read_err)? {
             Some((index, _term)) => {
-                let records = self.store.read_range(index, index + 1).await.map_err(read_err)?;
-                let record = records.first().ok_or_else(|| read_err(format!("last entry {index} vanished")))?;
-                Some(decode_entry(record.index, &record.bytes).map_err(read_err)?.log_id)
+                let records = self
+                    .store
+                    .read_range(index, index + 1)
+                    .await
+                    .map_err(read_err)?;
+                let record = records
+                    .first()
+                    .ok_or_else(|| read_err(format!("last entry {index} vanished")))?;
+                Some(
+                    decode_entry(record.index, &record.bytes)
+                        .map_err(read_err)?
+                        .log_id,
+                )
             }
             None => last_purged,
         };
-        Ok(LogState { last_purged_log_id: last_purged, last_log_id: last })
+        Ok(LogState {
+            last_purged_log_id: last_purged,
+            last_log_id: last,
+        })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -112,16 +137,27 @@ impl RaftLogStorage<TypeConfig> for LogStorage {
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<u64>>, StorageError> {
-        Ok(self.meta::<Option<LogId<u64>>>(META_COMMITTED).await?.flatten())
+        Ok(self
+            .meta::<Option<LogId<u64>>>(META_COMMITTED)
+            .await?
+            .flatten())
     }
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
     where
         I: IntoIterator<Item = Entry<TypeConfig>>,
     {
         let records: Vec<LogRecord> = entries
             .into_iter()
-            .map(|e| LogRecord { index: e.log_id.index, term: e.log_id.leader_id.term, bytes: encode_entry(&e) })
+            .map(|e| LogRecord {
+                index: e.log_id.index,
+                term: e.log_id.leader_id.term,
+                bytes: encode_entry(&e),
+            })
             .collect();
         // The storage thread serves requests in order, so later reads see this append even
         // before it is durable; openraft counts it only once the callback reports the fsync,
@@ -135,7 +171,10 @@ impl RaftLogStorage<TypeConfig> for LogStorage {
     }
 
     async fn truncate(&mut self, log_id: LogId<u64>) -> Result<(), StorageError> {
-        self.store.truncate_from(log_id.index).await.map_err(write_err)
+        self.store
+            .truncate_from(log_id.index)
+            .await
+            .map_err(write_err)
     }
 
     async fn purge(&mut self, log_id: LogId<u64>) -> Result<(), StorageError> {

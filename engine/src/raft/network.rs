@@ -44,7 +44,9 @@ pub struct NoPeers;
 
 impl PeerTransport for NoPeers {
     async fn call(&self, addr: &str, _rpc: RaftRpc) -> Result<RaftRpcReply, String> {
-        Err(format!("no server-to-server transport configured; cannot reach {addr}"))
+        Err(format!(
+            "no server-to-server transport configured; cannot reach {addr}"
+        ))
     }
 }
 
@@ -64,7 +66,10 @@ impl<T: PeerTransport> RaftNetworkFactory<TypeConfig> for NetworkFactory<T> {
     type Network = Network<T>;
 
     async fn new_client(&mut self, _target: u64, node: &BasicNode) -> Self::Network {
-        Network { transport: self.transport.clone(), addr: node.addr.clone() }
+        Network {
+            transport: self.transport.clone(),
+            addr: node.addr.clone(),
+        }
     }
 }
 
@@ -84,8 +89,14 @@ impl<T: PeerTransport> RaftNetwork<TypeConfig> for Network<T> {
         rpc: AppendEntriesRequest<TypeConfig>,
         _option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        match self.transport.call(&self.addr, RaftRpc::AppendEntries(rpc)).await {
-            Ok(RaftRpcReply::AppendEntries(r)) => r.map_err(|e| RPCError::RemoteError(openraft::error::RemoteError::new(0, e))),
+        match self
+            .transport
+            .call(&self.addr, RaftRpc::AppendEntries(rpc))
+            .await
+        {
+            Ok(RaftRpcReply::AppendEntries(r)) => {
+                r.map_err(|e| RPCError::RemoteError(openraft::error::RemoteError::new(0, e)))
+            }
             Ok(_) => Err(mismatch(&self.addr)),
             Err(e) => Err(unreachable(e)),
         }
@@ -99,8 +110,14 @@ impl<T: PeerTransport> RaftNetwork<TypeConfig> for Network<T> {
         InstallSnapshotResponse<u64>,
         RPCError<u64, BasicNode, RaftError<u64, InstallSnapshotError>>,
     > {
-        match self.transport.call(&self.addr, RaftRpc::InstallSnapshot(rpc)).await {
-            Ok(RaftRpcReply::InstallSnapshot(r)) => r.map_err(|e| RPCError::RemoteError(openraft::error::RemoteError::new(0, e))),
+        match self
+            .transport
+            .call(&self.addr, RaftRpc::InstallSnapshot(rpc))
+            .await
+        {
+            Ok(RaftRpcReply::InstallSnapshot(r)) => {
+                r.map_err(|e| RPCError::RemoteError(openraft::error::RemoteError::new(0, e)))
+            }
             Ok(_) => Err(mismatch(&self.addr)),
             Err(e) => Err(unreachable(e)),
         }
@@ -112,7 +129,9 @@ impl<T: PeerTransport> RaftNetwork<TypeConfig> for Network<T> {
         _option: RPCOption,
     ) -> Result<VoteResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
         match self.transport.call(&self.addr, RaftRpc::Vote(rpc)).await {
-            Ok(RaftRpcReply::Vote(r)) => r.map_err(|e| RPCError::RemoteError(openraft::error::RemoteError::new(0, e))),
+            Ok(RaftRpcReply::Vote(r)) => {
+                r.map_err(|e| RPCError::RemoteError(openraft::error::RemoteError::new(0, e)))
+            }
             Ok(_) => Err(mismatch(&self.addr)),
             Err(e) => Err(unreachable(e)),
         }

@@ -44,7 +44,9 @@ pub struct JoinHandle<T>(glommio::task::JoinHandle<T>);
 impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.0).poll(cx).map(|out| out.ok_or(JoinError))
+        Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|out| out.ok_or(JoinError))
     }
 }
 
@@ -78,7 +80,9 @@ impl<R, F: Future<Output = R>> Future for Timeout<F> {
 }
 
 fn until(deadline: TokioInstant) -> Duration {
-    deadline.into_std().saturating_duration_since(std::time::Instant::now())
+    deadline
+        .into_std()
+        .saturating_duration_since(std::time::Instant::now())
 }
 
 impl AsyncRuntime for GlommioRuntime {
@@ -110,14 +114,20 @@ impl AsyncRuntime for GlommioRuntime {
     }
 
     fn timeout<R, F: Future<Output = R>>(duration: Duration, future: F) -> Self::Timeout<R, F> {
-        Timeout { future: Box::pin(future), timer: Timer::new(duration) }
+        Timeout {
+            future: Box::pin(future),
+            timer: Timer::new(duration),
+        }
     }
 
     fn timeout_at<R, F: Future<Output = R>>(
         deadline: Self::Instant,
         future: F,
     ) -> Self::Timeout<R, F> {
-        Timeout { future: Box::pin(future), timer: Timer::new(until(deadline)) }
+        Timeout {
+            future: Box::pin(future),
+            timer: Timer::new(until(deadline)),
+        }
     }
 
     fn is_panic(_join_error: &Self::JoinError) -> bool {

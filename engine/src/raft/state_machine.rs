@@ -72,7 +72,9 @@ impl StateMachine {
             membership: StoredMembership::default(),
             snapshots,
             listener,
-            view: Rc::new(RefCell::new(Arc::new(ClusterState::new(job_tracked_versions)))),
+            view: Rc::new(RefCell::new(Arc::new(ClusterState::new(
+                job_tracked_versions,
+            )))),
         };
         if let Some((meta, image)) = sm.snapshots.latest().map_err(|e| e.to_string())? {
             let header: SnapshotHeader = serde_json::from_slice(&meta.membership)
@@ -130,7 +132,12 @@ pub fn image_from_state(state: &ClusterState) -> StateImage {
     let mut job_versions = Vec::new();
     for versions in state.job_versions.values() {
         let n = versions.len();
-        job_versions.extend(versions.iter().take(n.saturating_sub(1)).map(|j| (**j).clone()));
+        job_versions.extend(
+            versions
+                .iter()
+                .take(n.saturating_sub(1))
+                .map(|j| (**j).clone()),
+        );
     }
     StateImage {
         format_version: storage::STATE_IMAGE_FORMAT_VERSION,
@@ -191,18 +198,30 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let bytes = off_core(move || -> Result<Vec<u8>, String> {
             let image = image_from_state(&state);
             let bytes = SnapshotStore::encode(&image);
-            snapshots.write_bytes(&store_meta, &bytes).map_err(|e| e.to_string())?;
+            snapshots
+                .write_bytes(&store_meta, &bytes)
+                .map_err(|e| e.to_string())?;
             Ok(bytes)
         })
         .await
         .map_err(|e| snap_err(ErrorVerb::Write, e))?;
-        tracing::info!(index = meta.last_log_id.map_or(0, |l| l.index), bytes = bytes.len(), "snapshot written");
-        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(bytes)) })
+        tracing::info!(
+            index = meta.last_log_id.map_or(0, |l| l.index),
+            bytes = bytes.len(),
+            "snapshot written"
+        );
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(bytes)),
+        })
     }
 }
 
 fn now_ms() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis()
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
@@ -275,7 +294,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let snapshots = self.snapshots.clone();
         let image = off_core(move || -> Result<StateImage, String> {
             let image = SnapshotStore::decode(&bytes).map_err(|e| e.to_string())?;
-            snapshots.write_bytes(&store_meta, &bytes).map_err(|e| e.to_string())?;
+            snapshots
+                .write_bytes(&store_meta, &bytes)
+                .map_err(|e| e.to_string())?;
             Ok(image)
         })
         .await
@@ -289,9 +310,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let latest = off_core(move || snapshots.latest_bytes().map_err(|e| e.to_string()))
             .await
             .map_err(|e| snap_err(ErrorVerb::Read, e))?;
-        let Some((store_meta, bytes)) = latest else { return Ok(None) };
+        let Some((store_meta, bytes)) = latest else {
+            return Ok(None);
+        };
         let header: SnapshotHeader = serde_json::from_slice(&store_meta.membership)
             .map_err(|e| snap_err(ErrorVerb::Read, e))?;
-        Ok(Some(Snapshot { meta: header.meta, snapshot: Box::new(Cursor::new(bytes)) }))
+        Ok(Some(Snapshot {
+            meta: header.meta,
+            snapshot: Box::new(Cursor::new(bytes)),
+        }))
     }
 }

@@ -48,9 +48,10 @@ pub fn encode_entry(entry: &Entry<TypeConfig>) -> Vec<u8> {
     let (kind, payload): (u8, Vec<u8>) = match &entry.payload {
         EntryPayload::Blank => (KIND_BLANK, Vec::new()),
         EntryPayload::Normal(p) => (KIND_NORMAL, p.0.clone()),
-        EntryPayload::Membership(m) => {
-            (KIND_MEMBERSHIP, serde_json::to_vec(m).expect("membership always encodes"))
-        }
+        EntryPayload::Membership(m) => (
+            KIND_MEMBERSHIP,
+            serde_json::to_vec(m).expect("membership always encodes"),
+        ),
     };
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
     out.extend_from_slice(&entry.log_id.leader_id.term.to_le_bytes());
@@ -63,7 +64,10 @@ pub fn encode_entry(entry: &Entry<TypeConfig>) -> Vec<u8> {
 /// Decodes an entry stored at `index`; errors name what was wrong.
 pub fn decode_entry(index: u64, bytes: &[u8]) -> Result<Entry<TypeConfig>, String> {
     if bytes.len() < HEADER_LEN {
-        return Err(format!("log entry {index} is {} bytes, shorter than its header", bytes.len()));
+        return Err(format!(
+            "log entry {index} is {} bytes, shorter than its header",
+            bytes.len()
+        ));
     }
     let term = u64::from_le_bytes(bytes[0..8].try_into().expect("8 bytes"));
     let node_id = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
@@ -78,7 +82,10 @@ pub fn decode_entry(index: u64, bytes: &[u8]) -> Result<Entry<TypeConfig>, Strin
         }
         other => return Err(format!("log entry {index}: unknown kind {other}")),
     };
-    Ok(Entry { log_id: LogId::new(CommittedLeaderId::new(term, node_id), index), payload })
+    Ok(Entry {
+        log_id: LogId::new(CommittedLeaderId::new(term, node_id), index),
+        payload,
+    })
 }
 
 #[cfg(test)]
@@ -89,8 +96,14 @@ mod tests {
     fn entry_codec_round_trips_every_kind() {
         let log_id = LogId::new(CommittedLeaderId::new(3, 7), 42);
         let entries = [
-            Entry::<TypeConfig> { log_id, payload: EntryPayload::Blank },
-            Entry { log_id, payload: EntryPayload::Normal(RaftPayload(vec![1, 2, 3])) },
+            Entry::<TypeConfig> {
+                log_id,
+                payload: EntryPayload::Blank,
+            },
+            Entry {
+                log_id,
+                payload: EntryPayload::Normal(RaftPayload(vec![1, 2, 3])),
+            },
             Entry {
                 log_id,
                 payload: EntryPayload::Membership(Membership::new(
@@ -111,6 +124,8 @@ mod tests {
         assert!(decode_entry(1, &[0; 3]).is_err());
         let mut bytes = vec![0u8; HEADER_LEN];
         bytes[16] = 99;
-        assert!(decode_entry(1, &bytes).unwrap_err().contains("unknown kind"));
+        assert!(decode_entry(1, &bytes)
+            .unwrap_err()
+            .contains("unknown kind"));
     }
 }

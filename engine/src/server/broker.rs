@@ -28,7 +28,9 @@ struct Ready {
 impl Ord for Ready {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         // Higher priority first, then first come first served.
-        self.priority.cmp(&other.priority).then_with(|| other.seq.cmp(&self.seq))
+        self.priority
+            .cmp(&other.priority)
+            .then_with(|| other.seq.cmp(&self.seq))
     }
 }
 
@@ -103,13 +105,19 @@ impl EvalBroker {
         let id = eval.id.clone();
         let priority = eval.priority;
         s.evals.insert(id.clone(), eval);
-        if s.inflight_jobs.contains(&key) || s.waiting_by_job.get(&key).is_some_and(|q| !q.is_empty()) {
+        if s.inflight_jobs.contains(&key)
+            || s.waiting_by_job.get(&key).is_some_and(|q| !q.is_empty())
+        {
             s.waiting_by_job.entry(key).or_default().push_back(id);
         } else {
             s.inflight_jobs.insert(key);
             s.seq += 1;
             let seq = s.seq;
-            s.ready.push(Ready { priority, seq, eval_id: id });
+            s.ready.push(Ready {
+                priority,
+                seq,
+                eval_id: id,
+            });
         }
         drop(s);
         self.notify.notify_one();
@@ -128,7 +136,13 @@ impl EvalBroker {
 
     /// Moves every blocked evaluation to the ready queue. Returns how many moved.
     pub fn unblock_all(&self) -> usize {
-        let blocked: Vec<Evaluation> = self.state.borrow_mut().blocked.drain().map(|(_, e)| e).collect();
+        let blocked: Vec<Evaluation> = self
+            .state
+            .borrow_mut()
+            .blocked
+            .drain()
+            .map(|(_, e)| e)
+            .collect();
         let n = blocked.len();
         for eval in blocked {
             self.enqueue(eval);
@@ -146,7 +160,11 @@ impl EvalBroker {
                     return None;
                 }
                 if let Some(ready) = s.ready.pop() {
-                    let eval = s.evals.get(&ready.eval_id).cloned().expect("ready eval is known");
+                    let eval = s
+                        .evals
+                        .get(&ready.eval_id)
+                        .cloned()
+                        .expect("ready eval is known");
                     s.unacked.insert(ready.eval_id.clone());
                     *s.deliveries.entry(ready.eval_id).or_default() += 1;
                     return Some(eval);
@@ -174,7 +192,9 @@ impl EvalBroker {
             return;
         }
         s.deliveries.remove(eval_id);
-        let Some(eval) = s.evals.remove(eval_id) else { return };
+        let Some(eval) = s.evals.remove(eval_id) else {
+            return;
+        };
         let key = job_key(&eval);
         s.inflight_jobs.remove(&key);
         let next = s.waiting_by_job.get_mut(&key).and_then(|q| q.pop_front());
@@ -186,7 +206,11 @@ impl EvalBroker {
             s.inflight_jobs.insert(key);
             s.seq += 1;
             let seq = s.seq;
-            s.ready.push(Ready { priority, seq, eval_id: next });
+            s.ready.push(Ready {
+                priority,
+                seq,
+                eval_id: next,
+            });
             drop(s);
             self.notify.notify_one();
         }
@@ -207,7 +231,11 @@ impl EvalBroker {
         let priority = s.evals.get(eval_id).map_or(0, |e| e.priority);
         s.seq += 1;
         let seq = s.seq;
-        s.ready.push(Ready { priority, seq, eval_id: eval_id.to_string() });
+        s.ready.push(Ready {
+            priority,
+            seq,
+            eval_id: eval_id.to_string(),
+        });
         drop(s);
         self.notify.notify_one();
         NackOutcome::Requeued
@@ -217,7 +245,10 @@ impl EvalBroker {
     pub fn restore<'a>(&self, evals: impl Iterator<Item = &'a Evaluation>) {
         {
             let mut s = self.state.borrow_mut();
-            *s = BrokerState { enabled: true, ..BrokerState::default() };
+            *s = BrokerState {
+                enabled: true,
+                ..BrokerState::default()
+            };
         }
         let mut pending: Vec<&Evaluation> = Vec::new();
         for eval in evals {
@@ -287,7 +318,10 @@ mod tests {
         b.enqueue(eval("a2", "a", 90));
         b.enqueue(eval("b1", "b", 70));
         let first = run(b.dequeue()).unwrap();
-        assert_eq!(first.id, "b1", "a2 waits behind a1 although its priority is higher");
+        assert_eq!(
+            first.id, "b1",
+            "a2 waits behind a1 although its priority is higher"
+        );
         let second = run(b.dequeue()).unwrap();
         assert_eq!(second.id, "a1");
         assert_eq!(b.stats().0, 0, "a2 must wait until a1 is acked");

@@ -15,7 +15,10 @@ use crate::state::{ClusterState, Command};
 pub const GET_ALLOCS_WAIT_MAX: Duration = Duration::from_secs(300);
 
 fn error(code: &str, message: impl Into<String>) -> ClientResponse {
-    ClientResponse::Error { code: code.to_string(), message: message.into() }
+    ClientResponse::Error {
+        code: code.to_string(),
+        message: message.into(),
+    }
 }
 
 fn engine_error(e: &EngineError) -> ClientResponse {
@@ -41,14 +44,24 @@ pub async fn handle_owned(core: &Rc<ShardCore>, req: ClientRequest) -> ClientRes
             if version != CLIENT_PROTOCOL_VERSION {
                 return error("version", format!("client protocol {version} is not supported; server speaks {CLIENT_PROTOCOL_VERSION}"));
             }
-            ClientResponse::Hello { version: CLIENT_PROTOCOL_VERSION, region: core.shared.config.region.clone() }
+            ClientResponse::Hello {
+                version: CLIENT_PROTOCOL_VERSION,
+                region: core.shared.config.region.clone(),
+            }
         }
         ClientRequest::Register { node } => register(core, node).await,
         ClientRequest::Heartbeat { node_id, secret_id } => heartbeat(core, &node_id, &secret_id),
-        ClientRequest::GetAllocs { node_id, secret_id, min_index, max_wait_ms } => {
-            get_allocs(core, &node_id, &secret_id, min_index, max_wait_ms).await
-        }
-        ClientRequest::UpdateAllocs { node_id, secret_id, updates } => {
+        ClientRequest::GetAllocs {
+            node_id,
+            secret_id,
+            min_index,
+            max_wait_ms,
+        } => get_allocs(core, &node_id, &secret_id, min_index, max_wait_ms).await,
+        ClientRequest::UpdateAllocs {
+            node_id,
+            secret_id,
+            updates,
+        } => {
             let state = core.state();
             if let Err(resp) = authenticate(&state, &node_id, &secret_id) {
                 return resp;
@@ -57,7 +70,10 @@ pub async fn handle_owned(core: &Rc<ShardCore>, req: ClientRequest) -> ClientRes
                 return engine_error(&EngineError::NoLeader);
             }
             if updates.iter().any(|u| u.node_id != node_id) {
-                return error("invalid", "updates.node_id: every update must name the reporting node");
+                return error(
+                    "invalid",
+                    "updates.node_id: every update must name the reporting node",
+                );
             }
             let (tx, rx) = oneshot::channel();
             let full = {
@@ -78,12 +94,20 @@ pub async fn handle_owned(core: &Rc<ShardCore>, req: ClientRequest) -> ClientRes
     }
 }
 
-fn authenticate(state: &ClusterState, node_id: &str, secret_id: &str) -> Result<(), ClientResponse> {
+fn authenticate(
+    state: &ClusterState,
+    node_id: &str,
+    secret_id: &str,
+) -> Result<(), ClientResponse> {
     match state.nodes.get(node_id) {
-        None => Err(error("node_not_found", format!("node {node_id} is not registered"))),
-        Some(node) if node.secret_id != secret_id => {
-            Err(error("permission_denied", format!("node {node_id}: secret does not match")))
-        }
+        None => Err(error(
+            "node_not_found",
+            format!("node {node_id} is not registered"),
+        )),
+        Some(node) if node.secret_id != secret_id => Err(error(
+            "permission_denied",
+            format!("node {node_id}: secret does not match"),
+        )),
         Some(_) => Ok(()),
     }
 }
@@ -107,11 +131,16 @@ fn validate(node: &Node) -> Result<(), ClientResponse> {
 }
 
 fn ttl(core: &ShardCore, state: &ClusterState) -> Duration {
-    core.heartbeat_config.client_ttl(state.nodes.len().max(1), &mut rand::thread_rng())
+    core.heartbeat_config
+        .client_ttl(state.nodes.len().max(1), &mut rand::thread_rng())
 }
 
 fn leader_rpc(core: &ShardCore) -> String {
-    core.shared.status.read().map(|s| s.leader_rpc_addr.clone()).unwrap_or_default()
+    core.shared
+        .status
+        .read()
+        .map(|s| s.leader_rpc_addr.clone())
+        .unwrap_or_default()
 }
 
 async fn register(core: &Rc<ShardCore>, mut node: Node) -> ClientResponse {
@@ -124,7 +153,10 @@ async fn register(core: &Rc<ShardCore>, mut node: Node) -> ClientResponse {
     let state = core.state();
     if let Some(existing) = state.nodes.get(&node.id) {
         if existing.secret_id != node.secret_id {
-            return error("permission_denied", format!("node {}: secret does not match", node.id));
+            return error(
+                "permission_denied",
+                format!("node {}: secret does not match", node.id),
+            );
         }
         // Keep what the servers own: eligibility and drain are set through the API.
         node.eligible = existing.eligible;
@@ -151,14 +183,20 @@ async fn register(core: &Rc<ShardCore>, mut node: Node) -> ClientResponse {
     });
     let mut index = state.index;
     if !unchanged {
-        let was_usable = state.nodes.get(&node.id).is_some_and(|e| e.status == NodeStatus::Ready);
+        let was_usable = state
+            .nodes
+            .get(&node.id)
+            .is_some_and(|e| e.status == NodeStatus::Ready);
         let evals = if node.status == NodeStatus::Ready && !was_usable {
             node_evals(&state, &node.id, triggers::NODE_UPDATE, true)
         } else {
             Vec::new()
         };
         let node_id = node.id.clone();
-        match core.propose(vec![Command::UpsertNode { node, evals }]).await {
+        match core
+            .propose(vec![Command::UpsertNode { node, evals }])
+            .await
+        {
             Ok(resp) => index = resp.index,
             Err(e) => return engine_error(&e),
         }
@@ -171,8 +209,15 @@ async fn register(core: &Rc<ShardCore>, mut node: Node) -> ClientResponse {
 fn finish_register(core: &Rc<ShardCore>, node_id: &str, index: u64) -> ClientResponse {
     let state = core.state();
     let ttl = ttl(core, &state);
-    core.heartbeats.borrow_mut().reset(node_id, Instant::now() + ttl + core.heartbeat_config.heartbeat_grace);
-    ClientResponse::Registered { heartbeat_ttl_ms: ttl.as_millis() as u64, index, leader_rpc_addr: leader_rpc(core) }
+    core.heartbeats.borrow_mut().reset(
+        node_id,
+        Instant::now() + ttl + core.heartbeat_config.heartbeat_grace,
+    );
+    ClientResponse::Registered {
+        heartbeat_ttl_ms: ttl.as_millis() as u64,
+        index,
+        leader_rpc_addr: leader_rpc(core),
+    }
 }
 
 // PERF-CRITICAL: every heartbeat of every node lands here. No Raft, no allocation beyond the
@@ -190,8 +235,14 @@ fn heartbeat(core: &Rc<ShardCore>, node_id: &str, secret_id: &str) -> ClientResp
         core.nodes_back.borrow_mut().insert(node_id.to_string());
     }
     let ttl = ttl(core, &state);
-    core.heartbeats.borrow_mut().reset(node_id, Instant::now() + ttl + core.heartbeat_config.heartbeat_grace);
-    ClientResponse::HeartbeatAck { heartbeat_ttl_ms: ttl.as_millis() as u64, leader_rpc_addr: leader_rpc(core) }
+    core.heartbeats.borrow_mut().reset(
+        node_id,
+        Instant::now() + ttl + core.heartbeat_config.heartbeat_grace,
+    );
+    ClientResponse::HeartbeatAck {
+        heartbeat_ttl_ms: ttl.as_millis() as u64,
+        leader_rpc_addr: leader_rpc(core),
+    }
 }
 
 /// Returns the newest index at which the servers changed any allocation of the node.
@@ -199,7 +250,13 @@ fn node_alloc_index(state: &ClusterState, node_id: &str) -> u64 {
     state.node_alloc_index.get(node_id).copied().unwrap_or(0)
 }
 
-async fn get_allocs(core: &Rc<ShardCore>, node_id: &str, secret_id: &str, min_index: u64, max_wait_ms: u64) -> ClientResponse {
+async fn get_allocs(
+    core: &Rc<ShardCore>,
+    node_id: &str,
+    secret_id: &str,
+    min_index: u64,
+    max_wait_ms: u64,
+) -> ClientResponse {
     let deadline = Instant::now() + Duration::from_millis(max_wait_ms).min(GET_ALLOCS_WAIT_MAX);
     let mut view = core.shared.view.clone();
     loop {
@@ -221,10 +278,19 @@ async fn get_allocs(core: &Rc<ShardCore>, node_id: &str, secret_id: &str, min_in
                         .collect()
                 })
                 .unwrap_or_default();
-            return ClientResponse::Allocs { index: index.max(min_index), allocs };
+            return ClientResponse::Allocs {
+                index: index.max(min_index),
+                allocs,
+            };
         }
         let changed = view.changed();
         let timer = glommio::timer::sleep(deadline - now);
-        futures_lite::future::or(async { changed.await.ok(); }, timer).await;
+        futures_lite::future::or(
+            async {
+                changed.await.ok();
+            },
+            timer,
+        )
+        .await;
     }
 }

@@ -11,9 +11,7 @@ use tokio::sync::oneshot;
 use super::messages::{ShardMsg, Shared, SHARD_INBOX_MAX};
 use super::proposer::now_unix_ns;
 use super::shard::{new_eval, ShardCore};
-use crate::api::{
-    Cluster, ClusterStatus, EvalReply, PlanReply, RegisterJob, RegisterJobReply,
-};
+use crate::api::{Cluster, ClusterStatus, EvalReply, PlanReply, RegisterJob, RegisterJobReply};
 use crate::client_proto::{ClientRequest, ClientResponse};
 use crate::error::EngineError;
 use crate::state::{ClusterState, Command, CommandResult};
@@ -72,12 +70,23 @@ impl Cluster for Handle {
                 return to_view(state);
             }
             let changed = view.changed();
-            futures_lite::future::or(async { changed.await.ok(); }, glommio::timer::sleep(deadline - now)).await;
+            futures_lite::future::or(
+                async {
+                    changed.await.ok();
+                },
+                glommio::timer::sleep(deadline - now),
+            )
+            .await;
         }
     }
 
     fn status(&self) -> ClusterStatus {
-        self.core.shared.status.read().map(|s| s.clone()).unwrap_or_default()
+        self.core
+            .shared
+            .status
+            .read()
+            .map(|s| s.clone())
+            .unwrap_or_default()
     }
 
     async fn register_job(&self, req: RegisterJob) -> Result<RegisterJobReply, EngineError> {
@@ -95,57 +104,118 @@ impl Cluster for Handle {
         }
         let (_, max_priority) = self.job_priority_bounds();
         if job.priority == 0 || job.priority > max_priority {
-            return Err(EngineError::invalid("job.priority", format!("job priority must be between [1, {max_priority}]")));
+            return Err(EngineError::invalid(
+                "job.priority",
+                format!("job priority must be between [1, {max_priority}]"),
+            ));
         }
         if let Some(p) = req.eval_priority {
             if p == 0 || p > max_priority {
-                return Err(EngineError::invalid("EvalPriority", format!("eval priority must be between [1, {max_priority}]")));
+                return Err(EngineError::invalid(
+                    "EvalPriority",
+                    format!("eval priority must be between [1, {max_priority}]"),
+                ));
             }
         }
-        let eval = new_eval(&job.namespace, &job.id, job.job_type, req.eval_priority.unwrap_or(job.priority), triggers::JOB_REGISTER);
+        let eval = new_eval(
+            &job.namespace,
+            &job.id,
+            job.job_type,
+            req.eval_priority.unwrap_or(job.priority),
+            triggers::JOB_REGISTER,
+        );
         let eval_id = eval.id.clone();
         let resp = self
             .core
-            .propose(vec![Command::RegisterJob { job, eval: Some(eval), enforce_index: req.enforce_index }])
+            .propose(vec![Command::RegisterJob {
+                job,
+                eval: Some(eval),
+                enforce_index: req.enforce_index,
+            }])
             .await?;
         match resp.results.first() {
-            Some(CommandResult::JobRegistered { job_modify_index, .. }) => Ok(RegisterJobReply {
+            Some(CommandResult::JobRegistered {
+                job_modify_index, ..
+            }) => Ok(RegisterJobReply {
                 eval_id,
                 eval_create_index: resp.index,
                 job_modify_index: *job_modify_index,
                 index: resp.index,
                 warnings: String::new(),
             }),
-            Some(CommandResult::Refused { message }) => Err(EngineError::Conflict { message: message.clone() }),
-            other => Err(EngineError::Fatal { reason: format!("unexpected register result {other:?}") }),
+            Some(CommandResult::Refused { message }) => Err(EngineError::Conflict {
+                message: message.clone(),
+            }),
+            other => Err(EngineError::Fatal {
+                reason: format!("unexpected register result {other:?}"),
+            }),
         }
     }
 
-    async fn deregister_job(&self, namespace: &str, job_id: &str, purge: bool) -> Result<EvalReply, EngineError> {
+    async fn deregister_job(
+        &self,
+        namespace: &str,
+        job_id: &str,
+        purge: bool,
+    ) -> Result<EvalReply, EngineError> {
         self.leader_required()?;
         let state = self.core.state();
         let Some(job) = state.job(namespace, job_id) else {
-            return Err(EngineError::NotFound { kind: "job", id: job_id.to_string() });
+            return Err(EngineError::NotFound {
+                kind: "job",
+                id: job_id.to_string(),
+            });
         };
-        let eval = new_eval(namespace, job_id, job.job_type, job.priority, triggers::JOB_DEREGISTER);
+        let eval = new_eval(
+            namespace,
+            job_id,
+            job.job_type,
+            job.priority,
+            triggers::JOB_DEREGISTER,
+        );
         let eval_id = eval.id.clone();
         let resp = self
             .core
-            .propose(vec![Command::DeregisterJob { namespace: namespace.into(), job_id: job_id.into(), purge, eval }])
+            .propose(vec![Command::DeregisterJob {
+                namespace: namespace.into(),
+                job_id: job_id.into(),
+                purge,
+                eval,
+            }])
             .await?;
-        Ok(EvalReply { eval_id, eval_create_index: resp.index, index: resp.index })
+        Ok(EvalReply {
+            eval_id,
+            eval_create_index: resp.index,
+            index: resp.index,
+        })
     }
 
     async fn evaluate_job(&self, namespace: &str, job_id: &str) -> Result<EvalReply, EngineError> {
         self.leader_required()?;
         let state = self.core.state();
         let Some(job) = state.job(namespace, job_id) else {
-            return Err(EngineError::NotFound { kind: "job", id: job_id.to_string() });
+            return Err(EngineError::NotFound {
+                kind: "job",
+                id: job_id.to_string(),
+            });
         };
-        let eval = new_eval(namespace, job_id, job.job_type, job.priority, triggers::JOB_REGISTER);
+        let eval = new_eval(
+            namespace,
+            job_id,
+            job.job_type,
+            job.priority,
+            triggers::JOB_REGISTER,
+        );
         let eval_id = eval.id.clone();
-        let resp = self.core.propose(vec![Command::UpsertEvals { evals: vec![eval] }]).await?;
-        Ok(EvalReply { eval_id, eval_create_index: resp.index, index: resp.index })
+        let resp = self
+            .core
+            .propose(vec![Command::UpsertEvals { evals: vec![eval] }])
+            .await?;
+        Ok(EvalReply {
+            eval_id,
+            eval_create_index: resp.index,
+            index: resp.index,
+        })
     }
 
     async fn plan_job(&self, mut job: Job) -> Result<PlanReply, EngineError> {
@@ -166,8 +236,17 @@ impl Cluster for Handle {
             }
             None => {}
         }
-        planned.jobs.insert((job.namespace.clone(), job.id.clone()), Arc::new(job.clone()));
-        let mut eval: Evaluation = new_eval(&job.namespace, &job.id, job.job_type, job.priority, triggers::JOB_REGISTER);
+        planned.jobs.insert(
+            (job.namespace.clone(), job.id.clone()),
+            Arc::new(job.clone()),
+        );
+        let mut eval: Evaluation = new_eval(
+            &job.namespace,
+            &job.id,
+            job.job_type,
+            job.priority,
+            triggers::JOB_REGISTER,
+        );
         eval.status = EvalStatus::Pending;
         let mut env = SchedEnv::for_eval(&eval.id, now_unix_ns(), state.scheduler_config.clone());
         let outcome = sched::process(&planned, &eval, &mut env)
@@ -193,13 +272,19 @@ impl Cluster for Handle {
             return super::client::handle_owned(&self.core, req).await;
         }
         let (reply, rx) = oneshot::channel();
-        if self.core.shared.shard_txs[owner].try_send(ShardMsg::Client { req, reply }).is_err() {
+        if self.core.shared.shard_txs[owner]
+            .try_send(ShardMsg::Client { req, reply })
+            .is_err()
+        {
             return ClientResponse::Error {
                 code: "overloaded".into(),
                 message: format!("shard {owner} inbox is full ({SHARD_INBOX_MAX})"),
             };
         }
-        rx.await.unwrap_or(ClientResponse::Error { code: "shutting_down".into(), message: "server is shutting down".into() })
+        rx.await.unwrap_or(ClientResponse::Error {
+            code: "shutting_down".into(),
+            message: "server is shutting down".into(),
+        })
     }
 
     fn job_max_source_size(&self) -> usize {
@@ -208,7 +293,9 @@ impl Cluster for Handle {
 
     fn job_priority_bounds(&self) -> (u16, u16) {
         let s = &self.core.shared.config.server;
-        (s.job_default_priority.min(u16::MAX as u32) as u16, s.job_max_priority.min(u16::MAX as u32) as u16)
+        (
+            s.job_default_priority.min(u16::MAX as u32) as u16,
+            s.job_max_priority.min(u16::MAX as u32) as u16,
+        )
     }
 }
-

@@ -107,11 +107,22 @@ mod tests {
     #[test]
     fn ttl_follows_the_documented_table() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-        for (nodes, lo, hi) in [(10, 10, 20), (1000, 20, 40), (5000, 100, 200), (10000, 200, 400)] {
+        for (nodes, lo, hi) in [
+            (10, 10, 20),
+            (1000, 20, 40),
+            (5000, 100, 200),
+            (10000, 200, 400),
+        ] {
             for _ in 0..100 {
                 let ttl = config().client_ttl(nodes, &mut rng);
-                assert!(ttl >= Duration::from_secs(lo), "{nodes} nodes: {ttl:?} below {lo}s");
-                assert!(ttl < Duration::from_secs(hi), "{nodes} nodes: {ttl:?} not below {hi}s");
+                assert!(
+                    ttl >= Duration::from_secs(lo),
+                    "{nodes} nodes: {ttl:?} below {lo}s"
+                );
+                assert!(
+                    ttl < Duration::from_secs(hi),
+                    "{nodes} nodes: {ttl:?} not below {hi}s"
+                );
             }
         }
     }
@@ -124,7 +135,10 @@ mod tests {
         table.reset("b", now + Duration::from_secs(5));
         table.reset("a", now + Duration::from_secs(10));
         assert!(table.expire(now + Duration::from_secs(2)).is_empty());
-        assert_eq!(table.expire(now + Duration::from_secs(6)), vec!["b".to_string()]);
+        assert_eq!(
+            table.expire(now + Duration::from_secs(6)),
+            vec!["b".to_string()]
+        );
         assert_eq!(table.len(), 1);
         table.remove("a");
         assert!(table.is_empty());

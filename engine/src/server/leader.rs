@@ -55,14 +55,20 @@ impl ApplyListener for Router {
         }
         let mut enqueue: BTreeMap<usize, Vec<_>> = BTreeMap::new();
         for eval in effects.pending_evals {
-            enqueue.entry(self.job_shard(&eval.namespace, &eval.job_id)).or_default().push(eval);
+            enqueue
+                .entry(self.job_shard(&eval.namespace, &eval.job_id))
+                .or_default()
+                .push(eval);
         }
         for (shard, evals) in enqueue {
             self.send(shard, ShardMsg::Enqueue(evals));
         }
         let mut block: BTreeMap<usize, Vec<_>> = BTreeMap::new();
         for eval in effects.blocked_evals {
-            block.entry(self.job_shard(&eval.namespace, &eval.job_id)).or_default().push(eval);
+            block
+                .entry(self.job_shard(&eval.namespace, &eval.job_id))
+                .or_default()
+                .push(eval);
         }
         for (shard, evals) in block {
             self.send(shard, ShardMsg::Block(evals));
@@ -80,7 +86,12 @@ impl ApplyListener for Router {
 }
 
 /// Follows openraft's metrics: tells shards about leadership and refreshes the status.
-pub async fn watch_leadership(raft: Raft, shared: Arc<Shared>, is_leader: Rc<Cell<bool>>, server_id: u64) {
+pub async fn watch_leadership(
+    raft: Raft,
+    shared: Arc<Shared>,
+    is_leader: Rc<Cell<bool>>,
+    server_id: u64,
+) {
     let mut metrics = raft.metrics();
     let mut last_leader_contact = Instant::now();
     loop {
@@ -110,19 +121,37 @@ pub async fn watch_leadership(raft: Raft, shared: Arc<Shared>, is_leader: Rc<Cel
                     id: id.to_string(),
                     bootstrap_expect: shared.config.server.bootstrap_expect,
                     leader: m.current_leader == Some(*id),
-                    voter: m.membership_config.membership().get_joint_config().iter().any(|c| c.contains(id)),
+                    voter: m
+                        .membership_config
+                        .membership()
+                        .get_joint_config()
+                        .iter()
+                        .any(|c| c.contains(id)),
                 }
             })
             .collect();
         let leader_addr = m
             .current_leader
-            .and_then(|l| m.membership_config.membership().get_node(&l).map(|n| n.addr.clone()))
+            .and_then(|l| {
+                m.membership_config
+                    .membership()
+                    .get_node(&l)
+                    .map(|n| n.addr.clone())
+            })
             .unwrap_or_default();
         if let Ok(mut status) = shared.status.write() {
             status.known_leader = m.current_leader.is_some();
             status.leader_rpc_addr = leader_addr;
-            status.last_contact_ms = if leading { 0 } else { last_leader_contact.elapsed().as_millis() as u64 };
-            status.peers = members.iter().filter(|mb| mb.voter).map(|mb| format!("{}:{}", mb.addr, mb.rpc_port)).collect();
+            status.last_contact_ms = if leading {
+                0
+            } else {
+                last_leader_contact.elapsed().as_millis() as u64
+            };
+            status.peers = members
+                .iter()
+                .filter(|mb| mb.voter)
+                .map(|mb| format!("{}:{}", mb.addr, mb.rpc_port))
+                .collect();
             status.members = members;
             status.raft_term = m.current_term;
             status.raft_applied_index = m.last_applied.map_or(0, |l| l.index);

@@ -15,15 +15,25 @@ use crate::state::{ClusterState, Command};
 /// Requests the Raft core accepts.
 pub enum RaftRequest {
     /// Commit these commands (batched with others into one entry).
-    Write { commands: Vec<Command>, reply: oneshot::Sender<Result<ApplyResponse, EngineError>> },
+    Write {
+        commands: Vec<Command>,
+        reply: oneshot::Sender<Result<ApplyResponse, EngineError>>,
+    },
     /// Verify and commit a plan; `evals` commit with it only if every placement fits.
-    Plan { plan: Plan, evals: Vec<Evaluation>, reply: oneshot::Sender<Result<PlanResult, EngineError>> },
+    Plan {
+        plan: Plan,
+        evals: Vec<Evaluation>,
+        reply: oneshot::Sender<Result<PlanResult, EngineError>>,
+    },
 }
 
 /// Messages a shard accepts.
 pub enum ShardMsg {
     /// A client request for a node this shard owns.
-    Client { req: ClientRequest, reply: oneshot::Sender<ClientResponse> },
+    Client {
+        req: ClientRequest,
+        reply: oneshot::Sender<ClientResponse>,
+    },
     /// Pending evaluations of jobs this shard owns.
     Enqueue(Vec<Evaluation>),
     /// Blocked evaluations of jobs this shard owns.

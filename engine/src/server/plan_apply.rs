@@ -29,7 +29,10 @@ impl PendingUsage {
             *e = e.add(r);
         }
         for (node, ports) in &other.ports {
-            self.ports.entry(node.clone()).or_default().extend(ports.iter().copied());
+            self.ports
+                .entry(node.clone())
+                .or_default()
+                .extend(ports.iter().copied());
         }
     }
 }
@@ -45,27 +48,43 @@ pub struct Verdict {
 
 impl Default for PlanApply {
     fn default() -> Self {
-        PlanApply { eval_id: String::new(), updates: Vec::new(), placements: Vec::new() }
+        PlanApply {
+            eval_id: String::new(),
+            updates: Vec::new(),
+            placements: Vec::new(),
+        }
     }
 }
 
 /// Verifies `plan` against `state` plus `pending`.
 pub fn verify_plan(state: &ClusterState, plan: &Plan, pending: &PendingUsage) -> Verdict {
     let mut verdict = Verdict {
-        accepted: PlanApply { eval_id: plan.eval_id.clone(), ..PlanApply::default() },
+        accepted: PlanApply {
+            eval_id: plan.eval_id.clone(),
+            ..PlanApply::default()
+        },
         ..Verdict::default()
     };
-    let mut nodes: Vec<&String> = plan.node_update.keys().chain(plan.node_allocation.keys()).collect();
+    let mut nodes: Vec<&String> = plan
+        .node_update
+        .keys()
+        .chain(plan.node_allocation.keys())
+        .collect();
     nodes.sort();
     nodes.dedup();
     for node_id in nodes {
         let updates: &[Allocation] = plan.node_update.get(node_id).map_or(&[], |v| v.as_slice());
-        let placements: &[Allocation] =
-            plan.node_allocation.get(node_id).map_or(&[], |v| v.as_slice());
+        let placements: &[Allocation] = plan
+            .node_allocation
+            .get(node_id)
+            .map_or(&[], |v| v.as_slice());
         match verify_node(state, node_id, updates, placements, pending) {
             Some(added) => {
                 verdict.accepted.updates.extend(updates.iter().cloned());
-                verdict.accepted.placements.extend(placements.iter().cloned());
+                verdict
+                    .accepted
+                    .placements
+                    .extend(placements.iter().cloned());
                 if added.0 != Resources::default() {
                     verdict.added.resources.insert(node_id.clone(), added.0);
                 }
@@ -80,7 +99,10 @@ pub fn verify_plan(state: &ClusterState, plan: &Plan, pending: &PendingUsage) ->
         let mut all: Vec<String> = plan.node_allocation.keys().cloned().collect();
         all.sort();
         return Verdict {
-            accepted: PlanApply { eval_id: plan.eval_id.clone(), ..PlanApply::default() },
+            accepted: PlanApply {
+                eval_id: plan.eval_id.clone(),
+                ..PlanApply::default()
+            },
             rejected_nodes: all,
             added: PendingUsage::default(),
         };
@@ -169,7 +191,12 @@ mod tests {
             http_addr: String::new(),
             attributes: BTreeMap::new(),
             meta: BTreeMap::new(),
-            resources: Resources { cpu_mhz: cpu, memory_mb: mem, memory_max_mb: 0, disk_mb: 10_000 },
+            resources: Resources {
+                cpu_mhz: cpu,
+                memory_mb: mem,
+                memory_max_mb: 0,
+                disk_mb: 10_000,
+            },
             reserved: Resources::default(),
             status: NodeStatus::Ready,
             status_description: String::new(),
@@ -194,7 +221,12 @@ mod tests {
             job_id: "j".into(),
             job_version: 0,
             task_group: "g".into(),
-            resources: Resources { cpu_mhz: cpu, memory_mb: mem, memory_max_mb: 0, disk_mb: 0 },
+            resources: Resources {
+                cpu_mhz: cpu,
+                memory_mb: mem,
+                memory_max_mb: 0,
+                disk_mb: 0,
+            },
             ports: vec![],
             desired_status: DesiredStatus::Run,
             desired_description: String::new(),
@@ -214,24 +246,36 @@ mod tests {
     }
 
     fn plan(placements: Vec<Allocation>) -> Plan {
-        let mut p = Plan { eval_id: "e".into(), ..Plan::default() };
+        let mut p = Plan {
+            eval_id: "e".into(),
+            ..Plan::default()
+        };
         for a in placements {
-            p.node_allocation.entry(a.node_id.clone()).or_default().push(a);
+            p.node_allocation
+                .entry(a.node_id.clone())
+                .or_default()
+                .push(a);
         }
         p
     }
 
     fn state() -> ClusterState {
         let mut s = ClusterState::new(6);
-        s.nodes.insert("n1".into(), Arc::new(node("n1", 1000, 1000)));
-        s.nodes.insert("n2".into(), Arc::new(node("n2", 1000, 1000)));
+        s.nodes
+            .insert("n1".into(), Arc::new(node("n1", 1000, 1000)));
+        s.nodes
+            .insert("n2".into(), Arc::new(node("n2", 1000, 1000)));
         s
     }
 
     #[test]
     fn a_plan_that_fits_is_accepted_whole() {
         let s = state();
-        let v = verify_plan(&s, &plan(vec![alloc("a", "n1", 500, 500), alloc("b", "n2", 500, 500)]), &PendingUsage::default());
+        let v = verify_plan(
+            &s,
+            &plan(vec![alloc("a", "n1", 500, 500), alloc("b", "n2", 500, 500)]),
+            &PendingUsage::default(),
+        );
         assert!(v.rejected_nodes.is_empty());
         assert_eq!(v.accepted.placements.len(), 2);
     }
@@ -240,7 +284,11 @@ mod tests {
     fn a_node_that_filled_up_meanwhile_is_rejected() {
         let mut s = state();
         s.put_alloc(alloc("old", "n1", 800, 100));
-        let v = verify_plan(&s, &plan(vec![alloc("a", "n1", 500, 500), alloc("b", "n2", 500, 500)]), &PendingUsage::default());
+        let v = verify_plan(
+            &s,
+            &plan(vec![alloc("a", "n1", 500, 500), alloc("b", "n2", 500, 500)]),
+            &PendingUsage::default(),
+        );
         assert_eq!(v.rejected_nodes, vec!["n1".to_string()]);
         assert_eq!(v.accepted.placements.len(), 1);
         assert_eq!(v.accepted.placements[0].node_id, "n2");
@@ -249,7 +297,11 @@ mod tests {
     #[test]
     fn pending_usage_of_plans_in_flight_counts() {
         let s = state();
-        let first = verify_plan(&s, &plan(vec![alloc("a", "n1", 600, 100)]), &PendingUsage::default());
+        let first = verify_plan(
+            &s,
+            &plan(vec![alloc("a", "n1", 600, 100)]),
+            &PendingUsage::default(),
+        );
         let second = verify_plan(&s, &plan(vec![alloc("b", "n1", 600, 100)]), &first.added);
         assert_eq!(second.rejected_nodes, vec!["n1".to_string()]);
     }
@@ -283,7 +335,11 @@ mod tests {
         let mut n = node("n1", 1000, 1000);
         n.status = NodeStatus::Down;
         s.nodes.insert("n1".into(), Arc::new(n));
-        let v = verify_plan(&s, &plan(vec![alloc("a", "n1", 1, 1)]), &PendingUsage::default());
+        let v = verify_plan(
+            &s,
+            &plan(vec![alloc("a", "n1", 1, 1)]),
+            &PendingUsage::default(),
+        );
         assert_eq!(v.rejected_nodes, vec!["n1".to_string()]);
     }
 }

@@ -28,21 +28,31 @@ pub const RAFT_BATCH_REQUESTS_MAX: usize = 4096;
 pub const RAFT_ENTRIES_IN_FLIGHT_MAX: usize = 4;
 
 enum Pending {
-    Write { range: std::ops::Range<usize>, reply: oneshot::Sender<Result<ApplyResponse, EngineError>> },
-    Plan { result: PlanResult, reply: oneshot::Sender<Result<PlanResult, EngineError>> },
+    Write {
+        range: std::ops::Range<usize>,
+        reply: oneshot::Sender<Result<ApplyResponse, EngineError>>,
+    },
+    Plan {
+        result: PlanResult,
+        reply: oneshot::Sender<Result<PlanResult, EngineError>>,
+    },
 }
 
 /// Maps openraft's write error to the engine's.
 pub fn write_error(e: RaftError<u64, ClientWriteError<u64, openraft::BasicNode>>) -> EngineError {
     match e {
         RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => match f.leader_node {
-            Some(node) => EngineError::NotLeader { leader: Some(node.addr) },
+            Some(node) => EngineError::NotLeader {
+                leader: Some(node.addr),
+            },
             None => EngineError::NoLeader,
         },
-        RaftError::APIError(ClientWriteError::ChangeMembershipError(c)) => {
-            EngineError::Conflict { message: c.to_string() }
-        }
-        RaftError::Fatal(f) => EngineError::Fatal { reason: f.to_string() },
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(c)) => EngineError::Conflict {
+            message: c.to_string(),
+        },
+        RaftError::Fatal(f) => EngineError::Fatal {
+            reason: f.to_string(),
+        },
     }
 }
 
@@ -71,7 +81,12 @@ impl Proposer {
     pub async fn run(self, mut inbox: mpsc::Receiver<RaftRequest>) {
         while let Some(first) = inbox.recv().await {
             // Waiting for a permit first lets the batch grow while earlier entries replicate.
-            let permit = self.permits.clone().acquire_owned().await.expect("semaphore never closes");
+            let permit = self
+                .permits
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("semaphore never closes");
             let mut batch = vec![first];
             while batch.len() < RAFT_BATCH_REQUESTS_MAX {
                 match inbox.try_recv() {
@@ -96,10 +111,16 @@ impl Proposer {
         let mut batch_added = PendingUsage::default();
         for request in batch {
             match request {
-                RaftRequest::Write { commands: cmds, reply } => {
+                RaftRequest::Write {
+                    commands: cmds,
+                    reply,
+                } => {
                     let start = commands.len();
                     commands.extend(cmds);
-                    pendings.push(Pending::Write { range: start..commands.len(), reply });
+                    pendings.push(Pending::Write {
+                        range: start..commands.len(),
+                        reply,
+                    });
                 }
                 RaftRequest::Plan { plan, evals, reply } => {
                     let verdict = verify_plan(&state, &plan, &pending_total);
@@ -109,8 +130,15 @@ impl Proposer {
                     if full {
                         plan_evals.extend(evals);
                     }
-                    let result = plan_result(&verdict.accepted, verdict.rejected_nodes, &state, !self.in_flight.borrow().is_empty());
-                    if !verdict.accepted.updates.is_empty() || !verdict.accepted.placements.is_empty() {
+                    let result = plan_result(
+                        &verdict.accepted,
+                        verdict.rejected_nodes,
+                        &state,
+                        !self.in_flight.borrow().is_empty(),
+                    );
+                    if !verdict.accepted.updates.is_empty()
+                        || !verdict.accepted.placements.is_empty()
+                    {
                         plans.push(verdict.accepted);
                     }
                     pendings.push(Pending::Plan { result, reply });
@@ -118,7 +146,10 @@ impl Proposer {
             }
         }
         if !plans.is_empty() || !plan_evals.is_empty() {
-            commands.push(Command::ApplyPlans { plans, evals: plan_evals });
+            commands.push(Command::ApplyPlans {
+                plans,
+                evals: plan_evals,
+            });
         }
         if commands.is_empty() {
             for p in pendings {
@@ -131,7 +162,10 @@ impl Proposer {
         let seq = self.seq.get() + 1;
         self.seq.set(seq);
         self.in_flight.borrow_mut().insert(seq, batch_added);
-        let envelope = CommandEnvelope { now_unix_ns: now_unix_ns(), commands };
+        let envelope = CommandEnvelope {
+            now_unix_ns: now_unix_ns(),
+            commands,
+        };
         let payload = RaftPayload(envelope.encode());
         let raft = self.raft.clone();
         let in_flight = self.in_flight.clone();
@@ -164,8 +198,15 @@ fn dispatch(resp: ApplyResponse, pendings: Vec<Pending>) {
     for p in pendings {
         match p {
             Pending::Write { range, reply } => {
-                let results = resp.results.get(range).map(<[_]>::to_vec).unwrap_or_default();
-                let _ = reply.send(Ok(ApplyResponse { index: resp.index, results }));
+                let results = resp
+                    .results
+                    .get(range)
+                    .map(<[_]>::to_vec)
+                    .unwrap_or_default();
+                let _ = reply.send(Ok(ApplyResponse {
+                    index: resp.index,
+                    results,
+                }));
             }
             Pending::Plan { mut result, reply } => {
                 result.alloc_index = resp.index;
@@ -181,16 +222,31 @@ fn dispatch(resp: ApplyResponse, pendings: Vec<Pending>) {
 fn group(allocs: &[Allocation]) -> BTreeMap<String, Vec<Allocation>> {
     let mut by_node: BTreeMap<String, Vec<Allocation>> = BTreeMap::new();
     for a in allocs {
-        by_node.entry(a.node_id.clone()).or_default().push(a.clone());
+        by_node
+            .entry(a.node_id.clone())
+            .or_default()
+            .push(a.clone());
     }
     by_node
 }
 
-fn plan_result(accepted: &PlanApply, rejected: Vec<String>, state: &ClusterState, entries_in_flight: bool) -> PlanResult {
+fn plan_result(
+    accepted: &PlanApply,
+    rejected: Vec<String>,
+    state: &ClusterState,
+    entries_in_flight: bool,
+) -> PlanResult {
     let rejected_set: BTreeSet<String> = rejected.iter().cloned().collect();
-    debug_assert!(accepted.placements.iter().all(|a| !rejected_set.contains(&a.node_id)));
+    debug_assert!(accepted
+        .placements
+        .iter()
+        .all(|a| !rejected_set.contains(&a.node_id)));
     // With entries in flight, the conflict may be in one of them: refresh past them.
-    let refresh_index = if rejected.is_empty() { 0 } else { state.index + u64::from(entries_in_flight) };
+    let refresh_index = if rejected.is_empty() {
+        0
+    } else {
+        state.index + u64::from(entries_in_flight)
+    };
     PlanResult {
         node_update: group(&accepted.updates),
         node_allocation: group(&accepted.placements),

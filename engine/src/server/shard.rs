@@ -83,7 +83,10 @@ impl ShardCore {
         self.shared
             .raft_tx
             .try_send(RaftRequest::Write { commands, reply })
-            .map_err(|_| EngineError::Overloaded { what: "raft inbox", limit: super::messages::RAFT_INBOX_MAX })?;
+            .map_err(|_| EngineError::Overloaded {
+                what: "raft inbox",
+                limit: super::messages::RAFT_INBOX_MAX,
+            })?;
         rx.await.map_err(|_| EngineError::ShuttingDown)?
     }
 
@@ -133,7 +136,9 @@ impl ShardCore {
                         if !self.heartbeats.borrow().contains(&node_id) {
                             let ttl = self.heartbeat_config.min_heartbeat_ttl * 2
                                 + self.heartbeat_config.heartbeat_grace;
-                            self.heartbeats.borrow_mut().reset(&node_id, Instant::now() + ttl);
+                            self.heartbeats
+                                .borrow_mut()
+                                .reset(&node_id, Instant::now() + ttl);
                         }
                     }
                 }
@@ -180,7 +185,13 @@ impl ShardCore {
         });
         self.broker.restore(mine.map(|e| &**e));
         let (ready, _, blocked) = self.broker.stats();
-        tracing::info!(shard = self.id, ready, blocked, nodes = self.heartbeats.borrow().len(), "leadership duties restored");
+        tracing::info!(
+            shard = self.id,
+            ready,
+            blocked,
+            nodes = self.heartbeats.borrow().len(),
+            "leadership duties restored"
+        );
     }
 
     /// Runs the periodic duties: heartbeat expiry, batched client updates, unblocking.
@@ -196,7 +207,11 @@ impl ShardCore {
             if self.capacity_freed.replace(false) {
                 let n = self.broker.unblock_all();
                 if n > 0 {
-                    tracing::debug!(shard = self.id, unblocked = n, "capacity freed; blocked evaluations released");
+                    tracing::debug!(
+                        shard = self.id,
+                        unblocked = n,
+                        "capacity freed; blocked evaluations released"
+                    );
                 }
             }
         }
@@ -211,7 +226,9 @@ impl ShardCore {
         let mut updates = Vec::new();
         let mut evals = Vec::new();
         for node_id in expired {
-            let Some(node) = state.nodes.get(&node_id) else { continue };
+            let Some(node) = state.nodes.get(&node_id) else {
+                continue;
+            };
             if node.is_down() {
                 continue;
             }
@@ -228,7 +245,10 @@ impl ShardCore {
         }
         let core = self.clone();
         glommio::spawn_local(async move {
-            if let Err(e) = core.propose(vec![Command::UpdateNodeStatus { updates, evals }]).await {
+            if let Err(e) = core
+                .propose(vec![Command::UpdateNodeStatus { updates, evals }])
+                .await
+            {
                 tracing::error!(error = %e, "could not mark nodes down");
             }
         })
@@ -236,7 +256,9 @@ impl ShardCore {
     }
 
     fn flush_nodes_back(self: &Rc<Self>) {
-        let back: Vec<String> = std::mem::take(&mut *self.nodes_back.borrow_mut()).into_iter().collect();
+        let back: Vec<String> = std::mem::take(&mut *self.nodes_back.borrow_mut())
+            .into_iter()
+            .collect();
         if back.is_empty() {
             return;
         }
@@ -246,12 +268,19 @@ impl ShardCore {
             .into_iter()
             .map(|node_id| {
                 evals.extend(node_evals(&state, &node_id, triggers::NODE_UPDATE, true));
-                NodeStatusUpdate { node_id, status: NodeStatus::Ready, description: "node heartbeat resumed".into() }
+                NodeStatusUpdate {
+                    node_id,
+                    status: NodeStatus::Ready,
+                    description: "node heartbeat resumed".into(),
+                }
             })
             .collect();
         let core = self.clone();
         glommio::spawn_local(async move {
-            if let Err(e) = core.propose(vec![Command::UpdateNodeStatus { updates, evals }]).await {
+            if let Err(e) = core
+                .propose(vec![Command::UpdateNodeStatus { updates, evals }])
+                .await
+            {
                 tracing::error!(error = %e, "could not mark nodes ready");
             }
         })
@@ -269,7 +298,10 @@ impl ShardCore {
         let core = self.clone();
         glommio::spawn_local(async move {
             let result = core
-                .propose(vec![Command::UpdateAllocsFromClient { updates: batch.updates, evals }])
+                .propose(vec![Command::UpdateAllocsFromClient {
+                    updates: batch.updates,
+                    evals,
+                }])
                 .await
                 .map(|r| r.index);
             for waiter in batch.waiters {
@@ -318,7 +350,12 @@ pub fn new_eval(
 
 /// Returns the evaluations a node status change triggers: one per job with live allocations
 /// on the node, and (when the node becomes usable) one per system job.
-pub fn node_evals(state: &ClusterState, node_id: &str, trigger: &str, usable: bool) -> Vec<Evaluation> {
+pub fn node_evals(
+    state: &ClusterState,
+    node_id: &str,
+    trigger: &str,
+    usable: bool,
+) -> Vec<Evaluation> {
     let mut jobs: BTreeSet<(String, String)> = BTreeSet::new();
     if let Some(allocs) = state.allocs_by_node.get(node_id) {
         for a in allocs.values() {
@@ -362,7 +399,13 @@ fn failure_evals(state: &ClusterState, updates: &[AllocUpdate]) -> Vec<Evaluatio
     jobs.into_iter()
         .filter_map(|(ns, id)| {
             let job = state.jobs.get(&(ns.clone(), id.clone()))?;
-            Some(new_eval(&ns, &id, job.job_type, job.priority, triggers::ALLOC_FAILURE))
+            Some(new_eval(
+                &ns,
+                &id,
+                job.job_type,
+                job.priority,
+                triggers::ALLOC_FAILURE,
+            ))
         })
         .collect()
 }

@@ -68,7 +68,10 @@ fn raise_memlock(executors: usize) -> Result<(), EngineError> {
     let needed = (executors * EXECUTOR_IO_MEMORY * 2) as u64;
     // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
     unsafe {
-        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
         if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) != 0 {
             return Ok(());
         }
@@ -91,12 +94,18 @@ fn raise_memlock(executors: usize) -> Result<(), EngineError> {
 
 /// Returns the directory the server keeps its Raft data in.
 pub fn raft_dir(config: &AgentConfig) -> PathBuf {
-    let base = config.server.data_dir.clone().unwrap_or_else(|| config.data_dir.join("server"));
+    let base = config
+        .server
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("server"));
     base.join("raft")
 }
 
 fn server_id(store: &LogStore) -> Result<u64, EngineError> {
-    let fatal = |e: storage::StorageError| EngineError::Fatal { reason: e.to_string() };
+    let fatal = |e: storage::StorageError| EngineError::Fatal {
+        reason: e.to_string(),
+    };
     if let Some(bytes) = store.get_meta_sync(SERVER_ID_KEY).map_err(fatal)? {
         if let Ok(arr) = <[u8; 8]>::try_from(bytes.as_slice()) {
             return Ok(u64::from_le_bytes(arr));
@@ -104,7 +113,9 @@ fn server_id(store: &LogStore) -> Result<u64, EngineError> {
     }
     // Ids are random so servers never collide; 0 is avoided to keep it distinct from "unset".
     let id = rand::random::<u64>().max(1) >> 1;
-    store.put_meta_sync(SERVER_ID_KEY, id.to_le_bytes().to_vec()).map_err(fatal)?;
+    store
+        .put_meta_sync(SERVER_ID_KEY, id.to_le_bytes().to_vec())
+        .map_err(fatal)?;
     Ok(id)
 }
 
@@ -122,18 +133,30 @@ fn raft_config(config: &AgentConfig) -> Result<Config, EngineError> {
         purge_batch_size: 256,
         ..Config::default()
     };
-    cfg.validate().map_err(|e| EngineError::invalid("server.raft_multiplier", e.to_string()))
+    cfg.validate()
+        .map_err(|e| EngineError::invalid("server.raft_multiplier", e.to_string()))
 }
 
 /// Starts a server with `config`. Blocks until the Raft core is up (bounded by
 /// `server.start_timeout`), then returns while the cores keep running.
-pub fn start(config: AgentConfig, rpc_addr: String, http_addr: String, shard_init: ShardInit) -> Result<RunningServer, EngineError> {
-    let shards = config.shards.unwrap_or_else(crate::config::default_core_count).max(1);
+pub fn start(
+    config: AgentConfig,
+    rpc_addr: String,
+    http_addr: String,
+    shard_init: ShardInit,
+) -> Result<RunningServer, EngineError> {
+    let shards = config
+        .shards
+        .unwrap_or_else(crate::config::default_core_count)
+        .max(1);
     raise_memlock(shards + 1)?;
     let dir = raft_dir(&config);
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| EngineError::Fatal { reason: format!("creating {}: {e}", dir.display()) })?;
-    let fatal = |e: storage::StorageError| EngineError::Fatal { reason: e.to_string() };
+    std::fs::create_dir_all(&dir).map_err(|e| EngineError::Fatal {
+        reason: format!("creating {}: {e}", dir.display()),
+    })?;
+    let fatal = |e: storage::StorageError| EngineError::Fatal {
+        reason: e.to_string(),
+    };
     let store = LogStore::open(&dir).map_err(fatal)?;
     let snapshots = Arc::new(SnapshotStore::open(&dir).map_err(fatal)?);
     let id = server_id(&store)?;
@@ -180,7 +203,12 @@ pub fn start(config: AgentConfig, rpc_addr: String, http_addr: String, shard_ini
         .spawn(move || async move {
             let s = &raft_shared.config.server;
             let is_leader = Rc::new(Cell::new(false));
-            let router = Rc::new(Router { view_tx, shard_txs, is_leader: is_leader.clone(), shards });
+            let router = Rc::new(Router {
+                view_tx,
+                shard_txs,
+                is_leader: is_leader.clone(),
+                shards,
+            });
             let sm = match StateMachine::open(snapshots, tracked, router) {
                 Ok(sm) => sm,
                 Err(e) => {
@@ -190,7 +218,8 @@ pub fn start(config: AgentConfig, rpc_addr: String, http_addr: String, shard_ini
             };
             let view = sm.view_cell();
             let network = NetworkFactory { transport: NoPeers };
-            let raft = match Raft::new(id, raft_cfg, network, LogStorage::new(raft_store), sm).await {
+            let raft = match Raft::new(id, raft_cfg, network, LogStorage::new(raft_store), sm).await
+            {
                 Ok(r) => r,
                 Err(e) => {
                     let _ = ready_tx.send(Err(format!("starting raft: {e}")));
@@ -198,15 +227,31 @@ pub fn start(config: AgentConfig, rpc_addr: String, http_addr: String, shard_ini
                 }
             };
             if !raft.is_initialized().await.unwrap_or(false) && s.bootstrap_expect <= 1 {
-                let members = BTreeMap::from([(id, BasicNode { addr: rpc_addr.clone() })]);
+                let members = BTreeMap::from([(
+                    id,
+                    BasicNode {
+                        addr: rpc_addr.clone(),
+                    },
+                )]);
                 if let Err(e) = raft.initialize(members).await {
                     let _ = ready_tx.send(Err(format!("bootstrapping raft: {e}")));
                     return;
                 }
                 tracing::info!(server_id = id, "bootstrapped a single-server cluster");
             }
-            glommio::spawn_local(watch_leadership(raft.clone(), raft_shared.clone(), is_leader, id)).detach();
-            glommio::spawn_local(snapshot_timer(raft.clone(), s.raft_snapshot_interval, s.raft_snapshot_threshold)).detach();
+            glommio::spawn_local(watch_leadership(
+                raft.clone(),
+                raft_shared.clone(),
+                is_leader,
+                id,
+            ))
+            .detach();
+            glommio::spawn_local(snapshot_timer(
+                raft.clone(),
+                s.raft_snapshot_interval,
+                s.raft_snapshot_threshold,
+            ))
+            .detach();
             let _ = ready_tx.send(Ok(()));
             let proposer = Proposer::new(raft.clone(), view);
             futures_lite::future::or(proposer.run(raft_rx), async {
@@ -217,7 +262,9 @@ pub fn start(config: AgentConfig, rpc_addr: String, http_addr: String, shard_ini
                 tracing::error!(error = %e, "raft shutdown");
             }
         })
-        .map_err(|e| EngineError::Fatal { reason: format!("starting the raft core: {e}") })?;
+        .map_err(|e| EngineError::Fatal {
+            reason: format!("starting the raft core: {e}"),
+        })?;
 
     let start_timeout = shared.config.server.start_timeout;
     let started = Instant::now();
@@ -232,7 +279,10 @@ pub fn start(config: AgentConfig, rpc_addr: String, http_addr: String, shard_ini
             })
         }
     }
-    tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "raft core ready");
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "raft core ready"
+    );
 
     let workers_per_shard = shared.config.server.num_schedulers.div_ceil(shards);
     let mut executors = Vec::new();
@@ -251,9 +301,17 @@ pub fn start(config: AgentConfig, rpc_addr: String, http_addr: String, shard_ini
                 init(Handle::new(core.clone()));
                 inbox_loop(core, rx).await;
             })
-            .map_err(|e| EngineError::Fatal { reason: format!("starting shard {i}: {e}") })?;
+            .map_err(|e| EngineError::Fatal {
+                reason: format!("starting shard {i}: {e}"),
+            })?;
         executors.push(ex);
     }
     executors.push(raft_executor);
-    Ok(RunningServer { shared, executors, raft_stop: Some(stop_tx), store, server_id: id })
+    Ok(RunningServer {
+        shared,
+        executors,
+        raft_stop: Some(stop_tx),
+        store,
+        server_id: id,
+    })
 }

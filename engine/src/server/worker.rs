@@ -29,12 +29,16 @@ const REFRESH_WAIT_MAX: Duration = Duration::from_secs(5);
 pub async fn worker_loop(core: Rc<ShardCore>) {
     while !core.stopped.get() {
         core.broker.wait_enabled().await;
-        let Some(eval) = core.broker.dequeue().await else { continue };
+        let Some(eval) = core.broker.dequeue().await else {
+            continue;
+        };
         let outcome = GlommioRuntime::timeout(EVAL_NACK_TIMEOUT, process_eval(&core, &eval)).await;
         let failure = match outcome {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(e.to_string()),
-            Err(_) => Some(format!("evaluation not finished within {EVAL_NACK_TIMEOUT:?}")),
+            Err(_) => Some(format!(
+                "evaluation not finished within {EVAL_NACK_TIMEOUT:?}"
+            )),
         };
         match failure {
             None => core.broker.ack(&eval.id),
@@ -43,8 +47,13 @@ pub async fn worker_loop(core: Rc<ShardCore>) {
                 if core.broker.nack(&eval.id) == NackOutcome::DeliveryLimitReached {
                     let mut failed = eval.clone();
                     failed.status = EvalStatus::Failed;
-                    failed.status_description = format!("evaluation reached delivery limit ({reason})");
-                    let _ = core.propose(vec![Command::UpsertEvals { evals: vec![failed] }]).await;
+                    failed.status_description =
+                        format!("evaluation reached delivery limit ({reason})");
+                    let _ = core
+                        .propose(vec![Command::UpsertEvals {
+                            evals: vec![failed],
+                        }])
+                        .await;
                     core.broker.ack(&eval.id);
                 }
             }
@@ -52,12 +61,19 @@ pub async fn worker_loop(core: Rc<ShardCore>) {
     }
 }
 
-async fn submit_plan(core: &ShardCore, plan: Plan, evals: Vec<Evaluation>) -> Result<PlanResult, EngineError> {
+async fn submit_plan(
+    core: &ShardCore,
+    plan: Plan,
+    evals: Vec<Evaluation>,
+) -> Result<PlanResult, EngineError> {
     let (reply, rx) = oneshot::channel();
     core.shared
         .raft_tx
         .try_send(RaftRequest::Plan { plan, evals, reply })
-        .map_err(|_| EngineError::Overloaded { what: "raft inbox", limit: RAFT_INBOX_MAX })?;
+        .map_err(|_| EngineError::Overloaded {
+            what: "raft inbox",
+            limit: RAFT_INBOX_MAX,
+        })?;
     rx.await.map_err(|_| EngineError::ShuttingDown)?
 }
 
@@ -71,7 +87,13 @@ async fn wait_for_view(core: &ShardCore, index: u64) -> Arc<ClusterState> {
             return state;
         }
         let changed = view.changed();
-        futures_lite::future::or(async { changed.await.ok(); }, glommio::timer::sleep(deadline - now)).await;
+        futures_lite::future::or(
+            async {
+                changed.await.ok();
+            },
+            glommio::timer::sleep(deadline - now),
+        )
+        .await;
     }
 }
 
@@ -103,17 +125,30 @@ async fn process_eval(core: &Rc<ShardCore>, eval: &Evaluation) -> Result<(), Eng
     let mut failed = eval.clone();
     failed.status = EvalStatus::Failed;
     failed.status_description = format!("maximum attempts reached ({PLAN_ATTEMPTS_MAX})");
-    let mut followup = new_eval(&eval.namespace, &eval.job_id, eval.job_type, eval.priority, triggers::MAX_PLAN_ATTEMPTS);
+    let mut followup = new_eval(
+        &eval.namespace,
+        &eval.job_id,
+        eval.job_type,
+        eval.priority,
+        triggers::MAX_PLAN_ATTEMPTS,
+    );
     followup.previous_eval = eval.id.clone();
     failed.next_eval = followup.id.clone();
-    core.propose(vec![Command::UpsertEvals { evals: vec![failed, followup] }]).await?;
+    core.propose(vec![Command::UpsertEvals {
+        evals: vec![failed, followup],
+    }])
+    .await?;
     Ok(())
 }
 
 /// Returns the evaluation updates that record a scheduler run: the evaluation itself
 /// (complete, or blocked again), a new blocked evaluation for what did not fit, follow-ups,
 /// and the cancellation of blocked evaluations this run made obsolete.
-fn finish_evals(state: &ClusterState, eval: &Evaluation, outcome: &SchedOutcome) -> Vec<Evaluation> {
+fn finish_evals(
+    state: &ClusterState,
+    eval: &Evaluation,
+    outcome: &SchedOutcome,
+) -> Vec<Evaluation> {
     let mut updated = eval.clone();
     updated.status = EvalStatus::Complete;
     updated.status_description = String::new();
@@ -133,7 +168,12 @@ fn finish_evals(state: &ClusterState, eval: &Evaluation, outcome: &SchedOutcome)
             out.push(blocked.clone());
         }
     }
-    for other in state.evals_by_job.get(&(eval.namespace.clone(), eval.job_id.clone())).into_iter().flatten() {
+    for other in state
+        .evals_by_job
+        .get(&(eval.namespace.clone(), eval.job_id.clone()))
+        .into_iter()
+        .flatten()
+    {
         if Some(other) == keep_blocked.as_ref() || *other == eval.id {
             continue;
         }

@@ -3,11 +3,11 @@
 //! Pure and deterministic: the same entry applied to the same state gives the same result on
 //! every server. The wall clock comes from the envelope (stamped by the leader), never from here.
 
-use serde::{Deserialize, Serialize};
 use sched::structs::{
     ClientStatus, DesiredStatus, EvalStatus, Evaluation, JobStatus, NodeEvent, NodeStatus,
 };
 use sched::StateView;
+use serde::{Deserialize, Serialize};
 
 use super::cluster_state::ClusterState;
 use super::command::{Command, CommandEnvelope, PlanApply};
@@ -16,9 +16,14 @@ use super::command::{Command, CommandEnvelope, PlanApply};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CommandResult {
     Applied,
-    JobRegistered { job_modify_index: u64, version: u64 },
+    JobRegistered {
+        job_modify_index: u64,
+        version: u64,
+    },
     /// The command was valid to log but refused by the state (e.g. check-and-set failed).
-    Refused { message: String },
+    Refused {
+        message: String,
+    },
 }
 
 /// What an apply changed that the leader's services must react to.
@@ -42,7 +47,11 @@ impl ClusterState {
         envelope: &CommandEnvelope,
         effects: &mut ApplyEffects,
     ) -> Vec<CommandResult> {
-        assert!(index > self.index, "apply out of order: index={index} applied={}", self.index);
+        assert!(
+            index > self.index,
+            "apply out of order: index={index} applied={}",
+            self.index
+        );
         let now = envelope.now_unix_ns;
         let results = envelope
             .commands
@@ -63,10 +72,17 @@ impl ClusterState {
         effects: &mut ApplyEffects,
     ) -> CommandResult {
         match cmd {
-            Command::RegisterJob { job, eval, enforce_index } => {
-                self.apply_register_job(index, now, job, eval.as_ref(), *enforce_index, effects)
-            }
-            Command::DeregisterJob { namespace, job_id, purge, eval } => {
+            Command::RegisterJob {
+                job,
+                eval,
+                enforce_index,
+            } => self.apply_register_job(index, now, job, eval.as_ref(), *enforce_index, effects),
+            Command::DeregisterJob {
+                namespace,
+                job_id,
+                purge,
+                eval,
+            } => {
                 if let Some(job) = self.job(namespace, job_id).cloned() {
                     if *purge {
                         let k = (namespace.clone(), job_id.clone());
@@ -117,7 +133,8 @@ impl ClusterState {
                     effects.capacity_freed = true;
                 }
                 effects.node_changes.push((node.id.clone(), node.status));
-                self.nodes.insert(node.id.clone(), std::sync::Arc::new(node));
+                self.nodes
+                    .insert(node.id.clone(), std::sync::Arc::new(node));
                 for eval in evals {
                     self.upsert_eval(index, now, eval.clone(), effects);
                 }
@@ -125,7 +142,9 @@ impl ClusterState {
             }
             Command::UpdateNodeStatus { updates, evals } => {
                 for update in updates {
-                    let Some(old) = self.nodes.get(&update.node_id) else { continue };
+                    let Some(old) = self.nodes.get(&update.node_id) else {
+                        continue;
+                    };
                     if old.status == update.status {
                         continue;
                     }
@@ -147,7 +166,8 @@ impl ClusterState {
                         effects.capacity_freed = true;
                     }
                     effects.node_changes.push((node.id.clone(), node.status));
-                    self.nodes.insert(node.id.clone(), std::sync::Arc::new(node));
+                    self.nodes
+                        .insert(node.id.clone(), std::sync::Arc::new(node));
                 }
                 for eval in evals {
                     self.upsert_eval(index, now, eval.clone(), effects);
@@ -166,7 +186,9 @@ impl ClusterState {
             Command::UpdateAllocsFromClient { updates, evals } => {
                 let mut touched = std::collections::BTreeSet::new();
                 for update in updates {
-                    let Some(old) = self.allocs.get(&update.alloc_id) else { continue };
+                    let Some(old) = self.allocs.get(&update.alloc_id) else {
+                        continue;
+                    };
                     if old.node_id != update.node_id {
                         continue;
                     }
@@ -250,13 +272,18 @@ impl ClusterState {
             self.upsert_eval(index, now, eval, effects);
         }
         self.refresh_job_status(&job.namespace, &job.id, index);
-        CommandResult::JobRegistered { job_modify_index, version }
+        CommandResult::JobRegistered {
+            job_modify_index,
+            version,
+        }
     }
 
     fn apply_plan(&mut self, index: u64, now: i64, plan: &PlanApply, effects: &mut ApplyEffects) {
         let mut touched = std::collections::BTreeSet::new();
         for update in &plan.updates {
-            let Some(old) = self.allocs.get(&update.id).cloned() else { continue };
+            let Some(old) = self.allocs.get(&update.id).cloned() else {
+                continue;
+            };
             let mut alloc = (*old).clone();
             alloc.desired_status = update.desired_status;
             alloc.desired_description = update.desired_description.clone();
@@ -282,7 +309,12 @@ impl ClusterState {
                 Some(old) => alloc.create_index = old.create_index,
                 None => alloc.create_index = index,
             }
-            assert_eq!(alloc.desired_status, DesiredStatus::Run, "placement {} not run", alloc.id);
+            assert_eq!(
+                alloc.desired_status,
+                DesiredStatus::Run,
+                "placement {} not run",
+                alloc.id
+            );
             alloc.modify_index = index;
             alloc.alloc_modify_index = index;
             if alloc.create_time_ns == 0 {
@@ -306,7 +338,13 @@ impl ClusterState {
         let _ = &plan.eval_id;
     }
 
-    fn upsert_eval(&mut self, index: u64, now: i64, mut eval: Evaluation, effects: &mut ApplyEffects) {
+    fn upsert_eval(
+        &mut self,
+        index: u64,
+        now: i64,
+        mut eval: Evaluation,
+        effects: &mut ApplyEffects,
+    ) {
         match self.evals.get(&eval.id) {
             Some(old) => {
                 eval.create_index = old.create_index;

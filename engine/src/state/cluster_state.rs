@@ -54,7 +54,10 @@ fn key(namespace: &str, job_id: &str) -> JobKey {
 impl ClusterState {
     /// Returns an empty state that keeps `job_tracked_versions` versions per job.
     pub fn new(job_tracked_versions: usize) -> ClusterState {
-        ClusterState { job_tracked_versions: job_tracked_versions.max(1), ..Default::default() }
+        ClusterState {
+            job_tracked_versions: job_tracked_versions.max(1),
+            ..Default::default()
+        }
     }
 
     /// Inserts or replaces an allocation, keeping every index and the usage table right.
@@ -73,15 +76,24 @@ impl ClusterState {
             *usage = usage.add(&alloc.resources);
         }
         let changed_at = alloc.alloc_modify_index.max(alloc.create_index);
-        let node_index = self.node_alloc_index.entry(alloc.node_id.clone()).or_default();
+        let node_index = self
+            .node_alloc_index
+            .entry(alloc.node_id.clone())
+            .or_default();
         *node_index = (*node_index).max(changed_at);
         let alloc = Arc::new(alloc);
-        self.allocs_by_node.entry(alloc.node_id.clone()).or_default().insert(id.clone(), alloc.clone());
+        self.allocs_by_node
+            .entry(alloc.node_id.clone())
+            .or_default()
+            .insert(id.clone(), alloc.clone());
         self.allocs_by_job
             .entry(key(&alloc.namespace, &alloc.job_id))
             .or_default()
             .insert(id.clone(), alloc.clone());
-        self.allocs_by_eval.entry(alloc.eval_id.clone()).or_default().insert(id.clone());
+        self.allocs_by_eval
+            .entry(alloc.eval_id.clone())
+            .or_default()
+            .insert(id.clone());
         self.allocs.insert(id, alloc);
     }
 
@@ -96,12 +108,17 @@ impl ClusterState {
 
     /// Removes an allocation and its index entries.
     pub fn remove_alloc(&mut self, alloc_id: &str) {
-        let Some(alloc) = self.allocs.remove(alloc_id) else { return };
+        let Some(alloc) = self.allocs.remove(alloc_id) else {
+            return;
+        };
         self.release_usage(&alloc);
         if let Some(set) = self.allocs_by_node.get_mut(&alloc.node_id) {
             set.remove(alloc_id);
         }
-        if let Some(set) = self.allocs_by_job.get_mut(&key(&alloc.namespace, &alloc.job_id)) {
+        if let Some(set) = self
+            .allocs_by_job
+            .get_mut(&key(&alloc.namespace, &alloc.job_id))
+        {
             set.remove(alloc_id);
         }
         if let Some(set) = self.allocs_by_eval.get_mut(&alloc.eval_id) {
@@ -111,14 +128,20 @@ impl ClusterState {
 
     /// Inserts or replaces an evaluation.
     pub fn put_eval(&mut self, eval: Evaluation) {
-        self.evals_by_job.entry(key(&eval.namespace, &eval.job_id)).or_default().insert(eval.id.clone());
+        self.evals_by_job
+            .entry(key(&eval.namespace, &eval.job_id))
+            .or_default()
+            .insert(eval.id.clone());
         self.evals.insert(eval.id.clone(), Arc::new(eval));
     }
 
     /// Removes an evaluation.
     pub fn remove_eval(&mut self, eval_id: &str) {
         if let Some(eval) = self.evals.remove(eval_id) {
-            if let Some(set) = self.evals_by_job.get_mut(&key(&eval.namespace, &eval.job_id)) {
+            if let Some(set) = self
+                .evals_by_job
+                .get_mut(&key(&eval.namespace, &eval.job_id))
+            {
                 set.remove(eval_id);
             }
         }
@@ -144,7 +167,9 @@ impl ClusterState {
     /// is non-terminal; pending otherwise).
     pub fn refresh_job_status(&mut self, namespace: &str, job_id: &str, index: u64) {
         let k = key(namespace, job_id);
-        let Some(job) = self.jobs.get(&k).cloned() else { return };
+        let Some(job) = self.jobs.get(&k).cloned() else {
+            return;
+        };
         let mut any_live = false;
         let mut any_alloc = false;
         if let Some(allocs) = self.allocs_by_job.get(&k) {
@@ -163,7 +188,9 @@ impl ClusterState {
         }
         let pending_eval = self.evals_by_job.get(&k).is_some_and(|ids| {
             ids.iter().any(|id| {
-                self.evals.get(id).is_some_and(|e| matches!(e.status, EvalStatus::Pending))
+                self.evals
+                    .get(id)
+                    .is_some_and(|e| matches!(e.status, EvalStatus::Pending))
             })
         });
         let status = if any_live {
@@ -195,9 +222,15 @@ impl ClusterState {
     pub fn check_invariants(&self) {
         let mut usage: BTreeMap<&str, Resources> = BTreeMap::new();
         for (id, alloc) in self.allocs.iter() {
-            assert_eq!(id, &alloc.id, "alloc map key mismatch: key={id} alloc={}", alloc.id);
+            assert_eq!(
+                id, &alloc.id,
+                "alloc map key mismatch: key={id} alloc={}",
+                alloc.id
+            );
             assert!(
-                self.allocs_by_node.get(&alloc.node_id).is_some_and(|s| s.contains_key(id)),
+                self.allocs_by_node
+                    .get(&alloc.node_id)
+                    .is_some_and(|s| s.contains_key(id)),
                 "alloc {id} missing from node index of {}",
                 alloc.node_id
             );
@@ -270,8 +303,11 @@ impl ReadView for ClusterState {
     }
     fn job_summary(&self, namespace: &str, job_id: &str) -> Option<JobSummary> {
         let job = self.job(namespace, job_id)?;
-        let mut summary: BTreeMap<String, TaskGroupSummary> =
-            job.task_groups.iter().map(|tg| (tg.name.clone(), TaskGroupSummary::default())).collect();
+        let mut summary: BTreeMap<String, TaskGroupSummary> = job
+            .task_groups
+            .iter()
+            .map(|tg| (tg.name.clone(), TaskGroupSummary::default()))
+            .collect();
         for alloc in StateView::allocs_by_job(self, namespace, job_id) {
             let entry = summary.entry(alloc.task_group.clone()).or_default();
             match alloc.client_status {
@@ -313,7 +349,11 @@ impl ReadView for ClusterState {
     fn allocs_by_eval(&self, eval_id: &str) -> Vec<&Allocation> {
         self.allocs_by_eval
             .get(eval_id)
-            .map(|ids| ids.iter().filter_map(|id| self.allocs.get(id).map(|a| &**a)).collect())
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|id| self.allocs.get(id).map(|a| &**a))
+                    .collect()
+            })
             .unwrap_or_default()
     }
     fn evals(&self) -> Vec<&Evaluation> {
@@ -325,7 +365,11 @@ impl ReadView for ClusterState {
     fn evals_by_job(&self, namespace: &str, job_id: &str) -> Vec<&Evaluation> {
         self.evals_by_job
             .get(&key(namespace, job_id))
-            .map(|ids| ids.iter().filter_map(|id| self.evals.get(id).map(|e| &**e)).collect())
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|id| self.evals.get(id).map(|e| &**e))
+                    .collect()
+            })
             .unwrap_or_default()
     }
     fn scheduler_config(&self) -> &SchedulerConfig {

@@ -31,19 +31,37 @@ pub struct PlanApply {
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub enum Command {
     /// Registers a job version and its evaluation; `enforce_index` is checked at apply time.
-    RegisterJob { job: Job, eval: Option<Evaluation>, enforce_index: Option<u64> },
+    RegisterJob {
+        job: Job,
+        eval: Option<Evaluation>,
+        enforce_index: Option<u64>,
+    },
     /// Stops (or purges) a job and creates its deregistration evaluation.
-    DeregisterJob { namespace: String, job_id: String, purge: bool, eval: Evaluation },
+    DeregisterJob {
+        namespace: String,
+        job_id: String,
+        purge: bool,
+        eval: Evaluation,
+    },
     /// Creates or updates evaluations.
     UpsertEvals { evals: Vec<Evaluation> },
     /// Registers or re-registers a node, with the evaluations its arrival triggers.
     UpsertNode { node: Node, evals: Vec<Evaluation> },
     /// Batched node status changes, with the evaluations they trigger.
-    UpdateNodeStatus { updates: Vec<NodeStatusUpdate>, evals: Vec<Evaluation> },
+    UpdateNodeStatus {
+        updates: Vec<NodeStatusUpdate>,
+        evals: Vec<Evaluation>,
+    },
     /// A batch of verified plans, committed together; evaluation updates ride along.
-    ApplyPlans { plans: Vec<PlanApply>, evals: Vec<Evaluation> },
+    ApplyPlans {
+        plans: Vec<PlanApply>,
+        evals: Vec<Evaluation>,
+    },
     /// Batched client reports of allocation status, with follow-up evaluations.
-    UpdateAllocsFromClient { updates: Vec<AllocUpdate>, evals: Vec<Evaluation> },
+    UpdateAllocsFromClient {
+        updates: Vec<AllocUpdate>,
+        evals: Vec<Evaluation>,
+    },
     /// Replaces the scheduler configuration.
     SetSchedulerConfig { config: SchedulerConfig },
 }
@@ -58,13 +76,16 @@ pub struct CommandEnvelope {
 impl CommandEnvelope {
     /// Encodes the envelope for the Raft log.
     pub fn encode(&self) -> Vec<u8> {
-        rkyv::to_bytes::<rkyv::rancor::Error>(self).expect("encoding a command cannot fail").into_vec()
+        rkyv::to_bytes::<rkyv::rancor::Error>(self)
+            .expect("encoding a command cannot fail")
+            .into_vec()
     }
 
     /// Decodes and validates an envelope read from the log or the network.
     pub fn decode(bytes: &[u8]) -> Result<CommandEnvelope, String> {
         let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
         aligned.extend_from_slice(bytes);
-        rkyv::from_bytes::<CommandEnvelope, rkyv::rancor::Error>(&aligned).map_err(|e| e.to_string())
+        rkyv::from_bytes::<CommandEnvelope, rkyv::rancor::Error>(&aligned)
+            .map_err(|e| e.to_string())
     }
 }
