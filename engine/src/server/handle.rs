@@ -98,10 +98,7 @@ impl Cluster for Handle {
             });
         }
         let mut job = req.job;
-        if job.node_pool.is_empty() {
-            // Nomad resolves an unset pool to "default" on the server.
-            job.node_pool = sched::structs::DEFAULT_NODE_POOL.to_string();
-        }
+        resolve_defaults(&mut job);
         let (_, max_priority) = self.job_priority_bounds();
         if job.priority == 0 || job.priority > max_priority {
             return Err(EngineError::invalid(
@@ -219,6 +216,7 @@ impl Cluster for Handle {
     }
 
     async fn plan_job(&self, mut job: Job) -> Result<PlanReply, EngineError> {
+        resolve_defaults(&mut job);
         let state = self.core.state();
         let existing = state.job(&job.namespace, &job.id).cloned();
         let diff_type = match &existing {
@@ -297,5 +295,14 @@ impl Cluster for Handle {
             s.job_default_priority.min(u16::MAX as u32) as u16,
             s.job_max_priority.min(u16::MAX as u32) as u16,
         )
+    }
+}
+
+/// Fills what the server decides for fields a submission left unset, so a registration and a
+/// plan of the same file compare equal to the stored job.
+fn resolve_defaults(job: &mut Job) {
+    if job.node_pool.is_empty() {
+        // Nomad resolves an unset pool to "default" on the server.
+        job.node_pool = sched::structs::DEFAULT_NODE_POOL.to_string();
     }
 }
