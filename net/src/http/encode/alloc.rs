@@ -31,7 +31,7 @@ fn task_states(a: &Allocation) -> Value {
 }
 
 /// Builds `AllocatedResources`: per-task asks come from the job's group when it is known.
-fn allocated_resources(a: &Allocation, job: Option<&Job>) -> Value {
+pub fn allocated_resources(a: &Allocation, job: Option<&Job>) -> Value {
     let group = job.and_then(|j| j.group(&a.task_group));
     let tasks: Map<String, Value> = group
         .map(|tg| {

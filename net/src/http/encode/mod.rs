@@ -13,7 +13,7 @@ mod node;
 mod plan;
 
 pub use agent::{agent_member, raft_server};
-pub use alloc::{alloc_list_stub, allocation};
+pub use alloc::{alloc_list_stub, allocated_resources, allocation};
 pub use alloc_metric::alloc_metric;
 pub use eval::evaluation;
 pub use job_summary::job_summary;

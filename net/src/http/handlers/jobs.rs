@@ -41,6 +41,9 @@ struct JobRequestBody {
     namespace: Option<String>,
     #[serde(rename = "Region", alias = "region")]
     region: Option<String>,
+    /// Plan only: whether to compute the job diff.
+    #[serde(rename = "Diff", alias = "diff")]
+    diff: Option<bool>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -53,6 +56,7 @@ struct ParseRequestBody {
 
 /// `GET /v1/jobs`
 pub(crate) async fn list<C: Cluster>(ctx: &mut Ctx<'_, C>) -> Result<HttpResponse, HttpError> {
+    let with_meta = ctx.query.bool_param("meta")?;
     let view = ctx.view().await;
     let items = view
         .jobs()
@@ -63,10 +67,11 @@ pub(crate) async fn list<C: Cluster>(ctx: &mut Ctx<'_, C>) -> Result<HttpRespons
             let summary = view
                 .job_summary(&j.namespace, &j.id)
                 .map_or(Value::Null, |s| encode::job_summary(&s));
-            (
-                format!("{}.{}", j.namespace, j.id),
-                jobspec::job_list_stub(j, summary),
-            )
+            let mut stub = jobspec::job_list_stub(j, summary);
+            if with_meta && !j.meta.is_empty() {
+                stub["Meta"] = encode::string_map(&j.meta);
+            }
+            (format!("{}.{}", j.namespace, j.id), stub)
         })
         .collect();
     ctx.list_reply(items, view.index())
@@ -285,7 +290,11 @@ pub(crate) async fn plan<C: Cluster>(
     let request: JobRequestBody = decode_json(&body)?;
     let job = api_job_to_internal(ctx, &request, Some(id))?;
     let reply = ctx.cluster.plan_job(job).await?;
-    let value = encode::plan_response(id, &reply);
+    let mut value = encode::plan_response(id, &reply);
+    // Nomad computes the diff only when asked; otherwise `Diff` is null.
+    if request.diff != Some(true) {
+        value["Diff"] = Value::Null;
+    }
     Ok(write_response(&value, ctx.query.pretty, reply.index))
 }
 

@@ -53,11 +53,19 @@ pub(crate) async fn allocations<C: Cluster>(
 /// Encodes an allocation with the job version it runs (the current job when that version is
 /// no longer stored).
 pub(crate) fn full_alloc<V: ReadView>(view: &V, a: &sched::structs::Allocation) -> Value {
+    let job = alloc_job(view, a);
+    encode::allocation(a, job, job.map(jobspec::job_to_api))
+}
+
+/// The job version an allocation runs, or the current version when that one is gone.
+pub(crate) fn alloc_job<'v, V: ReadView>(
+    view: &'v V,
+    a: &sched::structs::Allocation,
+) -> Option<&'v sched::structs::Job> {
     let versions = view.job_versions(&a.namespace, &a.job_id);
-    let job = versions
+    versions
         .iter()
         .copied()
         .find(|j| j.version == a.job_version)
-        .or_else(|| view.job(&a.namespace, &a.job_id));
-    encode::allocation(a, job, job.map(jobspec::job_to_api))
+        .or_else(|| view.job(&a.namespace, &a.job_id))
 }
