@@ -26,7 +26,9 @@ fn python_nomad_available() -> Result<(), String> {
     let out = Command::new("python3")
         .args(["-c", "import nomad, nomad.api.exceptions"])
         .output()
-        .map_err(|e| format!("cannot run python3 ({e}); install Python 3, then `{INSTALL_HINT}`"))?;
+        .map_err(|e| {
+            format!("cannot run python3 ({e}); install Python 3, then `{INSTALL_HINT}`")
+        })?;
     if out.status.success() {
         Ok(())
     } else {
@@ -71,5 +73,8 @@ fn python_nomad_client_drives_the_agent() {
         out.status,
         agent.log()
     );
-    assert!(stdout.contains("checks passed"), "script did not finish its checks:\n{stdout}");
+    assert!(
+        stdout.contains("checks passed"),
+        "script did not finish its checks:\n{stdout}"
+    );
 }

@@ -35,6 +35,9 @@ JOB_HCL = f"""
 job "{JOB_ID}" {{
   datacenters = ["dc1"]
   type = "service"
+  meta {{
+    owner = "python"
+  }}
   group "g" {{
     count = {JOB_COUNT}
     task "t" {{
@@ -60,7 +63,10 @@ class CheckFailed(Exception):
 def check(cond, what, got=None):
     """Fails the current step unless `cond` holds."""
     if not cond:
-        detail = f"\n    got: {got!r}" if got is not None else ""
+        text = repr(got)
+        if len(text) > 2000:
+            text = text[:2000] + " ..."
+        detail = f"\n    got: {text}" if got is not None else ""
         raise CheckFailed(f"{what}{detail}")
 
 
@@ -164,6 +170,12 @@ def jobs_parse(c):
     check(len(groups) == 1 and groups[0].get("Count") == JOB_COUNT,
           f"parsed job has one group with Count {JOB_COUNT}", groups)
     check(job.get("Type") == "service", "parsed job keeps Type service", job.get("Type"))
+    defaults = {k: job.get(k) for k in ("Priority", "Region", "Namespace")}
+    check(defaults == {"Priority": 50, "Region": "global", "Namespace": "default"},
+          "canonicalize fills Priority, Region and Namespace", defaults)
+    raw = c.n.jobs.parse(JOB_HCL)
+    check(raw.get("ID") == JOB_ID and raw.get("Priority") is None,
+          "parse without canonicalize leaves Priority unset", raw.get("Priority"))
     c.job = job
 
 
@@ -196,8 +208,6 @@ def jobs_contains_and_list(c):
     check(all(j.get("Name") == j.get("ID") for j in jobs), "every stub has a Name", jobs)
     check(c.n.jobs[JOB_ID]["ID"] == JOB_ID, "n.jobs[id] finds the job")
     check(len(c.n.jobs) == len(jobs), "len(n.jobs) matches the list", len(c.n.jobs))
-    only = c.n.jobs.get_jobs(prefix=JOB_ID_2)
-    check([j["ID"] for j in only] == [JOB_ID_2], "prefix filter keeps only the match", only)
 
 
 @step
@@ -273,6 +283,12 @@ def job_plan(c):
     updates = (plan.get("Annotations") or {}).get("DesiredTGUpdates") or {}
     check(updates.get("g", {}).get("Place") == 1,
           "plan of count+1 annotates one placement for group g", plan.get("Annotations"))
+    diff = plan.get("Diff") or {}
+    check(diff.get("ID") == JOB_ID and diff.get("Type") == "Edited",
+          "plan with diff=True reports the job as Edited", diff)
+    plain = c.n.job.plan_job(JOB_ID, {"Job": job})
+    check(plain.get("Diff") is None, "plan with diff=False (the default) has Diff null",
+          plain.get("Diff"))
     # A plan is a dry run: the job keeps its count.
     job_now = c.n.job.get_job(JOB_ID)
     check(job_now["TaskGroups"][0]["Count"] == JOB_COUNT, "plan did not change the job",
@@ -346,6 +362,109 @@ def nodes_and_node(c):
 
 
 @step
+def list_parameters(c):
+    # The optional arguments python-nomad exposes on list calls.
+    only = c.n.jobs.get_jobs(prefix=JOB_ID_2)
+    check([j["ID"] for j in only] == [JOB_ID_2], "jobs prefix keeps only the match", only)
+    filtered = c.n.jobs.get_jobs(filter_=f'Name == "{JOB_ID}"')
+    check([j["ID"] for j in filtered] == [JOB_ID], "jobs filter keeps only the match", filtered)
+    for ns in ("default", "*"):
+        listed = {j["ID"] for j in c.n.jobs.get_jobs(namespace=ns)}
+        check(JOB_ID in listed, f"jobs in namespace {ns!r} include the job", sorted(listed))
+    check(c.n.jobs.get_jobs(namespace="elsewhere") == [], "another namespace lists no jobs")
+
+    allocs = c.n.job.get_allocations(JOB_ID, all_=True, namespace="default")
+    check(sorted(a["ID"] for a in allocs) == sorted(c.alloc_ids),
+          "job allocations with all_/namespace list the job's allocations", allocs)
+
+    nodes = c.n.nodes.get_nodes(resources=True, os=True)
+    check(all(isinstance(x.get("NodeResources"), dict) for x in nodes),
+          "nodes?resources=true carry NodeResources", nodes)
+    check(all("os.name" in (x.get("Attributes") or {}) for x in nodes),
+          "nodes?os=true carry Attributes os.name", nodes)
+    plain = c.n.nodes.get_nodes()
+    check(all("NodeResources" not in x and "Attributes" not in x for x in plain),
+          "plain node stubs leave out NodeResources and Attributes", plain)
+    check(len(c.n.nodes.get_nodes(per_page=1)) == 1, "nodes per_page=1 returns one node")
+    ready = c.n.nodes.get_nodes(filter_='Status == "ready"')
+    check(len(ready) == 3, "nodes filter on Status keeps the ready nodes", ready)
+    one = c.n.nodes.get_nodes(prefix=c.node_id[:8])
+    check([x["ID"] for x in one] == [c.node_id], "nodes prefix finds the node", one)
+
+    mine = f'JobID == "{JOB_ID}"'
+    allocs = c.n.allocations.get_allocations(filter_=mine, task_states=False)
+    check(sorted(a["ID"] for a in allocs) == sorted(c.alloc_ids),
+          "allocations filter on JobID lists the job's allocations", allocs)
+    check(all(a.get("TaskStates") is None for a in allocs),
+          "allocations?task_states=false leave TaskStates null", allocs)
+    with_res = c.n.allocations.get_allocations(filter_=mine, resources=True)
+    check(all(isinstance(a.get("AllocatedResources"), dict) for a in with_res),
+          "allocations?resources=true carry AllocatedResources", with_res)
+    check(len(c.n.allocations.get_allocations(per_page=1)) == 1,
+          "allocations per_page=1 returns one allocation")
+    forward = [a["ID"] for a in c.n.allocations.get_allocations()]
+    backward = [a["ID"] for a in c.n.allocations.get_allocations(reverse=True)]
+    # requests sends reverse=True as "True"; Nomad honours only the exact string "true",
+    # so through python-nomad the order stays as it was. Lower-case "true" reverses it.
+    check(backward == forward, "allocations reverse=True (sent as 'True') keeps the order",
+          (forward, backward))
+    lower = c.n.allocations.get_allocations(reverse="true")
+    check([a["ID"] for a in lower] == forward[::-1],
+          "allocations reverse='true' reverses the order", [a["ID"] for a in lower])
+    check(len(c.n.allocations.get_allocations(namespace="*")) >= len(c.alloc_ids),
+          "allocations in namespace '*' include the job's allocations")
+
+    with_meta = c.n.jobs.get_jobs(prefix=JOB_ID, meta=True)
+    stub = next((j for j in with_meta if j["ID"] == JOB_ID), {})
+    check(stub.get("Meta") == {"owner": "python"}, "jobs?meta=true carry the job's Meta",
+          stub.get("Meta", "<absent>"))
+    check("Meta" not in c.n.jobs[JOB_ID], "job stubs leave Meta out without meta=true")
+
+
+@step
+def errors_map_to_exceptions(c):
+    def raises(exc_type, status, fn, what):
+        try:
+            got = fn()
+        except exc_type as err:
+            code = getattr(err.nomad_resp, "status_code", None)
+            check(code == status, f"{what}: status {status}", code)
+            return err.nomad_resp.text
+        raise CheckFailed(f"{what}: expected {exc_type.__name__}, got {got!r}")
+
+    text = raises(nexc.BadRequestNomadException, 400,
+                  lambda: c.n.job.register_job("not-" + JOB_ID, {"Job": c.job}),
+                  "register under another job's URL")
+    check("does not match" in text, "mismatch error names the cause", text)
+    raises(nexc.BadRequestNomadException, 400, lambda: c.n.jobs.register_job({}),
+           "register without a Job")
+    text = raises(nexc.BadRequestNomadException, 400, lambda: c.n.jobs.parse('job "x" {'),
+                  "parse of broken HCL")
+    check("line 1" in text, "HCL error names the line", text)
+    raises(nexc.URLNotFoundNomadException, 404, lambda: c.n.job.get_versions("no-such-job"),
+           "versions of an unknown job")
+    raises(nexc.URLNotFoundNomadException, 404, lambda: c.n.job.get_summary("no-such-job"),
+           "summary of an unknown job")
+    raises(nexc.URLNotFoundNomadException, 404, lambda: c.n.node.get_node("no-such-node"),
+           "unknown node")
+    raises(nexc.URLNotFoundNomadException, 404,
+           lambda: c.n.evaluation.get_evaluation("00000000-0000-0000-0000-000000000000"),
+           "unknown evaluation")
+    check("no-such-node" not in c.n.node, "'no-such-node' not in n.node")
+
+    # Client-wide region and namespace settings are sent on every call.
+    addr = urllib.parse.urlparse(c.base)
+    scoped = nomad.Nomad(host=addr.hostname, port=addr.port, timeout=10,
+                         region="global", namespace="default")
+    check(scoped.job.get_job(JOB_ID)["ID"] == JOB_ID, "region=global namespace=default reads")
+    other_ns = nomad.Nomad(host=addr.hostname, port=addr.port, timeout=10, namespace="other")
+    check(JOB_ID not in other_ns.job, "the job is not visible from another namespace")
+    mars = nomad.Nomad(host=addr.hostname, port=addr.port, timeout=10, region="mars")
+    text = raises(nexc.BaseNomadException, 500, mars.jobs.get_jobs, "unknown region")
+    check("No path to region" in text, "unknown region says 'No path to region'", text)
+
+
+@step
 def blocking_query(c):
     # python-nomad has no blocking-query parameter on job reads, so this uses the same
     # requests session the library uses, adding ?index=&wait= as a caller would.
@@ -386,7 +505,7 @@ def blocking_query(c):
     reader = threading.Thread(target=blocked)
     reader.start()
     time.sleep(0.5)
-    job = dict(c.job, Meta={"touched": RUN})
+    job = dict(c.job, Meta={"owner": "python", "touched": RUN})
     c.n.job.register_job(JOB_ID, {"Job": job})
     reader.join(15)
     check("took" in result, "blocking read returned")
