@@ -36,8 +36,23 @@ pub struct JobSummary {
     pub modify_index: u64,
 }
 
+/// The tables a blocking query can watch (Nomad's per-table indexes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Table {
+    Jobs,
+    Nodes,
+    Allocs,
+    Evals,
+}
+
 /// Everything the API reads, at one Raft index.
 pub trait ReadView: StateView {
+    /// Returns the Raft index of the newest change to `table`. Views that do not track
+    /// tables answer with the view's index.
+    fn table_index(&self, table: Table) -> u64 {
+        let _ = table;
+        self.index()
+    }
     /// Returns every job (current versions), ordered by (namespace, id).
     fn jobs(&self) -> Vec<&Job>;
     /// Returns the stored versions of a job, newest first.

@@ -106,6 +106,7 @@ impl StateMachine {
 /// Builds the in-memory state from a snapshot image.
 pub fn state_from_image(image: StateImage, job_tracked_versions: usize) -> ClusterState {
     let mut state = ClusterState::new(job_tracked_versions);
+    state.applying = image.last_applied_index;
     for job in image.job_versions {
         state.put_job(job);
     }
@@ -124,6 +125,7 @@ pub fn state_from_image(image: StateImage, job_tracked_versions: usize) -> Clust
     state.scheduler_config = image.scheduler_config;
     state.scheduler_config_index = image.scheduler_config_index;
     state.index = image.last_applied_index;
+    state.table_indexes = [image.last_applied_index; 4];
     state
 }
 

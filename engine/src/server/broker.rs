@@ -278,32 +278,15 @@ mod tests {
     use sched::structs::JobType;
 
     fn eval(id: &str, job: &str, priority: u16) -> Evaluation {
-        Evaluation {
-            id: id.into(),
-            namespace: "default".into(),
+        let mut e = crate::server::shard::new_eval(
+            "default",
+            job,
+            JobType::Service,
             priority,
-            job_type: JobType::Service,
-            triggered_by: "job-register".into(),
-            job_id: job.into(),
-            job_modify_index: 0,
-            node_id: String::new(),
-            node_modify_index: 0,
-            status: EvalStatus::Pending,
-            status_description: String::new(),
-            wait_until_unix_ns: 0,
-            next_eval: String::new(),
-            previous_eval: String::new(),
-            blocked_eval: String::new(),
-            failed_tg_allocs: Default::default(),
-            class_eligibility: Default::default(),
-            escaped_computed_class: false,
-            queued_allocations: Default::default(),
-            snapshot_index: 0,
-            create_index: 0,
-            modify_index: 0,
-            create_time_ns: 0,
-            modify_time_ns: 0,
-        }
+            "job-register",
+        );
+        e.id = id.into();
+        e
     }
 
     fn run<F: std::future::Future>(f: F) -> F::Output {

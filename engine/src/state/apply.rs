@@ -53,6 +53,7 @@ impl ClusterState {
             self.index
         );
         let now = envelope.now_unix_ns;
+        self.applying = index;
         let results = envelope
             .commands
             .iter()
@@ -88,6 +89,7 @@ impl ClusterState {
                         let k = (namespace.clone(), job_id.clone());
                         self.jobs.remove(&k);
                         self.job_versions.remove(&k);
+                        self.touch(crate::api::Table::Jobs);
                     } else if !job.stop {
                         let mut stopped = job;
                         stopped.stop = true;
@@ -133,8 +135,7 @@ impl ClusterState {
                     effects.capacity_freed = true;
                 }
                 effects.node_changes.push((node.id.clone(), node.status));
-                self.nodes
-                    .insert(node.id.clone(), std::sync::Arc::new(node));
+                self.put_node(node);
                 for eval in evals {
                     self.upsert_eval(index, now, eval.clone(), effects);
                 }
@@ -166,8 +167,7 @@ impl ClusterState {
                         effects.capacity_freed = true;
                     }
                     effects.node_changes.push((node.id.clone(), node.status));
-                    self.nodes
-                        .insert(node.id.clone(), std::sync::Arc::new(node));
+                    self.put_node(node);
                 }
                 for eval in evals {
                     self.upsert_eval(index, now, eval.clone(), effects);

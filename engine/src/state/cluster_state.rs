@@ -14,7 +14,7 @@ use sched::structs::{
 };
 use sched::{SchedulerConfig, StateView};
 
-use crate::api::{JobSummary, ReadView, TaskGroupSummary};
+use crate::api::{JobSummary, ReadView, Table, TaskGroupSummary};
 
 /// (namespace, job id).
 pub type JobKey = (String, String);
@@ -24,6 +24,10 @@ pub type JobKey = (String, String);
 pub struct ClusterState {
     /// The last Raft log index applied.
     pub index: u64,
+    /// The index of the entry being applied; table indexes take it when a table changes.
+    pub applying: u64,
+    /// Newest change per table: jobs, nodes, allocations, evaluations.
+    pub table_indexes: [u64; 4],
     pub jobs: OrdMap<JobKey, Arc<Job>>,
     /// Stored versions per job, oldest first.
     pub job_versions: OrdMap<JobKey, imbl::Vector<Arc<Job>>>,
@@ -60,8 +64,21 @@ impl ClusterState {
         }
     }
 
+    /// Records that `table` changed in the entry being applied.
+    pub fn touch(&mut self, table: Table) {
+        let slot = &mut self.table_indexes[table as usize];
+        *slot = (*slot).max(self.applying);
+    }
+
+    /// Inserts or replaces a node.
+    pub fn put_node(&mut self, node: Node) {
+        self.touch(Table::Nodes);
+        self.nodes.insert(node.id.clone(), Arc::new(node));
+    }
+
     /// Inserts or replaces an allocation, keeping every index and the usage table right.
     pub fn put_alloc(&mut self, alloc: Allocation) {
+        self.touch(Table::Allocs);
         let id = alloc.id.clone();
         if let Some(old) = self.allocs.get(&id).cloned() {
             self.release_usage(&old);
@@ -108,6 +125,7 @@ impl ClusterState {
 
     /// Removes an allocation and its index entries.
     pub fn remove_alloc(&mut self, alloc_id: &str) {
+        self.touch(Table::Allocs);
         let Some(alloc) = self.allocs.remove(alloc_id) else {
             return;
         };
@@ -128,6 +146,7 @@ impl ClusterState {
 
     /// Inserts or replaces an evaluation.
     pub fn put_eval(&mut self, eval: Evaluation) {
+        self.touch(Table::Evals);
         self.evals_by_job
             .entry(key(&eval.namespace, &eval.job_id))
             .or_default()
@@ -137,6 +156,7 @@ impl ClusterState {
 
     /// Removes an evaluation.
     pub fn remove_eval(&mut self, eval_id: &str) {
+        self.touch(Table::Evals);
         if let Some(eval) = self.evals.remove(eval_id) {
             if let Some(set) = self
                 .evals_by_job
@@ -149,6 +169,7 @@ impl ClusterState {
 
     /// Stores a job version as the current one and trims history to `job_tracked_versions`.
     pub fn put_job(&mut self, job: Job) {
+        self.touch(Table::Jobs);
         let k = key(&job.namespace, &job.id);
         let job = Arc::new(job);
         let versions = self.job_versions.entry(k.clone()).or_default();
@@ -214,6 +235,7 @@ impl ClusterState {
                 }
             }
             self.jobs.insert(k, updated);
+            self.touch(Table::Jobs);
         }
     }
 
@@ -292,6 +314,9 @@ impl StateView for ClusterState {
 }
 
 impl ReadView for ClusterState {
+    fn table_index(&self, table: Table) -> u64 {
+        self.table_indexes[table as usize]
+    }
     fn jobs(&self) -> Vec<&Job> {
         self.jobs.values().map(|j| &**j).collect()
     }

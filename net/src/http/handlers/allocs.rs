@@ -1,8 +1,8 @@
 //! Allocation endpoints: list and read.
 
+use super::{index_of, tables};
 use engine::api::ReadView;
 use engine::Cluster;
-use sched::StateView;
 use serde_json::Value;
 
 use super::nodes::{alloc_job, full_alloc};
@@ -16,7 +16,7 @@ pub(crate) async fn list<C: Cluster>(ctx: &mut Ctx<'_, C>) -> Result<HttpRespons
     // Task states are included unless `task_states` is given and false.
     let with_task_states =
         ctx.query.get("task_states").is_none() || ctx.query.bool_param("task_states")?;
-    let view = ctx.view().await;
+    let view = ctx.view(tables::ALLOCS).await;
     let items = view
         .allocs()
         .into_iter()
@@ -34,7 +34,7 @@ pub(crate) async fn list<C: Cluster>(ctx: &mut Ctx<'_, C>) -> Result<HttpRespons
             (index_token(&ctx.query, a.create_index, &a.id), stub)
         })
         .collect();
-    ctx.list_reply(items, view.index())
+    ctx.list_reply(items, index_of(&*view, tables::ALLOCS))
 }
 
 /// `GET /v1/allocation/:id`
@@ -42,9 +42,9 @@ pub(crate) async fn get<C: Cluster>(
     ctx: &mut Ctx<'_, C>,
     id: &str,
 ) -> Result<HttpResponse, HttpError> {
-    let view = ctx.view().await;
+    let view = ctx.view(tables::ALLOCS).await;
     let alloc = view
         .alloc(id)
         .ok_or_else(|| HttpError::not_found("alloc not found"))?;
-    Ok(ctx.read_reply(&full_alloc(&*view, alloc), view.index()))
+    Ok(ctx.read_reply(&full_alloc(&*view, alloc), index_of(&*view, tables::ALLOCS)))
 }

@@ -1,8 +1,8 @@
 //! Evaluation endpoints: list, read, allocations of an evaluation.
 
+use super::{index_of, tables};
 use engine::api::ReadView;
 use engine::Cluster;
-use sched::StateView;
 use serde_json::Value;
 
 use super::{index_token, job_type_of, Ctx};
@@ -18,7 +18,7 @@ pub(crate) async fn list<C: Cluster>(ctx: &mut Ctx<'_, C>) -> Result<HttpRespons
             "Filter expression cannot be used with other filter parameters",
         ));
     }
-    let view = ctx.view().await;
+    let view = ctx.view(tables::EVALS).await;
     let items = view
         .evals()
         .into_iter()
@@ -33,7 +33,7 @@ pub(crate) async fn list<C: Cluster>(ctx: &mut Ctx<'_, C>) -> Result<HttpRespons
             )
         })
         .collect();
-    ctx.list_reply(items, view.index())
+    ctx.list_reply(items, index_of(&*view, tables::EVALS))
 }
 
 /// `GET /v1/evaluation/:id`
@@ -41,11 +41,11 @@ pub(crate) async fn get<C: Cluster>(
     ctx: &mut Ctx<'_, C>,
     id: &str,
 ) -> Result<HttpResponse, HttpError> {
-    let view = ctx.view().await;
+    let view = ctx.view(tables::EVALS).await;
     let eval = view
         .eval(id)
         .ok_or_else(|| HttpError::not_found("eval not found"))?;
-    Ok(ctx.read_reply(&encode::evaluation(eval), view.index()))
+    Ok(ctx.read_reply(&encode::evaluation(eval), index_of(&*view, tables::EVALS)))
 }
 
 /// `GET /v1/evaluation/:id/allocations`
@@ -53,11 +53,11 @@ pub(crate) async fn allocations<C: Cluster>(
     ctx: &mut Ctx<'_, C>,
     id: &str,
 ) -> Result<HttpResponse, HttpError> {
-    let view = ctx.view().await;
+    let view = ctx.view(tables::ALLOCS).await;
     let stubs: Vec<Value> = view
         .allocs_by_eval(id)
         .into_iter()
         .map(|a| encode::alloc_list_stub(a, job_type_of(&*view, &a.namespace, &a.job_id)))
         .collect();
-    Ok(ctx.read_reply(&Value::Array(stubs), view.index()))
+    Ok(ctx.read_reply(&Value::Array(stubs), index_of(&*view, tables::ALLOCS)))
 }

@@ -1,5 +1,6 @@
 //! Job endpoints: list, register, parse, read, versions, summary, plan, evaluate, deregister.
 
+use super::{index_of, tables};
 use engine::api::{ReadView, RegisterJob};
 use engine::{Cluster, EngineError};
 use sched::structs::Job;
@@ -57,7 +58,7 @@ struct ParseRequestBody {
 /// `GET /v1/jobs`
 pub(crate) async fn list<C: Cluster>(ctx: &mut Ctx<'_, C>) -> Result<HttpResponse, HttpError> {
     let with_meta = ctx.query.bool_param("meta")?;
-    let view = ctx.view().await;
+    let view = ctx.view(tables::JOBS).await;
     let items = view
         .jobs()
         .into_iter()
@@ -74,7 +75,7 @@ pub(crate) async fn list<C: Cluster>(ctx: &mut Ctx<'_, C>) -> Result<HttpRespons
             (format!("{}.{}", j.namespace, j.id), stub)
         })
         .collect();
-    ctx.list_reply(items, view.index())
+    ctx.list_reply(items, index_of(&*view, tables::JOBS))
 }
 
 /// `PUT|POST /v1/jobs` and `PUT|POST /v1/job/:id`.
@@ -209,11 +210,11 @@ pub(crate) async fn get<C: Cluster>(
     ctx: &mut Ctx<'_, C>,
     id: &str,
 ) -> Result<HttpResponse, HttpError> {
-    let view = ctx.view().await;
+    let view = ctx.view(tables::JOBS).await;
     let job = view
         .job(ctx.query.namespace_or_default(), id)
         .ok_or_else(|| HttpError::not_found("job not found"))?;
-    Ok(ctx.read_reply(&jobspec::job_to_api(job), view.index()))
+    Ok(ctx.read_reply(&jobspec::job_to_api(job), index_of(&*view, tables::JOBS)))
 }
 
 /// `GET /v1/job/:id/versions`
@@ -221,7 +222,7 @@ pub(crate) async fn versions<C: Cluster>(
     ctx: &mut Ctx<'_, C>,
     id: &str,
 ) -> Result<HttpResponse, HttpError> {
-    let view = ctx.view().await;
+    let view = ctx.view(tables::JOBS).await;
     let versions = view.job_versions(ctx.query.namespace_or_default(), id);
     if versions.is_empty() {
         return Err(HttpError::not_found("job versions not found"));
@@ -230,7 +231,7 @@ pub(crate) async fn versions<C: Cluster>(
         "Versions": versions.into_iter().map(jobspec::job_to_api).collect::<Vec<_>>(),
         "Diffs": null,
     });
-    let meta = ctx.meta(view.index());
+    let meta = ctx.meta(index_of(&*view, tables::JOBS));
     meta.embed(&mut value);
     Ok(crate::http::reply::json_response(
         &value,
@@ -244,7 +245,7 @@ pub(crate) async fn allocations<C: Cluster>(
     ctx: &mut Ctx<'_, C>,
     id: &str,
 ) -> Result<HttpResponse, HttpError> {
-    let view = ctx.view().await;
+    let view = ctx.view(tables::ALLOCS).await;
     let ns = ctx.query.namespace_or_default();
     let job_type = job_type_of(&*view, ns, id);
     let stubs: Vec<Value> = view
@@ -252,7 +253,7 @@ pub(crate) async fn allocations<C: Cluster>(
         .into_iter()
         .map(|a| encode::alloc_list_stub(a, job_type))
         .collect();
-    Ok(ctx.read_reply(&Value::Array(stubs), view.index()))
+    Ok(ctx.read_reply(&Value::Array(stubs), index_of(&*view, tables::ALLOCS)))
 }
 
 /// `GET /v1/job/:id/evaluations`
@@ -260,13 +261,13 @@ pub(crate) async fn evaluations<C: Cluster>(
     ctx: &mut Ctx<'_, C>,
     id: &str,
 ) -> Result<HttpResponse, HttpError> {
-    let view = ctx.view().await;
+    let view = ctx.view(tables::EVALS).await;
     let evals: Vec<Value> = view
         .evals_by_job(ctx.query.namespace_or_default(), id)
         .into_iter()
         .map(encode::evaluation)
         .collect();
-    Ok(ctx.read_reply(&Value::Array(evals), view.index()))
+    Ok(ctx.read_reply(&Value::Array(evals), index_of(&*view, tables::EVALS)))
 }
 
 /// `GET /v1/job/:id/summary`
@@ -274,11 +275,14 @@ pub(crate) async fn summary<C: Cluster>(
     ctx: &mut Ctx<'_, C>,
     id: &str,
 ) -> Result<HttpResponse, HttpError> {
-    let view = ctx.view().await;
+    let view = ctx.view(tables::JOBS_ALLOCS).await;
     let summary = view
         .job_summary(ctx.query.namespace_or_default(), id)
         .ok_or_else(|| HttpError::not_found("job not found"))?;
-    Ok(ctx.read_reply(&encode::job_summary(&summary), view.index()))
+    Ok(ctx.read_reply(
+        &encode::job_summary(&summary),
+        index_of(&*view, tables::JOBS_ALLOCS),
+    ))
 }
 
 /// `PUT|POST /v1/job/:id/plan`

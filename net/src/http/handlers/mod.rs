@@ -10,7 +10,7 @@ use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use engine::api::ReadView;
+use engine::api::{ReadView, Table};
 use engine::Cluster;
 use hyper::body::Incoming;
 use hyper::{Method, Request};
@@ -61,8 +61,9 @@ impl<'a, C: Cluster> Ctx<'a, C> {
         .await
     }
 
-    /// Returns the view a read should answer from, blocking first when `index` asks for it.
-    pub(crate) async fn view(&self) -> Rc<C::View> {
+    /// Returns the view a read should answer from. With `index`, blocks until one of `tables`
+    /// changed past it (Nomad's per-table indexes) or the wait ends.
+    pub(crate) async fn view(&self, tables: &[Table]) -> Rc<C::View> {
         if self.query.index == 0 {
             return self.cluster.view();
         }
@@ -71,9 +72,17 @@ impl<'a, C: Cluster> Ctx<'a, C> {
             Some(w) if !w.is_zero() => w.min(max),
             _ => max,
         };
-        self.cluster
-            .wait_for_index(self.query.index, wait + jitter(wait / 16))
-            .await
+        let deadline = std::time::Instant::now() + wait + jitter(wait / 16);
+        let mut seen = self.query.index;
+        loop {
+            let remaining = deadline.saturating_duration_since(std::time::Instant::now());
+            let view = self.cluster.wait_for_index(seen, remaining).await;
+            if index_of(&*view, tables) > self.query.index || remaining.is_zero() {
+                return view;
+            }
+            // Something else changed: wait past it for the tables asked about.
+            seen = seen.max(sched::StateView::index(&*view));
+        }
     }
 
     /// Returns the query meta for data at `index`.
@@ -145,4 +154,24 @@ pub(crate) fn index_token(query: &Query, create_index: u64, id: &str) -> String 
     } else {
         id.to_string()
     }
+}
+
+/// The table sets the read endpoints watch.
+pub(crate) mod tables {
+    use engine::api::Table;
+
+    pub(crate) const JOBS: &[Table] = &[Table::Jobs];
+    pub(crate) const NODES: &[Table] = &[Table::Nodes];
+    pub(crate) const ALLOCS: &[Table] = &[Table::Allocs];
+    pub(crate) const EVALS: &[Table] = &[Table::Evals];
+    pub(crate) const JOBS_ALLOCS: &[Table] = &[Table::Jobs, Table::Allocs];
+}
+
+/// Returns the newest change to any of `tables`: the `X-Nomad-Index` of a read.
+pub(crate) fn index_of<V: ReadView + ?Sized>(view: &V, tables: &[Table]) -> u64 {
+    tables
+        .iter()
+        .map(|t| view.table_index(*t))
+        .max()
+        .unwrap_or(0)
 }

@@ -1,5 +1,6 @@
 //! Node endpoints: list, read, allocations.
 
+use super::{index_of, tables};
 use engine::api::ReadView;
 use engine::Cluster;
 use sched::StateView;
@@ -14,14 +15,14 @@ use crate::jobspec;
 pub(crate) async fn list<C: Cluster>(ctx: &mut Ctx<'_, C>) -> Result<HttpResponse, HttpError> {
     let resources = ctx.query.bool_param("resources")?;
     let os = ctx.query.bool_param("os")?;
-    let view = ctx.view().await;
+    let view = ctx.view(tables::NODES).await;
     let items = view
         .nodes()
         .into_iter()
         .filter(|n| n.id.starts_with(&ctx.query.prefix))
         .map(|n| (n.id.clone(), encode::node_list_stub(n, resources, os)))
         .collect();
-    ctx.list_reply(items, view.index())
+    ctx.list_reply(items, index_of(&*view, tables::NODES))
 }
 
 /// `GET /v1/node/:id` (full ID only, like Nomad).
@@ -29,11 +30,11 @@ pub(crate) async fn get<C: Cluster>(
     ctx: &mut Ctx<'_, C>,
     id: &str,
 ) -> Result<HttpResponse, HttpError> {
-    let view = ctx.view().await;
+    let view = ctx.view(tables::NODES).await;
     let node = view
         .node(id)
         .ok_or_else(|| HttpError::not_found("node not found"))?;
-    Ok(ctx.read_reply(&encode::node(node), view.index()))
+    Ok(ctx.read_reply(&encode::node(node), index_of(&*view, tables::NODES)))
 }
 
 /// `GET /v1/node/:id/allocations`: full allocations, each with its job.
@@ -41,13 +42,13 @@ pub(crate) async fn allocations<C: Cluster>(
     ctx: &mut Ctx<'_, C>,
     id: &str,
 ) -> Result<HttpResponse, HttpError> {
-    let view = ctx.view().await;
+    let view = ctx.view(tables::ALLOCS).await;
     let allocs: Vec<Value> = view
         .allocs_by_node(id)
         .into_iter()
         .map(|a| full_alloc(&*view, a))
         .collect();
-    Ok(ctx.read_reply(&Value::Array(allocs), view.index()))
+    Ok(ctx.read_reply(&Value::Array(allocs), index_of(&*view, tables::ALLOCS)))
 }
 
 /// Encodes an allocation with the job version it runs (the current job when that version is
