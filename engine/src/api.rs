@@ -68,6 +68,10 @@ pub trait ReadView: StateView {
     fn eval(&self, eval_id: &str) -> Option<&Evaluation>;
     fn evals_by_job(&self, namespace: &str, job_id: &str) -> Vec<&Evaluation>;
     fn scheduler_config(&self) -> &SchedulerConfig;
+    /// Returns the Raft index of the last scheduler configuration change (0: never set).
+    fn scheduler_config_index(&self) -> u64 {
+        0
+    }
 }
 
 /// A job registration (`PUT /v1/jobs`).
@@ -174,6 +178,13 @@ pub trait Cluster: Clone + 'static {
         purge: bool,
     ) -> Result<EvalReply, EngineError>;
     async fn evaluate_job(&self, namespace: &str, job_id: &str) -> Result<EvalReply, EngineError>;
+    /// Replaces the scheduler configuration. With `cas`, only when the stored configuration's
+    /// modify index equals it. Returns whether it was updated and the write's index.
+    async fn set_scheduler_config(
+        &self,
+        config: SchedulerConfig,
+        cas: Option<u64>,
+    ) -> Result<(bool, u64), EngineError>;
     /// Runs the scheduler on the current view without committing anything.
     async fn plan_job(&self, job: Job) -> Result<PlanReply, EngineError>;
 

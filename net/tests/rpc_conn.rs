@@ -170,6 +170,14 @@ impl Cluster for FakeCluster {
             config: SchedulerConfig::default(),
         })
     }
+    async fn set_scheduler_config(
+        &self,
+        _config: sched::SchedulerConfig,
+        _cas: Option<u64>,
+    ) -> Result<(bool, u64), EngineError> {
+        Err(EngineError::NoLeader)
+    }
+
     async fn wait_for_index(&self, _: u64, _: Duration) -> Rc<EmptyView> {
         self.view()
     }

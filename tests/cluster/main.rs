@@ -9,3 +9,4 @@ mod durability;
 mod heartbeat;
 mod placement;
 mod python_nomad;
+mod scheduler_config;

@@ -241,6 +241,15 @@ impl EvalBroker {
         NackOutcome::Requeued
     }
 
+    /// Returns a dequeued evaluation to the ready queue without counting the delivery
+    /// (the broker was paused between dequeue and processing).
+    pub fn nack_undelivered(&self, eval_id: &str) {
+        if let Some(d) = self.state.borrow_mut().deliveries.get_mut(eval_id) {
+            *d = d.saturating_sub(1);
+        }
+        let _ = self.nack(eval_id);
+    }
+
     /// Replaces the broker's content with the pending and blocked evaluations of a state.
     pub fn restore<'a>(&self, evals: impl Iterator<Item = &'a Evaluation>) {
         {

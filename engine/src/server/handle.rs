@@ -215,6 +215,25 @@ impl Cluster for Handle {
         })
     }
 
+    async fn set_scheduler_config(
+        &self,
+        config: sched::SchedulerConfig,
+        cas: Option<u64>,
+    ) -> Result<(bool, u64), EngineError> {
+        self.leader_required()?;
+        let resp = self
+            .core
+            .propose(vec![Command::SetSchedulerConfig { config, cas }])
+            .await?;
+        match resp.results.first() {
+            Some(CommandResult::Applied) => Ok((true, resp.index)),
+            Some(CommandResult::Refused { .. }) => Ok((false, resp.index)),
+            other => Err(EngineError::Fatal {
+                reason: format!("unexpected scheduler configuration result {other:?}"),
+            }),
+        }
+    }
+
     async fn plan_job(&self, mut job: Job) -> Result<PlanReply, EngineError> {
         resolve_defaults(&mut job);
         let state = self.core.state();

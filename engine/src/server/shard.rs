@@ -158,7 +158,7 @@ impl ShardCore {
     }
 
     /// Takes or gives up leadership duties: the broker and the heartbeat timers.
-    pub fn set_leader(&self, is_leader: bool) {
+    pub fn set_leader(self: &Rc<Self>, is_leader: bool) {
         if self.is_leader.replace(is_leader) == is_leader {
             return;
         }
@@ -168,6 +168,9 @@ impl ShardCore {
             return;
         }
         let state = self.state();
+        if self.id == 0 && state.scheduler_config_index == 0 {
+            self.bootstrap_scheduler_config();
+        }
         // Every node gets `failover_heartbeat_ttl` to find the new leader before anything is
         // marked down.
         let deadline = Instant::now() + self.heartbeat_config.failover_heartbeat_ttl;
@@ -192,6 +195,27 @@ impl ShardCore {
             nodes = self.heartbeats.borrow().len(),
             "leadership duties restored"
         );
+    }
+
+    /// Writes `default_scheduler_config` once, when the cluster has never had one set.
+    /// Later changes go through the API; the config file no longer applies.
+    fn bootstrap_scheduler_config(self: &Rc<Self>) -> bool {
+        let Some(config) = self.shared.config.server.default_scheduler_config.clone() else {
+            return false;
+        };
+        let core = self.clone();
+        glommio::spawn_local(async move {
+            let cmd = Command::SetSchedulerConfig {
+                config,
+                cas: Some(0),
+            };
+            match core.propose(vec![cmd]).await {
+                Ok(_) => tracing::info!("default_scheduler_config applied"),
+                Err(e) => tracing::error!(error = %e, "could not apply default_scheduler_config"),
+            }
+        })
+        .detach();
+        true
     }
 
     /// Runs the periodic duties: heartbeat expiry, batched client updates, unblocking.

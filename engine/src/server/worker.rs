@@ -22,6 +22,8 @@ use openraft::AsyncRuntime;
 pub const PLAN_ATTEMPTS_MAX: usize = 5;
 /// An evaluation not finished within this time is nacked (Nomad's nack timeout).
 pub const EVAL_NACK_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often a paused worker looks whether the broker was resumed.
+const PAUSED_POLL: Duration = Duration::from_millis(200);
 /// Longest a worker waits for the view to catch up after a partial commit.
 const REFRESH_WAIT_MAX: Duration = Duration::from_secs(5);
 
@@ -29,9 +31,18 @@ const REFRESH_WAIT_MAX: Duration = Duration::from_secs(5);
 pub async fn worker_loop(core: Rc<ShardCore>) {
     while !core.stopped.get() {
         core.broker.wait_enabled().await;
+        if core.state().scheduler_config.pause_eval_broker {
+            // `pause_eval_broker`: evaluations stay pending until the operator resumes.
+            glommio::timer::sleep(PAUSED_POLL).await;
+            continue;
+        }
         let Some(eval) = core.broker.dequeue().await else {
             continue;
         };
+        if core.state().scheduler_config.pause_eval_broker {
+            core.broker.nack_undelivered(&eval.id);
+            continue;
+        }
         let outcome = GlommioRuntime::timeout(EVAL_NACK_TIMEOUT, process_eval(&core, &eval)).await;
         let failure = match outcome {
             Ok(Ok(())) => None,

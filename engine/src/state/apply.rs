@@ -214,7 +214,26 @@ impl ClusterState {
                 }
                 CommandResult::Applied
             }
-            Command::SetSchedulerConfig { config } => {
+            Command::SetSchedulerConfig { config, cas } => {
+                if let Some(want) = cas {
+                    if *want != self.scheduler_config_index {
+                        return CommandResult::Refused {
+                            message: format!(
+                                "scheduler configuration was modified at index {}, not {want}",
+                                self.scheduler_config_index
+                            ),
+                        };
+                    }
+                }
+                if self.scheduler_config.pause_eval_broker && !config.pause_eval_broker {
+                    // Evaluations left pending while paused become runnable again.
+                    effects.pending_evals.extend(
+                        self.evals
+                            .values()
+                            .filter(|e| e.status == EvalStatus::Pending)
+                            .map(|e| (**e).clone()),
+                    );
+                }
                 self.scheduler_config = config.clone();
                 self.scheduler_config_index = index;
                 CommandResult::Applied

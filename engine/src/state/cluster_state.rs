@@ -400,4 +400,7 @@ impl ReadView for ClusterState {
     fn scheduler_config(&self) -> &SchedulerConfig {
         &self.scheduler_config
     }
+    fn scheduler_config_index(&self) -> u64 {
+        self.scheduler_config_index
+    }
 }

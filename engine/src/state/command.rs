@@ -62,8 +62,12 @@ pub enum Command {
         updates: Vec<AllocUpdate>,
         evals: Vec<Evaluation>,
     },
-    /// Replaces the scheduler configuration.
-    SetSchedulerConfig { config: SchedulerConfig },
+    /// Replaces the scheduler configuration; with `cas`, only if the stored configuration was
+    /// last changed at that index.
+    SetSchedulerConfig {
+        config: SchedulerConfig,
+        cas: Option<u64>,
+    },
 }
 
 /// The wall-clock time the leader stamped on an entry, so every server applies it the same.

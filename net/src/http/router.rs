@@ -9,7 +9,7 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderValue, LOCATION};
 use hyper::{Method, Request, StatusCode};
 
-use super::handlers::{agent, allocs, evals, jobs, nodes, Ctx};
+use super::handlers::{agent, allocs, evals, jobs, nodes, operator, Ctx};
 use super::query::{percent_decode, Query};
 use super::reply::{HttpError, HttpResponse};
 use super::HttpLimits;
@@ -108,6 +108,11 @@ async fn route<C: Cluster>(ctx: &mut Ctx<'_, C>, path: &str) -> Result<HttpRespo
             allow(&method, READ)?;
             agent::health(ctx)
         }
+        "operator/scheduler/configuration" => match method {
+            Method::GET => operator::get_scheduler(ctx),
+            Method::PUT | Method::POST => operator::set_scheduler(ctx).await,
+            _ => Err(HttpError::method_not_allowed()),
+        },
         "operator/raft/configuration" => {
             allow(&method, READ)?;
             agent::raft_configuration(ctx)

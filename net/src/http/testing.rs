@@ -286,6 +286,24 @@ impl Cluster for FakeCluster {
         self.inner.status.borrow().clone()
     }
 
+    async fn set_scheduler_config(
+        &self,
+        config: SchedulerConfig,
+        cas: Option<u64>,
+    ) -> Result<(bool, u64), EngineError> {
+        let mut state = (*self.view()).clone();
+        // The fake keeps no separate configuration index: `cas` is checked against the
+        // state's index.
+        if cas.is_some_and(|c| c != state.index) {
+            return Ok((false, state.index));
+        }
+        state.index += 1;
+        state.config = config;
+        let index = state.index;
+        *self.inner.state.borrow_mut() = Rc::new(state);
+        Ok((true, index))
+    }
+
     async fn register_job(&self, req: RegisterJob) -> Result<RegisterJobReply, EngineError> {
         self.inner.registrations.borrow_mut().push(req.clone());
         let view = self.view();

@@ -5,6 +5,7 @@ pub(crate) mod allocs;
 pub(crate) mod evals;
 pub(crate) mod jobs;
 pub(crate) mod nodes;
+pub(crate) mod operator;
 
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
