@@ -185,6 +185,28 @@ pub trait Cluster: Clone + 'static {
         config: SchedulerConfig,
         cas: Option<u64>,
     ) -> Result<(bool, u64), EngineError>;
+    /// Sets a node's scheduling eligibility. Returns the write's index.
+    async fn update_node_eligibility(
+        &self,
+        node_id: &str,
+        eligible: bool,
+    ) -> Result<u64, EngineError> {
+        let _ = (node_id, eligible);
+        Err(EngineError::invalid(
+            "node",
+            "eligibility changes are not served here",
+        ))
+    }
+    /// Starts or cancels a node drain. Returns the created evaluation ids and the index.
+    async fn update_node_drain(
+        &self,
+        node_id: &str,
+        drain: Option<sched::structs::DrainStrategy>,
+        mark_eligible: bool,
+    ) -> Result<(Vec<String>, u64), EngineError> {
+        let _ = (node_id, drain, mark_eligible);
+        Err(EngineError::invalid("node", "drains are not served here"))
+    }
     /// Runs the scheduler on the current view without committing anything.
     async fn plan_job(&self, job: Job) -> Result<PlanReply, EngineError>;
 

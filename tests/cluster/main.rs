@@ -7,6 +7,7 @@ mod bad_input;
 mod blocking;
 mod durability;
 mod heartbeat;
+mod node_lifecycle;
 mod placement;
 mod python_nomad;
 mod scheduler_config;

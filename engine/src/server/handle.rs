@@ -234,6 +234,69 @@ impl Cluster for Handle {
         }
     }
 
+    async fn update_node_eligibility(
+        &self,
+        node_id: &str,
+        eligible: bool,
+    ) -> Result<u64, EngineError> {
+        self.leader_required()?;
+        let state = self.core.state();
+        let Some(node) = state.nodes.get(node_id) else {
+            return Err(EngineError::NotFound {
+                kind: "node",
+                id: node_id.to_string(),
+            });
+        };
+        if eligible && node.drain.is_some() {
+            return Err(EngineError::invalid(
+                "Eligibility",
+                "can not set node's scheduling eligibility to eligible while it is draining",
+            ));
+        }
+        let resp = self
+            .core
+            .propose(vec![Command::UpdateNodeEligibility {
+                node_id: node_id.to_string(),
+                eligible,
+            }])
+            .await?;
+        Ok(resp.index)
+    }
+
+    async fn update_node_drain(
+        &self,
+        node_id: &str,
+        drain: Option<sched::structs::DrainStrategy>,
+        mark_eligible: bool,
+    ) -> Result<(Vec<String>, u64), EngineError> {
+        self.leader_required()?;
+        let state = self.core.state();
+        if !state.nodes.contains_key(node_id) {
+            return Err(EngineError::NotFound {
+                kind: "node",
+                id: node_id.to_string(),
+            });
+        }
+        // Every job with a live allocation on the node is evaluated: its scheduler migrates
+        // what the drain covers.
+        let evals = if drain.is_some() {
+            super::shard::node_evals(&state, node_id, sched::structs::triggers::NODE_DRAIN, false)
+        } else {
+            Vec::new()
+        };
+        let ids = evals.iter().map(|e| e.id.clone()).collect();
+        let resp = self
+            .core
+            .propose(vec![Command::UpdateNodeDrain {
+                node_id: node_id.to_string(),
+                drain,
+                mark_eligible,
+                evals,
+            }])
+            .await?;
+        Ok((ids, resp.index))
+    }
+
     async fn plan_job(&self, mut job: Job) -> Result<PlanReply, EngineError> {
         resolve_defaults(&mut job);
         let state = self.core.state();

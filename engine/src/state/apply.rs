@@ -175,9 +175,12 @@ impl ClusterState {
                 CommandResult::Applied
             }
             Command::ApplyPlans { plans, evals } => {
+                let mut nodes = std::collections::BTreeSet::new();
                 for plan in plans {
+                    nodes.extend(plan.updates.iter().map(|a| a.node_id.clone()));
                     self.apply_plan(index, now, plan, effects);
                 }
+                self.complete_drains(index, now, nodes);
                 for eval in evals {
                     self.upsert_eval(index, now, eval.clone(), effects);
                 }
@@ -212,6 +215,62 @@ impl ClusterState {
                 for (ns, job_id) in touched {
                     self.refresh_job_status(&ns, &job_id, index);
                 }
+                CommandResult::Applied
+            }
+            Command::UpdateNodeEligibility { node_id, eligible } => {
+                let Some(old) = self.nodes.get(node_id).cloned() else {
+                    return CommandResult::Refused {
+                        message: format!("node not found: {node_id}"),
+                    };
+                };
+                let mut node = (*old).clone();
+                node.eligible = *eligible;
+                node.modify_index = index;
+                push_event(
+                    &mut node,
+                    index,
+                    now,
+                    if *eligible {
+                        "Node marked as eligible for scheduling"
+                    } else {
+                        "Node marked as ineligible for scheduling"
+                    },
+                );
+                if *eligible && !old.eligible {
+                    effects.capacity_freed = true;
+                }
+                self.put_node(node);
+                CommandResult::Applied
+            }
+            Command::UpdateNodeDrain {
+                node_id,
+                drain,
+                mark_eligible,
+                evals,
+            } => {
+                let Some(old) = self.nodes.get(node_id).cloned() else {
+                    return CommandResult::Refused {
+                        message: format!("node not found: {node_id}"),
+                    };
+                };
+                let mut node = (*old).clone();
+                node.drain = drain.clone();
+                node.modify_index = index;
+                if drain.is_some() {
+                    node.eligible = false;
+                    push_event(&mut node, index, now, "Node drain strategy set");
+                } else {
+                    if *mark_eligible {
+                        node.eligible = true;
+                        effects.capacity_freed = true;
+                    }
+                    push_event(&mut node, index, now, "Node drain strategy removed");
+                }
+                self.put_node(node);
+                for eval in evals {
+                    self.upsert_eval(index, now, eval.clone(), effects);
+                }
+                self.complete_drains(index, now, std::iter::once(node_id.clone()).collect());
                 CommandResult::Applied
             }
             Command::SetSchedulerConfig { config, cas } => {
@@ -384,6 +443,63 @@ impl ClusterState {
         let (ns, job_id) = (eval.namespace.clone(), eval.job_id.clone());
         self.put_eval(eval);
         self.refresh_job_status(&ns, &job_id, index);
+    }
+}
+
+fn push_event(node: &mut sched::structs::Node, index: u64, now: i64, message: &str) {
+    node.events.push(NodeEvent {
+        message: message.to_string(),
+        subsystem: "Drain".into(),
+        timestamp_unix_ns: now,
+        create_index: index,
+    });
+    if node.events.len() > NODE_EVENTS_MAX {
+        node.events.remove(0);
+    }
+}
+
+impl ClusterState {
+    /// Ends the drain of every listed node that holds no allocation the drain must move.
+    /// The node stays ineligible, as in Nomad.
+    fn complete_drains(
+        &mut self,
+        index: u64,
+        now: i64,
+        node_ids: std::collections::BTreeSet<String>,
+    ) {
+        for node_id in node_ids {
+            let Some(node) = self.nodes.get(&node_id).cloned() else {
+                continue;
+            };
+            let Some(drain) = node.drain.clone() else {
+                continue;
+            };
+            let jobs = &self.jobs;
+            let remaining = self.allocs_by_node.get(&node_id).is_some_and(|allocs| {
+                allocs.values().any(|a| {
+                    if a.is_terminal() {
+                        return false;
+                    }
+                    let system = jobs
+                        .get(&(a.namespace.clone(), a.job_id.clone()))
+                        .is_some_and(|j| {
+                            matches!(
+                                j.job_type,
+                                sched::structs::JobType::System | sched::structs::JobType::SysBatch
+                            )
+                        });
+                    !(drain.ignore_system_jobs && system)
+                })
+            });
+            if remaining {
+                continue;
+            }
+            let mut node = (*node).clone();
+            node.drain = None;
+            node.modify_index = index;
+            push_event(&mut node, index, now, "Node drain complete");
+            self.put_node(node);
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 //! log entries and snapshots must still decode after an upgrade.
 
 use rkyv::{Archive, Deserialize, Serialize};
-use sched::structs::{Allocation, Evaluation, Job, Node, NodeStatus};
+use sched::structs::{Allocation, DrainStrategy, Evaluation, Job, Node, NodeStatus};
 use sched::SchedulerConfig;
 
 use crate::client_proto::AllocUpdate;
@@ -67,6 +67,16 @@ pub enum Command {
     SetSchedulerConfig {
         config: SchedulerConfig,
         cas: Option<u64>,
+    },
+    /// Sets whether a node takes new allocations.
+    UpdateNodeEligibility { node_id: String, eligible: bool },
+    /// Starts (`Some`) or cancels (`None`) a node drain, with the evaluations that move the
+    /// node's allocations away.
+    UpdateNodeDrain {
+        node_id: String,
+        drain: Option<DrainStrategy>,
+        mark_eligible: bool,
+        evals: Vec<Evaluation>,
     },
 }
 

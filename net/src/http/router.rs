@@ -130,6 +130,14 @@ async fn route<C: Cluster>(ctx: &mut Ctx<'_, C>, path: &str) -> Result<HttpRespo
                         allow(&method, READ)?;
                         nodes::allocations(ctx, id).await
                     }
+                    Some((id, "eligibility")) => {
+                        allow(&method, WRITE)?;
+                        nodes::eligibility(ctx, id).await
+                    }
+                    Some((id, "drain")) => {
+                        allow(&method, WRITE)?;
+                        nodes::drain(ctx, id).await
+                    }
                     Some(_) => Err(not_found()),
                 }
             } else if let Some(id) = rest.strip_prefix("allocation/") {

@@ -70,3 +70,88 @@ pub(crate) fn alloc_job<'v, V: ReadView>(
         .find(|j| j.version == a.job_version)
         .or_else(|| view.job(&a.namespace, &a.job_id))
 }
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default, rename_all = "PascalCase")]
+struct EligibilityBody {
+    eligibility: String,
+}
+
+/// `POST|PUT /v1/node/:id/eligibility` with `{"Eligibility": "eligible"|"ineligible"}`.
+pub(crate) async fn eligibility<C: Cluster>(
+    ctx: &mut Ctx<'_, C>,
+    id: &str,
+) -> Result<HttpResponse, HttpError> {
+    let body = ctx.body(ctx.limits.body_bytes_max).await?;
+    let body: EligibilityBody = crate::http::body::decode_json(&body)?;
+    let eligible = match body.eligibility.as_str() {
+        "eligible" => true,
+        "ineligible" => false,
+        other => {
+            return Err(HttpError::bad_request(format!(
+                "invalid scheduling eligibility {other:?}: Eligibility must be \"eligible\" or \"ineligible\""
+            )))
+        }
+    };
+    let index = ctx.cluster.update_node_eligibility(id, eligible).await?;
+    let value = serde_json::json!({
+        "EvalIDs": [], "EvalCreateIndex": 0, "NodeModifyIndex": index, "Index": index,
+    });
+    Ok(crate::http::reply::write_response(
+        &value,
+        ctx.query.pretty,
+        index,
+    ))
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default, rename_all = "PascalCase")]
+struct DrainSpecBody {
+    deadline: i64,
+    ignore_system_jobs: bool,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default, rename_all = "PascalCase")]
+struct DrainBody {
+    drain_spec: Option<DrainSpecBody>,
+    mark_eligible: bool,
+}
+
+/// `POST|PUT /v1/node/:id/drain` with `{"DrainSpec": {"Deadline", "IgnoreSystemJobs"} | null,
+/// "MarkEligible"}`. A null spec cancels the drain.
+pub(crate) async fn drain<C: Cluster>(
+    ctx: &mut Ctx<'_, C>,
+    id: &str,
+) -> Result<HttpResponse, HttpError> {
+    let body = ctx.body(ctx.limits.body_bytes_max).await?;
+    let body: DrainBody = crate::http::body::decode_json(&body)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0);
+    let drain = body.drain_spec.map(|spec| sched::structs::DrainStrategy {
+        deadline_ns: spec.deadline,
+        ignore_system_jobs: spec.ignore_system_jobs,
+        // A negative deadline means "force now"; zero means no deadline.
+        force_deadline_unix_ns: if spec.deadline > 0 {
+            now + spec.deadline
+        } else {
+            0
+        },
+        started_at_unix_ns: now,
+    });
+    let (eval_ids, index) = ctx
+        .cluster
+        .update_node_drain(id, drain, body.mark_eligible)
+        .await?;
+    let create_index = if eval_ids.is_empty() { 0 } else { index };
+    let value = serde_json::json!({
+        "EvalIDs": eval_ids, "EvalCreateIndex": create_index, "NodeModifyIndex": index, "Index": index,
+    });
+    Ok(crate::http::reply::write_response(
+        &value,
+        ctx.query.pretty,
+        index,
+    ))
+}
