@@ -39,11 +39,7 @@ impl Router {
     }
 
     fn job_shard(&self, namespace: &str, job_id: &str) -> usize {
-        let mut bytes = Vec::with_capacity(namespace.len() + job_id.len() + 1);
-        bytes.extend_from_slice(namespace.as_bytes());
-        bytes.push(0);
-        bytes.extend_from_slice(job_id.as_bytes());
-        (super::messages::fnv(&bytes) % self.shards as u64) as usize
+        super::messages::job_owner(self.shards, namespace, job_id)
     }
 }
 
@@ -74,7 +70,7 @@ impl ApplyListener for Router {
             self.send(shard, ShardMsg::Block(evals));
         }
         for (node_id, status) in effects.node_changes {
-            let shard = (super::messages::fnv(node_id.as_bytes()) % self.shards as u64) as usize;
+            let shard = super::messages::node_owner(self.shards, &node_id);
             self.send(shard, ShardMsg::NodeChanged { node_id, status });
         }
         if effects.capacity_freed {

@@ -69,22 +69,34 @@ pub struct Shared {
 impl Shared {
     /// Returns the shard that owns a node.
     pub fn node_shard(&self, node_id: &str) -> usize {
-        (fnv(node_id.as_bytes()) % self.shards as u64) as usize
+        node_owner(self.shards, node_id)
     }
 
     /// Returns the shard that owns a job and its evaluations.
     pub fn job_shard(&self, namespace: &str, job_id: &str) -> usize {
-        let mut bytes = Vec::with_capacity(namespace.len() + job_id.len() + 1);
-        bytes.extend_from_slice(namespace.as_bytes());
-        bytes.push(0);
-        bytes.extend_from_slice(job_id.as_bytes());
-        (fnv(&bytes) % self.shards as u64) as usize
+        job_owner(self.shards, namespace, job_id)
     }
 
     /// Returns the latest published state.
     pub fn state(&self) -> Arc<ClusterState> {
         self.view.borrow().clone()
     }
+}
+
+/// Returns which of `shards` owns a node.
+pub fn node_owner(shards: usize, node_id: &str) -> usize {
+    (fnv(node_id.as_bytes()) % shards as u64) as usize
+}
+
+/// Returns which of `shards` owns a job and its evaluations.
+pub fn job_owner(shards: usize, namespace: &str, job_id: &str) -> usize {
+    let mut h = fnv(namespace.as_bytes());
+    // Hash the separator and the id on top, without building a joined string.
+    for b in std::iter::once(&0u8).chain(job_id.as_bytes()) {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % shards as u64) as usize
 }
 
 /// FNV-1a: a stable hash, so ownership does not change between releases or restarts.
