@@ -28,6 +28,7 @@ pub enum RaftRequest {
 }
 
 /// Messages a shard accepts.
+#[allow(clippy::large_enum_variant)]
 pub enum ShardMsg {
     /// A client request for a node this shard owns.
     Client {

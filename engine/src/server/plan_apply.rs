@@ -46,16 +46,6 @@ pub struct Verdict {
     pub added: PendingUsage,
 }
 
-impl Default for PlanApply {
-    fn default() -> Self {
-        PlanApply {
-            eval_id: String::new(),
-            updates: Vec::new(),
-            placements: Vec::new(),
-        }
-    }
-}
-
 /// Verifies `plan` against `state` plus `pending`.
 pub fn verify_plan(state: &ClusterState, plan: &Plan, pending: &PendingUsage) -> Verdict {
     let mut verdict = Verdict {

@@ -18,7 +18,7 @@ pub struct NodeStatusUpdate {
 }
 
 /// The accepted part of one scheduler plan.
-#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 pub struct PlanApply {
     pub eval_id: String,
     /// Allocations whose desired or client status changes (stops, lost).
