@@ -72,7 +72,9 @@ pub enum ClientResponse {
         heartbeat_ttl_ms: u64,
         leader_rpc_addr: String,
     },
-    /// The node's non-terminal-for-the-server allocations at `index`.
+    /// The node's allocations that the servers changed after the request's `min_index`
+    /// (all of them when it was 0), leaving out those the client already finished. A client
+    /// keeps what it was sent before; an allocation that is not listed did not change.
     Allocs {
         index: u64,
         allocs: Vec<Allocation>,

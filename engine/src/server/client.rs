@@ -273,6 +273,9 @@ async fn get_allocs(
                 .map(|allocs| {
                     allocs
                         .values()
+                        // Only what changed since the client's index (everything on its
+                        // first call): an unchanged allocation costs nothing to re-send.
+                        .filter(|a| a.alloc_modify_index.max(a.create_index) > min_index)
                         .filter(|a| !a.client_status.is_terminal())
                         .map(|a| (**a).clone())
                         .collect()

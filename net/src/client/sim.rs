@@ -5,7 +5,7 @@
 //! from a seed and the node's index, so a restarted simulator re-registers the same nodes.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -528,9 +528,9 @@ fn observe_allocs(
     known: &mut HashMap<String, KnownAlloc>,
     allocs: &[Allocation],
 ) {
-    let mut present = HashSet::with_capacity(allocs.len());
+    // The server sends only allocations that changed since the last answer, so absence
+    // means "unchanged", never "gone": entries are kept for the node's lifetime.
     for alloc in allocs {
-        present.insert(alloc.id.as_str());
         let is_new = !known.contains_key(&alloc.id);
         let entry = known.entry(alloc.id.clone()).or_default();
         if alloc.desired_status == DesiredStatus::Run {
@@ -553,7 +553,6 @@ fn observe_allocs(
             link.queue(node, update_for(alloc, ClientStatus::Complete));
         }
     }
-    known.retain(|id, _| present.contains(id.as_str()));
 }
 
 fn update_for(alloc: &Allocation, status: ClientStatus) -> AllocUpdate {
