@@ -38,6 +38,31 @@ impl Handle {
         self.core.id
     }
 
+    /// Returns a new pending evaluation of an existing job (NotFound otherwise); writes need a
+    /// leader.
+    fn job_eval(
+        &self,
+        namespace: &str,
+        job_id: &str,
+        trigger: &str,
+    ) -> Result<Evaluation, EngineError> {
+        self.leader_required()?;
+        let state = self.core.state();
+        let Some(job) = state.job(namespace, job_id) else {
+            return Err(EngineError::NotFound {
+                kind: "job",
+                id: job_id.to_string(),
+            });
+        };
+        Ok(new_eval(
+            namespace,
+            job_id,
+            job.job_type,
+            job.priority,
+            trigger,
+        ))
+    }
+
     fn leader_required(&self) -> Result<(), EngineError> {
         let status = self.status();
         if status.known_leader {
@@ -155,21 +180,7 @@ impl Cluster for Handle {
         job_id: &str,
         purge: bool,
     ) -> Result<EvalReply, EngineError> {
-        self.leader_required()?;
-        let state = self.core.state();
-        let Some(job) = state.job(namespace, job_id) else {
-            return Err(EngineError::NotFound {
-                kind: "job",
-                id: job_id.to_string(),
-            });
-        };
-        let eval = new_eval(
-            namespace,
-            job_id,
-            job.job_type,
-            job.priority,
-            triggers::JOB_DEREGISTER,
-        );
+        let eval = self.job_eval(namespace, job_id, triggers::JOB_DEREGISTER)?;
         let eval_id = eval.id.clone();
         let resp = self
             .core
@@ -188,21 +199,7 @@ impl Cluster for Handle {
     }
 
     async fn evaluate_job(&self, namespace: &str, job_id: &str) -> Result<EvalReply, EngineError> {
-        self.leader_required()?;
-        let state = self.core.state();
-        let Some(job) = state.job(namespace, job_id) else {
-            return Err(EngineError::NotFound {
-                kind: "job",
-                id: job_id.to_string(),
-            });
-        };
-        let eval = new_eval(
-            namespace,
-            job_id,
-            job.job_type,
-            job.priority,
-            triggers::JOB_REGISTER,
-        );
+        let eval = self.job_eval(namespace, job_id, triggers::JOB_REGISTER)?;
         let eval_id = eval.id.clone();
         let resp = self
             .core
