@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
-use sched::structs::{Allocation, Evaluation, Job, Node, Plan, SchedOutcome};
+use sched::structs::{Allocation, Evaluation, Job, Plan, SchedOutcome};
 use sched::{SchedulerConfig, StateView};
 
 use crate::client_proto::{ClientRequest, ClientResponse};
@@ -212,11 +212,6 @@ pub trait Cluster: Clone + 'static {
 
     /// Handles one client-protocol request for a node.
     async fn client_request(&self, req: ClientRequest) -> ClientResponse;
-    /// Returns the node whose id starts with `prefix`, for HTTP reads that must see a node
-    /// outside the view (none today; reserved).
-    fn node_by_id(&self, node_id: &str) -> Option<Node> {
-        self.view().node(node_id).cloned()
-    }
     /// The maximum time a blocking query may wait.
     fn max_query_time(&self) -> Duration {
         Duration::from_secs(300)

@@ -258,42 +258,35 @@ async fn get_allocs(
     max_wait_ms: u64,
 ) -> ClientResponse {
     let deadline = Instant::now() + Duration::from_millis(max_wait_ms).min(GET_ALLOCS_WAIT_MAX);
-    let mut view = core.shared.view.clone();
-    loop {
-        let state = view.borrow_and_update().clone();
-        if let Err(resp) = authenticate(&state, node_id, secret_id) {
-            return resp;
-        }
-        let index = node_alloc_index(&state, node_id);
-        let now = Instant::now();
-        if index > min_index || now >= deadline {
-            let allocs = state
-                .allocs_by_node
-                .get(node_id)
-                .map(|allocs| {
-                    allocs
-                        .values()
-                        // Only what changed since the client's index (everything on its
-                        // first call): an unchanged allocation costs nothing to re-send.
-                        .filter(|a| a.alloc_modify_index.max(a.create_index) > min_index)
-                        .filter(|a| !a.client_status.is_terminal())
-                        .map(|a| (**a).clone())
-                        .collect()
-                })
-                .unwrap_or_default();
-            return ClientResponse::Allocs {
-                index: index.max(min_index),
-                allocs,
-            };
-        }
-        let changed = view.changed();
-        let timer = glommio::timer::sleep(deadline - now);
-        futures_lite::future::or(
-            async {
-                changed.await.ok();
-            },
-            timer,
-        )
+    if let Err(resp) = authenticate(&core.state(), node_id, secret_id) {
+        return resp;
+    }
+    // Each wake costs one lookup in the per-node index; the node is authenticated once more
+    // only when the answer is built.
+    let state = core
+        .shared
+        .wait_for_state(|s| node_alloc_index(s, node_id) > min_index, deadline)
         .await;
+    if let Err(resp) = authenticate(&state, node_id, secret_id) {
+        return resp;
+    }
+    let index = node_alloc_index(&state, node_id);
+    let allocs = state
+        .allocs_by_node
+        .get(node_id)
+        .map(|allocs| {
+            allocs
+                .values()
+                // Only what changed since the client's index (everything on its first call):
+                // an unchanged allocation costs nothing to re-send.
+                .filter(|a| a.alloc_modify_index.max(a.create_index) > min_index)
+                .filter(|a| !a.client_status.is_terminal())
+                .map(|a| (**a).clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    ClientResponse::Allocs {
+        index: index.max(min_index),
+        allocs,
     }
 }

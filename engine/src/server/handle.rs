@@ -86,23 +86,13 @@ impl Cluster for Handle {
     }
 
     async fn wait_for_index(&self, min_index: u64, timeout: Duration) -> Rc<ClusterState> {
-        let mut view = self.core.shared.view.clone();
         let deadline = Instant::now() + timeout;
-        loop {
-            let state = view.borrow_and_update().clone();
-            let now = Instant::now();
-            if state.index > min_index || now >= deadline {
-                return to_view(state);
-            }
-            let changed = view.changed();
-            futures_lite::future::or(
-                async {
-                    changed.await.ok();
-                },
-                glommio::timer::sleep(deadline - now),
-            )
+        let state = self
+            .core
+            .shared
+            .wait_for_state(|s| s.index > min_index, deadline)
             .await;
-        }
+        to_view(state)
     }
 
     fn status(&self) -> ClusterStatus {

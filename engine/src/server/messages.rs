@@ -82,6 +82,31 @@ impl Shared {
     pub fn state(&self) -> Arc<ClusterState> {
         self.view.borrow().clone()
     }
+
+    /// Waits until a published state satisfies `ready` or `deadline` passes, and returns the
+    /// newest state. Blocking queries, `GetAllocs` and plan retries all wait this way.
+    pub async fn wait_for_state(
+        &self,
+        ready: impl Fn(&ClusterState) -> bool,
+        deadline: std::time::Instant,
+    ) -> Arc<ClusterState> {
+        let mut view = self.view.clone();
+        loop {
+            let state = view.borrow_and_update().clone();
+            let now = std::time::Instant::now();
+            if ready(&state) || now >= deadline {
+                return state;
+            }
+            let changed = view.changed();
+            futures_lite::future::or(
+                async {
+                    changed.await.ok();
+                },
+                glommio::timer::sleep(deadline - now),
+            )
+            .await;
+        }
+    }
 }
 
 /// Returns which of `shards` owns a node.

@@ -89,23 +89,10 @@ async fn submit_plan(
 }
 
 async fn wait_for_view(core: &ShardCore, index: u64) -> Arc<ClusterState> {
-    let mut view = core.shared.view.clone();
     let deadline = std::time::Instant::now() + REFRESH_WAIT_MAX;
-    loop {
-        let state = view.borrow_and_update().clone();
-        let now = std::time::Instant::now();
-        if state.index >= index || now >= deadline {
-            return state;
-        }
-        let changed = view.changed();
-        futures_lite::future::or(
-            async {
-                changed.await.ok();
-            },
-            glommio::timer::sleep(deadline - now),
-        )
-        .await;
-    }
+    core.shared
+        .wait_for_state(|s| s.index >= index, deadline)
+        .await
 }
 
 /// Processes one evaluation to completion (or returns an error to nack it).

@@ -413,7 +413,6 @@ impl ClusterState {
         for (ns, job_id) in touched {
             self.refresh_job_status(&ns, &job_id, index);
         }
-        let _ = &plan.eval_id;
     }
 
     fn upsert_eval(
