@@ -153,6 +153,130 @@ pub struct ClusterStatus {
     pub shards: usize,
     pub http_addr: String,
     pub rpc_addr: String,
+    /// Whether this server is the leader (and has applied everything committed before its
+    /// term began, so its state is current).
+    pub is_leader: bool,
+}
+
+/// A server's gossip status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MemberStatus {
+    Alive,
+    /// Announced that it is leaving; becomes `Left` once that spread.
+    Leaving,
+    Left,
+    /// Stopped answering probes.
+    Failed,
+}
+
+impl MemberStatus {
+    /// Nomad's lower-case name of the status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberStatus::Alive => "alive",
+            MemberStatus::Leaving => "leaving",
+            MemberStatus::Left => "left",
+            MemberStatus::Failed => "failed",
+        }
+    }
+}
+
+/// One server as the gossip pool knows it: what the engine needs to bootstrap Raft and keep
+/// its membership in step with the servers that exist.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerInfo {
+    /// The agent's `name` (without the region suffix).
+    pub name: String,
+    pub region: String,
+    pub datacenter: String,
+    /// The server's Raft id.
+    pub raft_id: u64,
+    /// Advertised RPC address, `ip:port`.
+    pub rpc_addr: String,
+    /// Advertised HTTP address, `ip:port`.
+    pub http_addr: String,
+    /// Gossip address, `ip:port`.
+    pub serf_addr: String,
+    pub status: MemberStatus,
+    pub bootstrap_expect: u32,
+    pub non_voter: bool,
+    pub redundancy_zone: String,
+    pub upgrade_version: String,
+    pub build: String,
+}
+
+/// The server gossip pool. Implemented by `net`'s gossip; the engine reads it to bootstrap
+/// Raft (`bootstrap_expect`) and to add, remove and clean up Raft peers.
+///
+/// Calls may block for a bounded time (network round trips); call them off the shard cores.
+pub trait Membership: Send + Sync + 'static {
+    /// Every server the pool knows of, this one included.
+    fn members(&self) -> Vec<ServerInfo>;
+    /// Contacts the servers at `addrs` (`host` or `host:port`, the serf port by default) and
+    /// joins their pool. Returns how many answered; fails only when none did.
+    fn join(&self, addrs: &[String]) -> Result<usize, String>;
+    /// Marks a failed server as left so it is no longer counted; with `prune` it is forgotten
+    /// at once. Unknown names are an error.
+    fn force_leave(&self, name: &str, prune: bool) -> Result<(), String>;
+    /// Announces that this server leaves and waits (bounded) for the news to spread.
+    fn leave(&self) -> Result<(), String>;
+}
+
+/// The membership of a server that gossips with nobody: it knows only itself.
+pub struct SoloMembership(pub ServerInfo);
+
+impl Membership for SoloMembership {
+    fn members(&self) -> Vec<ServerInfo> {
+        vec![self.0.clone()]
+    }
+    fn join(&self, addrs: &[String]) -> Result<usize, String> {
+        Err(format!(
+            "gossip is not running on this server; cannot join {}",
+            addrs.join(", ")
+        ))
+    }
+    fn force_leave(&self, name: &str, _prune: bool) -> Result<(), String> {
+        Err(format!("unknown server {name:?}"))
+    }
+    fn leave(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Autopilot settings as stored in the replicated state, with their Raft indexes.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct AutopilotState {
+    pub config: crate::config::AutopilotConfig,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+/// One server's health as autopilot judges it (`/v1/operator/autopilot/health`).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ServerHealth {
+    pub id: String,
+    pub name: String,
+    pub address: String,
+    /// Gossip status ("alive", "failed", ...).
+    pub serf_status: String,
+    pub version: String,
+    pub leader: bool,
+    pub voter: bool,
+    pub last_contact_ms: u64,
+    pub last_term: u64,
+    pub last_index: u64,
+    pub healthy: bool,
+    /// Unix seconds since the server has been healthy (0 when it is not).
+    pub stable_since_unix: u64,
+}
+
+/// The cluster's health as autopilot judges it.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct AutopilotHealth {
+    pub healthy: bool,
+    /// How many voters may fail before quorum is lost.
+    pub failure_tolerance: u32,
+    pub servers: Vec<ServerHealth>,
 }
 
 /// What the transports may ask of the engine. Implemented by `engine::Handle`.
@@ -206,6 +330,44 @@ pub trait Cluster: Clone + 'static {
     ) -> Result<(Vec<String>, u64), EngineError> {
         let _ = (node_id, drain, mark_eligible);
         Err(EngineError::invalid("node", "drains are not served here"))
+    }
+    /// Joins the gossip pools of the servers at `addrs`; returns how many answered.
+    async fn join_servers(&self, addrs: Vec<String>) -> Result<usize, EngineError> {
+        let _ = addrs;
+        Err(EngineError::invalid("address", "joining is not served here"))
+    }
+    /// Forces a failed server out of the pool (`server force-leave`); with `prune` it is
+    /// forgotten at once.
+    async fn force_leave(&self, name: &str, prune: bool) -> Result<(), EngineError> {
+        let _ = (name, prune);
+        Err(EngineError::invalid("node", "force-leave is not served here"))
+    }
+    /// Removes a server from the Raft configuration by id or by address (exactly one set).
+    async fn remove_raft_peer(
+        &self,
+        id: Option<&str>,
+        address: Option<&str>,
+    ) -> Result<(), EngineError> {
+        let _ = (id, address);
+        Err(EngineError::invalid("id", "removing peers is not served here"))
+    }
+    /// Returns the autopilot configuration.
+    fn autopilot_config(&self) -> AutopilotState {
+        AutopilotState::default()
+    }
+    /// Replaces the autopilot configuration; with `cas`, only when the stored modify index
+    /// equals it. Returns whether it was updated.
+    async fn set_autopilot_config(
+        &self,
+        config: crate::config::AutopilotConfig,
+        cas: Option<u64>,
+    ) -> Result<bool, EngineError> {
+        let _ = (config, cas);
+        Err(EngineError::invalid("autopilot", "autopilot is not served here"))
+    }
+    /// Returns autopilot's view of every server's health.
+    fn autopilot_health(&self) -> AutopilotHealth {
+        AutopilotHealth::default()
     }
     /// Runs the scheduler on the current view without committing anything.
     async fn plan_job(&self, job: Job) -> Result<PlanReply, EngineError>;

@@ -42,6 +42,10 @@ pub struct AgentConfig {
     pub shards: Option<usize>,
     pub server: ServerConfig,
     pub autopilot: AutopilotConfig,
+    /// Leave the server pool gracefully on SIGINT (Nomad's default for servers: false).
+    pub leave_on_interrupt: bool,
+    /// Leave the server pool gracefully on SIGTERM (default false).
+    pub leave_on_terminate: bool,
 }
 
 impl Default for AgentConfig {
@@ -59,6 +63,8 @@ impl Default for AgentConfig {
             shards: None,
             server: ServerConfig::default(),
             autopilot: AutopilotConfig::default(),
+            leave_on_interrupt: false,
+            leave_on_terminate: false,
         }
     }
 }
