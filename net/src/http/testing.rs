@@ -232,6 +232,7 @@ pub fn sample_status() -> ClusterStatus {
         shards: 1,
         http_addr: "127.0.0.1:4646".into(),
         rpc_addr: "127.0.0.1:4647".into(),
+        is_leader: true,
     }
 }
 
