@@ -18,6 +18,8 @@ bind_addr  = "10.0.0.5"
 log_level  = "DEBUG"
 log_json   = true
 shards     = 3
+leave_on_interrupt = true
+leave_on_terminate = true
 
 ports {
   http = 5646
@@ -144,6 +146,7 @@ fn full_config_sets_every_key() {
     assert_eq!(c.log_level, "DEBUG");
     assert!(c.log_json);
     assert_eq!(c.shards, Some(3));
+    assert!(c.leave_on_interrupt && c.leave_on_terminate);
     assert_eq!(
         (c.ports.http, c.ports.rpc, c.ports.serf),
         (5646, 5647, 5648)
@@ -443,4 +446,32 @@ fn sizes_parse() {
     assert_eq!(parse_size("4kib").unwrap(), 4096);
     assert_eq!(parse_size("100").unwrap(), 100);
     assert!(parse_size("3 parsecs").is_err());
+}
+
+#[test]
+fn leave_on_signal_keys() {
+    let d = AgentConfig::default();
+    assert!(!d.leave_on_interrupt && !d.leave_on_terminate);
+    let c = parse("leave_on_interrupt = true\nleave_on_terminate = true\n").unwrap();
+    assert!(c.leave_on_interrupt);
+    assert!(c.leave_on_terminate);
+    let c = parse("leave_on_terminate = true\n").unwrap();
+    assert!(!c.leave_on_interrupt);
+    assert!(c.leave_on_terminate);
+    let json = parse_agent_config(
+        Path::new("agent.json"),
+        r#"{"leave_on_interrupt": true}"#,
+        true,
+        AgentConfig::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(json.leave_on_interrupt);
+    let err = parse("leave_on_interrupt = \"sometimes\"\n").unwrap_err();
+    assert_eq!(err.errors.len(), 1, "{err}");
+    assert_eq!(err.errors[0].path, "leave_on_interrupt");
+    assert!(
+        err.to_string()
+            .starts_with("agent.hcl:1: leave_on_interrupt: expected a bool"),
+        "{err}"
+    );
 }

@@ -93,6 +93,8 @@ impl Apply {
                 "bind_addr" => set!(self, item, path, string, bind_addr),
                 "log_level" => set!(self, item, path, string, log_level),
                 "log_json" => set!(self, item, path, boolean, log_json),
+                "leave_on_interrupt" => set!(self, item, path, boolean, leave_on_interrupt),
+                "leave_on_terminate" => set!(self, item, path, boolean, leave_on_terminate),
                 "shards" => {
                     if let Some(v) = self.count(item, &path, usize::MAX as u64) {
                         self.config.shards = Some(v as usize);
