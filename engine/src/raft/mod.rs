@@ -3,6 +3,7 @@
 
 pub mod log_storage;
 pub mod network;
+pub mod recovery;
 pub mod runtime;
 pub mod state_machine;
 pub mod types;

@@ -160,6 +160,7 @@ pub fn start(
     let store = LogStore::open(&dir).map_err(fatal)?;
     let snapshots = Arc::new(SnapshotStore::open(&dir).map_err(fatal)?);
     let id = server_id(&store)?;
+    crate::raft::recovery::apply_peers_json(&dir, &store, id)?;
     let raft_cfg = Arc::new(raft_config(&config)?);
 
     let (raft_tx, raft_rx) = mpsc::channel(RAFT_INBOX_MAX);
