@@ -153,6 +153,10 @@ pub struct ClusterStatus {
     pub shards: usize,
     pub http_addr: String,
     pub rpc_addr: String,
+    /// On the leader: the highest log index each peer is known to hold, by Raft id.
+    pub peer_match_index: Vec<(String, u64)>,
+    /// The servers in the Raft configuration (voters and non-voters), as this server sees it.
+    pub raft_servers: Vec<Member>,
     /// Whether this server is the leader (and has applied everything committed before its
     /// term began, so its state is current).
     pub is_leader: bool,
@@ -330,6 +334,14 @@ pub trait Cluster: Clone + 'static {
     ) -> Result<(Vec<String>, u64), EngineError> {
         let _ = (node_id, drain, mark_eligible);
         Err(EngineError::invalid("node", "drains are not served here"))
+    }
+    /// Handles a Raft message from another server.
+    async fn raft_rpc(
+        &self,
+        rpc: crate::raft::network::RaftRpc,
+    ) -> Result<crate::raft::network::RaftRpcReply, EngineError> {
+        let _ = rpc;
+        Err(EngineError::invalid("rpc", "raft is not served here"))
     }
     /// Joins the gossip pools of the servers at `addrs`; returns how many answered.
     async fn join_servers(&self, addrs: Vec<String>) -> Result<usize, EngineError> {

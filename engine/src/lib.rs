@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod raft;
 pub mod server;
+pub mod server_proto;
 pub mod state;
 
 pub use api::Cluster;

@@ -1,8 +1,7 @@
 //! openraft's network over a pluggable server-to-server transport.
 //!
-//! The engine does not open sockets itself: `tools` plugs in a `PeerTransport` from `net`.
-//! Messages cross it as JSON-encoded openraft requests (they are small except snapshots,
-//! which openraft chunks).
+//! The engine does not open sockets itself: the agent plugs in a `PeerTransport` from `net`,
+//! which carries these messages in `server_proto` frames.
 
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
@@ -31,11 +30,20 @@ pub enum RaftRpcReply {
     InstallSnapshot(Result<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>>),
 }
 
+/// The least time a snapshot chunk may take to reach a peer.
+const SNAPSHOT_CHUNK_TIMEOUT_MIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Carries Raft messages to another server's RPC address.
 #[allow(async_fn_in_trait)]
 pub trait PeerTransport: Clone + 'static {
-    /// Sends one message and waits for its reply. `Err` means the peer was unreachable.
-    async fn call(&self, addr: &str, rpc: RaftRpc) -> Result<RaftRpcReply, String>;
+    /// Sends one message and waits up to `timeout` for its reply. `Err` means the peer was
+    /// unreachable or too slow.
+    async fn call(
+        &self,
+        addr: &str,
+        rpc: RaftRpc,
+        timeout: std::time::Duration,
+    ) -> Result<RaftRpcReply, String>;
 }
 
 /// The transport of a single-server cluster: there is never anyone to talk to.
@@ -43,7 +51,12 @@ pub trait PeerTransport: Clone + 'static {
 pub struct NoPeers;
 
 impl PeerTransport for NoPeers {
-    async fn call(&self, addr: &str, _rpc: RaftRpc) -> Result<RaftRpcReply, String> {
+    async fn call(
+        &self,
+        addr: &str,
+        _rpc: RaftRpc,
+        _timeout: std::time::Duration,
+    ) -> Result<RaftRpcReply, String> {
         Err(format!(
             "no server-to-server transport configured; cannot reach {addr}"
         ))
@@ -87,11 +100,11 @@ impl<T: PeerTransport> RaftNetwork<TypeConfig> for Network<T> {
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
-        _option: RPCOption,
+        option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
         match self
             .transport
-            .call(&self.addr, RaftRpc::AppendEntries(rpc))
+            .call(&self.addr, RaftRpc::AppendEntries(rpc), option.hard_ttl())
             .await
         {
             Ok(RaftRpcReply::AppendEntries(r)) => {
@@ -105,14 +118,16 @@ impl<T: PeerTransport> RaftNetwork<TypeConfig> for Network<T> {
     async fn install_snapshot(
         &mut self,
         rpc: InstallSnapshotRequest<TypeConfig>,
-        _option: RPCOption,
+        option: RPCOption,
     ) -> Result<
         InstallSnapshotResponse<u64>,
         RPCError<u64, BasicNode, RaftError<u64, InstallSnapshotError>>,
     > {
+        // A chunk may be megabytes; give it more than a heartbeat's time.
+        let timeout = option.hard_ttl().max(SNAPSHOT_CHUNK_TIMEOUT_MIN);
         match self
             .transport
-            .call(&self.addr, RaftRpc::InstallSnapshot(rpc))
+            .call(&self.addr, RaftRpc::InstallSnapshot(rpc), timeout)
             .await
         {
             Ok(RaftRpcReply::InstallSnapshot(r)) => {
@@ -126,9 +141,13 @@ impl<T: PeerTransport> RaftNetwork<TypeConfig> for Network<T> {
     async fn vote(
         &mut self,
         rpc: VoteRequest<u64>,
-        _option: RPCOption,
+        option: RPCOption,
     ) -> Result<VoteResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        match self.transport.call(&self.addr, RaftRpc::Vote(rpc)).await {
+        match self
+            .transport
+            .call(&self.addr, RaftRpc::Vote(rpc), option.hard_ttl())
+            .await
+        {
             Ok(RaftRpcReply::Vote(r)) => {
                 r.map_err(|e| RPCError::RemoteError(openraft::error::RemoteError::new(0, e)))
             }

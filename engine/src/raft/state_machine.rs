@@ -103,6 +103,9 @@ impl StateMachine {
     }
 }
 
+/// Name of the autopilot configuration among a snapshot's extra sections.
+const AUTOPILOT_EXTRA: &str = "autopilot";
+
 /// Builds the in-memory state from a snapshot image.
 pub fn state_from_image(image: StateImage, job_tracked_versions: usize) -> ClusterState {
     let mut state = ClusterState::new(job_tracked_versions);
@@ -124,6 +127,14 @@ pub fn state_from_image(image: StateImage, job_tracked_versions: usize) -> Clust
     }
     state.scheduler_config = image.scheduler_config;
     state.scheduler_config_index = image.scheduler_config_index;
+    for (name, bytes) in &image.extra {
+        if name == AUTOPILOT_EXTRA {
+            match serde_json::from_slice(bytes) {
+                Ok(record) => state.autopilot = Some(record),
+                Err(e) => tracing::error!(error = %e, "snapshot: undecodable autopilot configuration"),
+            }
+        }
+    }
     state.index = image.last_applied_index;
     state.table_indexes = [image.last_applied_index; 4];
     state
@@ -151,7 +162,16 @@ pub fn image_from_state(state: &ClusterState) -> StateImage {
         evals: state.evals.values().map(|e| (**e).clone()).collect(),
         scheduler_config: state.scheduler_config.clone(),
         scheduler_config_index: state.scheduler_config_index,
-        extra: Vec::new(),
+        extra: state
+            .autopilot
+            .iter()
+            .map(|a| {
+                (
+                    AUTOPILOT_EXTRA.to_string(),
+                    serde_json::to_vec(a).expect("autopilot record encodes"),
+                )
+            })
+            .collect(),
     }
 }
 

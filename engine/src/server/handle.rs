@@ -64,13 +64,24 @@ impl Handle {
     }
 
     fn leader_required(&self) -> Result<(), EngineError> {
-        let status = self.status();
-        if status.known_leader {
+        // Writes that reach the engine of a follower were not forwarded because the leader
+        // changed meanwhile; refusing them is right, the caller retries.
+        if self.core.shared.is_leader() {
             Ok(())
         } else {
             Err(EngineError::NoLeader)
         }
     }
+}
+
+/// Runs a call that may block (the gossip pool waits for answers) on its own thread, so the
+/// shard keeps serving meanwhile.
+async fn off_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.await.expect("the blocking call's thread always answers")
 }
 
 fn to_view(state: Arc<ClusterState>) -> Rc<ClusterState> {
@@ -219,6 +230,104 @@ impl Cluster for Handle {
                 reason: format!("unexpected scheduler configuration result {other:?}"),
             }),
         }
+    }
+
+    async fn raft_rpc(
+        &self,
+        rpc: crate::raft::network::RaftRpc,
+    ) -> Result<crate::raft::network::RaftRpcReply, EngineError> {
+        let (tx, rx) = oneshot::channel();
+        self.core
+            .shared
+            .raft_rpc_tx
+            .try_send((rpc, tx))
+            .map_err(|_| EngineError::Overloaded {
+                what: "raft inbox",
+                limit: super::messages::RAFT_INBOX_MAX,
+            })?;
+        rx.await.map_err(|_| EngineError::Fatal {
+            reason: "the raft core stopped".into(),
+        })
+    }
+
+    async fn join_servers(&self, addrs: Vec<String>) -> Result<usize, EngineError> {
+        let membership = self.core.shared.membership.clone();
+        off_thread(move || membership.join(&addrs))
+            .await
+            .map_err(|reason| EngineError::invalid("address", reason))
+    }
+
+    async fn force_leave(&self, name: &str, prune: bool) -> Result<(), EngineError> {
+        let membership = self.core.shared.membership.clone();
+        // Nomad names servers `<name>.<region>`; accept both forms.
+        let region = format!(".{}", self.core.shared.config.region);
+        let name = name.strip_suffix(region.as_str()).unwrap_or(name).to_string();
+        off_thread(move || membership.force_leave(&name, prune))
+            .await
+            .map_err(|reason| EngineError::invalid("node", reason))
+    }
+
+    async fn remove_raft_peer(
+        &self,
+        id: Option<&str>,
+        address: Option<&str>,
+    ) -> Result<(), EngineError> {
+        if id.is_some() == address.is_some() {
+            return Err(EngineError::invalid(
+                "id",
+                "give exactly one of a peer id or a peer address",
+            ));
+        }
+        let (tx, rx) = oneshot::channel();
+        let msg = super::messages::AdminMsg::RemovePeer {
+            id: id.map(str::to_string),
+            address: address.map(str::to_string),
+            reply: tx,
+        };
+        self.core
+            .shared
+            .admin_tx
+            .send(msg)
+            .await
+            .map_err(|_| EngineError::Fatal {
+                reason: "the raft core stopped".into(),
+            })?;
+        rx.await.map_err(|_| EngineError::Fatal {
+            reason: "the raft core stopped".into(),
+        })?
+    }
+
+    fn autopilot_config(&self) -> crate::api::AutopilotState {
+        self.core.shared.autopilot()
+    }
+
+    async fn set_autopilot_config(
+        &self,
+        config: crate::config::AutopilotConfig,
+        cas: Option<u64>,
+    ) -> Result<bool, EngineError> {
+        self.leader_required()?;
+        if let Some((field, reason)) = config.validate().into_iter().next() {
+            return Err(EngineError::invalid(field, reason));
+        }
+        let resp = self
+            .core
+            .propose(vec![Command::SetAutopilotConfig {
+                config: (&config).into(),
+                cas,
+            }])
+            .await?;
+        match resp.results.first() {
+            Some(CommandResult::Applied) => Ok(true),
+            Some(CommandResult::Refused { .. }) => Ok(false),
+            other => Err(EngineError::Fatal {
+                reason: format!("unexpected autopilot configuration result {other:?}"),
+            }),
+        }
+    }
+
+    fn autopilot_health(&self) -> crate::api::AutopilotHealth {
+        super::cluster::autopilot_health(&self.core.shared)
     }
 
     async fn update_node_eligibility(

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use openraft::ServerState;
 use tokio::sync::{mpsc, watch};
 
+use super::cluster::LeaderContact;
 use super::messages::{ShardMsg, Shared};
 use crate::api::Member;
 use crate::raft::state_machine::ApplyListener;
@@ -81,76 +82,155 @@ impl ApplyListener for Router {
     }
 }
 
+/// What `watch_leadership` needs besides the Raft handle.
+pub struct LeadershipInputs {
+    pub shared: Arc<Shared>,
+    pub is_leader: Rc<Cell<bool>>,
+    pub server_id: u64,
+    /// When a quorum last confirmed this server's leadership (see `cluster::lease_loop`).
+    pub lease_ok_at: Rc<Cell<Option<Instant>>>,
+    /// When a leader last reached this server.
+    pub contact: LeaderContact,
+    /// How long a leadership confirmation stays valid, and how long a follower trusts a
+    /// leader it has not heard from.
+    pub lease: Duration,
+}
+
+/// How often leadership and status are re-evaluated when nothing else changes.
+const STATUS_REFRESH: Duration = Duration::from_millis(100);
+
 /// Follows openraft's metrics: tells shards about leadership and refreshes the status.
-pub async fn watch_leadership(
-    raft: Raft,
-    shared: Arc<Shared>,
-    is_leader: Rc<Cell<bool>>,
-    server_id: u64,
-) {
+///
+/// This server counts as leading only when openraft says so, it has applied every entry up to
+/// the first one of its term (so brokers and heartbeat timers are restored from a current
+/// state), and a quorum confirmed its leadership within the lease. A leader cut off from the
+/// others therefore stops scheduling and marking nodes down within one lease.
+pub async fn watch_leadership(raft: Raft, inputs: LeadershipInputs) {
+    let LeadershipInputs {
+        shared,
+        is_leader,
+        server_id,
+        lease_ok_at,
+        contact,
+        lease,
+    } = inputs;
     let mut metrics = raft.metrics();
-    let mut last_leader_contact = Instant::now();
+    // The last log index when this server became leader: its own first entry of the term.
+    let mut barrier: Option<(u64, u64)> = None;
     loop {
         let m = metrics.borrow_and_update().clone();
-        let leading = m.state == ServerState::Leader && m.current_leader == Some(server_id);
-        if m.current_leader.is_some() {
-            last_leader_contact = Instant::now();
+        let raft_leader = m.state == ServerState::Leader && m.current_leader == Some(server_id);
+        if raft_leader {
+            if barrier.map(|(term, _)| term) != Some(m.current_term) {
+                barrier = Some((m.current_term, m.last_log_index.unwrap_or(0)));
+            }
+        } else {
+            barrier = None;
         }
-        let members: Vec<Member> = m
-            .membership_config
-            .membership()
+        let applied = m.last_applied.map_or(0, |l| l.index);
+        let caught_up = barrier.is_some_and(|(_, idx)| applied >= idx);
+        let lease_valid = lease_ok_at.get().is_some_and(|t| t.elapsed() <= lease);
+        let leading = raft_leader && caught_up && lease_valid;
+        let since_contact = contact.elapsed();
+        let follower_knows = m.current_leader.is_some()
+            && !raft_leader
+            && since_contact.is_some_and(|d| d <= lease * 2);
+        let known_leader = leading || follower_knows;
+        let membership = m.membership_config.membership();
+        let raft_servers: Vec<Member> = membership
             .nodes()
             .map(|(id, node)| {
                 let (addr, port) = split_addr(&node.addr);
                 Member {
-                    name: if *id == server_id {
-                        format!("{}.{}", shared.config.name, shared.config.region)
-                    } else {
-                        format!("server-{id}.{}", shared.config.region)
-                    },
+                    name: String::new(),
                     addr,
                     serf_port: shared.config.ports.serf,
                     rpc_port: port,
                     region: shared.config.region.clone(),
-                    datacenter: shared.config.datacenter.clone(),
+                    datacenter: String::new(),
                     status: "alive".into(),
                     id: id.to_string(),
-                    bootstrap_expect: shared.config.server.bootstrap_expect,
-                    leader: m.current_leader == Some(*id),
-                    voter: m
-                        .membership_config
-                        .membership()
+                    bootstrap_expect: 0,
+                    leader: m.current_leader == Some(*id) && known_leader,
+                    voter: membership
                         .get_joint_config()
                         .iter()
                         .any(|c| c.contains(id)),
                 }
             })
             .collect();
+        let gossip = shared.membership.members();
+        let raft_servers: Vec<Member> = raft_servers
+            .into_iter()
+            .map(|mut r| {
+                if let Some(g) = gossip.iter().find(|g| g.raft_id.to_string() == r.id) {
+                    r.name = format!("{}.{}", g.name, g.region);
+                    r.datacenter = g.datacenter.clone();
+                    r.status = g.status.as_str().to_string();
+                    r.bootstrap_expect = g.bootstrap_expect;
+                } else if r.id == server_id.to_string() {
+                    r.name = format!("{}.{}", shared.config.name, shared.config.region);
+                    r.datacenter = shared.config.datacenter.clone();
+                } else {
+                    r.name = format!("server-{}.{}", r.id, shared.config.region);
+                }
+                r
+            })
+            .collect();
+        let members: Vec<Member> = gossip
+            .iter()
+            .map(|g| {
+                let (addr, _) = split_addr(&g.serf_addr);
+                let (_, rpc_port) = split_addr(&g.rpc_addr);
+                let (_, serf_port) = split_addr(&g.serf_addr);
+                let raft = raft_servers.iter().find(|r| r.id == g.raft_id.to_string());
+                Member {
+                    name: format!("{}.{}", g.name, g.region),
+                    addr,
+                    serf_port,
+                    rpc_port,
+                    region: g.region.clone(),
+                    datacenter: g.datacenter.clone(),
+                    status: g.status.as_str().to_string(),
+                    id: g.raft_id.to_string(),
+                    bootstrap_expect: g.bootstrap_expect,
+                    leader: raft.is_some_and(|r| r.leader),
+                    voter: raft.is_some_and(|r| r.voter),
+                }
+            })
+            .collect();
         let leader_addr = m
             .current_leader
-            .and_then(|l| {
-                m.membership_config
-                    .membership()
-                    .get_node(&l)
-                    .map(|n| n.addr.clone())
-            })
+            .filter(|_| known_leader)
+            .and_then(|l| membership.get_node(&l).map(|n| n.addr.clone()))
             .unwrap_or_default();
         if let Ok(mut status) = shared.status.write() {
-            status.known_leader = m.current_leader.is_some();
+            status.known_leader = known_leader;
+            status.is_leader = leading;
             status.leader_rpc_addr = leader_addr;
             status.last_contact_ms = if leading {
                 0
             } else {
-                last_leader_contact.elapsed().as_millis() as u64
+                since_contact.map_or(u64::MAX, |d| d.as_millis() as u64)
             };
-            status.peers = members
+            status.peers = raft_servers
                 .iter()
                 .filter(|mb| mb.voter)
                 .map(|mb| format!("{}:{}", mb.addr, mb.rpc_port))
                 .collect();
             status.members = members;
+            status.raft_servers = raft_servers;
+            status.peer_match_index = m
+                .replication
+                .as_ref()
+                .map(|r| {
+                    r.iter()
+                        .map(|(id, l)| (id.to_string(), l.map_or(0, |l| l.index)))
+                        .collect()
+                })
+                .unwrap_or_default();
             status.raft_term = m.current_term;
-            status.raft_applied_index = m.last_applied.map_or(0, |l| l.index);
+            status.raft_applied_index = applied;
             status.raft_commit_index = m.last_log_index.unwrap_or(0);
         }
         if is_leader.replace(leading) != leading {
@@ -159,7 +239,15 @@ pub async fn watch_leadership(
                 let _ = tx.send(ShardMsg::Leadership { is_leader: leading }).await;
             }
         }
-        if metrics.changed().await.is_err() {
+        let changed = futures_lite::future::or(
+            async { metrics.changed().await.is_ok() },
+            async {
+                glommio::timer::sleep(STATUS_REFRESH).await;
+                true
+            },
+        )
+        .await;
+        if !changed {
             return;
         }
     }

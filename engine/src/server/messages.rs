@@ -65,6 +65,22 @@ pub struct Shared {
     pub status: RwLock<ClusterStatus>,
     pub http_addr: String,
     pub rpc_addr: String,
+    /// Raft messages from peers, answered on the Raft core.
+    pub raft_rpc_tx: mpsc::Sender<super::cluster::RaftRpcMsg>,
+    /// Membership changes asked for by operators, carried out on the Raft core.
+    pub admin_tx: mpsc::Sender<AdminMsg>,
+    /// The server gossip pool.
+    pub membership: Arc<dyn crate::api::Membership>,
+}
+
+/// Operator requests that the Raft core carries out.
+pub enum AdminMsg {
+    /// Removes a server from the Raft configuration, by id or by address.
+    RemovePeer {
+        id: Option<String>,
+        address: Option<String>,
+        reply: oneshot::Sender<Result<(), EngineError>>,
+    },
 }
 
 impl Shared {
@@ -76,6 +92,28 @@ impl Shared {
     /// Returns the shard that owns a job and its evaluations.
     pub fn job_shard(&self, namespace: &str, job_id: &str) -> usize {
         job_owner(self.shards, namespace, job_id)
+    }
+
+    /// Reports whether this server leads with a current state and a valid lease.
+    pub fn is_leader(&self) -> bool {
+        self.status.read().map(|s| s.is_leader).unwrap_or(false)
+    }
+
+    /// Returns the autopilot configuration in force: the replicated one once an operator set
+    /// it, else the agent's `autopilot {}` block.
+    pub fn autopilot(&self) -> crate::api::AutopilotState {
+        match &self.state().autopilot {
+            Some((record, create, modify)) => crate::api::AutopilotState {
+                config: record.into(),
+                create_index: *create,
+                modify_index: *modify,
+            },
+            None => crate::api::AutopilotState {
+                config: self.config.autopilot.clone(),
+                create_index: 0,
+                modify_index: 0,
+            },
+        }
     }
 
     /// Returns the latest published state.

@@ -6,6 +6,7 @@
 //! then the storage thread finishes its queue and closes the database.
 
 pub mod broker;
+pub mod cluster;
 pub mod client;
 pub mod handle;
 pub mod heartbeat;
@@ -19,4 +20,6 @@ pub mod worker;
 mod start;
 
 pub use handle::Handle;
-pub use start::{start, RunningServer, ShardInit};
+pub use start::{
+    load_server_id, own_server_info, raft_dir, start, start_clustered, RunningServer, ShardInit,
+};

@@ -13,16 +13,20 @@ use storage::{LogStore, SnapshotStore};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::handle::Handle;
-use super::leader::{snapshot_timer, watch_leadership, Router};
+use super::cluster::{
+    bootstrap_when_expected, lease_loop, reconcile_loop, serve_admin, serve_raft_rpcs,
+    LeaderContact,
+};
+use super::leader::{snapshot_timer, watch_leadership, LeadershipInputs, Router};
 use super::messages::{ShardMsg, Shared, RAFT_INBOX_MAX, SHARD_INBOX_MAX};
 use super::proposer::Proposer;
 use super::shard::{inbox_loop, ShardCore};
 use super::worker::worker_loop;
-use crate::api::ClusterStatus;
+use crate::api::{ClusterStatus, MemberStatus, Membership, ServerInfo, SoloMembership};
 use crate::config::AgentConfig;
 use crate::error::EngineError;
 use crate::raft::log_storage::LogStorage;
-use crate::raft::network::{NetworkFactory, NoPeers};
+use crate::raft::network::{NetworkFactory, NoPeers, PeerTransport};
 use crate::raft::state_machine::StateMachine;
 use crate::raft::Raft;
 use crate::state::ClusterState;
@@ -137,13 +141,62 @@ fn raft_config(config: &AgentConfig) -> Result<Config, EngineError> {
         .map_err(|e| EngineError::invalid("server.raft_multiplier", e.to_string()))
 }
 
-/// Starts a server with `config`. Blocks until the Raft core is up (bounded by
-/// `server.start_timeout`), then returns while the cores keep running.
+/// Starts a server that gossips with nobody and talks to no peers: a single-server cluster.
 pub fn start(
     config: AgentConfig,
     rpc_addr: String,
     http_addr: String,
     shard_init: ShardInit,
+) -> Result<RunningServer, EngineError> {
+    start_clustered(config, rpc_addr, http_addr, shard_init, None, || NoPeers)
+}
+
+/// Describes this server as the gossip pool would.
+pub fn own_server_info(config: &AgentConfig, raft_id: u64, rpc_addr: &str, http_addr: &str) -> ServerInfo {
+    ServerInfo {
+        name: config.name.clone(),
+        region: config.region.clone(),
+        datacenter: config.datacenter.clone(),
+        raft_id,
+        rpc_addr: rpc_addr.to_string(),
+        http_addr: http_addr.to_string(),
+        serf_addr: String::new(),
+        status: MemberStatus::Alive,
+        bootstrap_expect: config.server.bootstrap_expect,
+        non_voter: config.server.non_voting_server,
+        redundancy_zone: config.server.redundancy_zone.clone(),
+        upgrade_version: config.server.upgrade_version.clone(),
+        build: env!("CARGO_PKG_VERSION").to_string(),
+    }
+}
+
+/// Reads (or creates) the Raft id of the server whose data lives under `config`'s data dir.
+/// The gossip pool needs it before the server starts.
+pub fn load_server_id(config: &AgentConfig) -> Result<u64, EngineError> {
+    let dir = raft_dir(config);
+    std::fs::create_dir_all(&dir).map_err(|e| EngineError::Fatal {
+        reason: format!("creating {}: {e}", dir.display()),
+    })?;
+    let store = LogStore::open(&dir).map_err(|e| EngineError::Fatal {
+        reason: e.to_string(),
+    })?;
+    let id = server_id(&store);
+    let _ = store.close();
+    id
+}
+
+/// Starts a server with `config`. Blocks until the Raft core is up (bounded by
+/// `server.start_timeout`), then returns while the cores keep running.
+///
+/// `membership` is the server gossip pool (`None`: this server knows only itself);
+/// `make_transport` builds the peer transport on the Raft core.
+pub fn start_clustered<T: PeerTransport>(
+    config: AgentConfig,
+    rpc_addr: String,
+    http_addr: String,
+    shard_init: ShardInit,
+    membership: Option<Arc<dyn Membership>>,
+    make_transport: impl FnOnce() -> T + Send + 'static,
 ) -> Result<RunningServer, EngineError> {
     let shards = config
         .shards
@@ -171,6 +224,14 @@ pub fn start(
         shard_txs.push(tx);
         shard_rxs.push(rx);
     }
+    let gossiping = membership.is_some();
+    let membership: Arc<dyn Membership> = membership.unwrap_or_else(|| {
+        Arc::new(SoloMembership(own_server_info(
+            &config, id, &rpc_addr, &http_addr,
+        )))
+    });
+    let (raft_rpc_tx, raft_rpc_rx) = mpsc::channel(RAFT_INBOX_MAX);
+    let (admin_tx, admin_rx) = mpsc::channel(64);
     let tracked = config.server.job_tracked_versions.max(1) as usize;
     let (view_tx, view_rx) = watch::channel(Arc::new(ClusterState::new(tracked)));
     let shared = Arc::new(Shared {
@@ -182,6 +243,9 @@ pub fn start(
         status: RwLock::new(ClusterStatus::default()),
         http_addr: http_addr.clone(),
         rpc_addr: rpc_addr.clone(),
+        raft_rpc_tx,
+        admin_tx,
+        membership,
     });
     {
         let mut st = shared.status.write().expect("fresh lock");
@@ -218,7 +282,11 @@ pub fn start(
                 }
             };
             let view = sm.view_cell();
-            let network = NetworkFactory { transport: NoPeers };
+            let network = NetworkFactory {
+                transport: make_transport(),
+            };
+            let heartbeat = Duration::from_millis(raft_cfg.heartbeat_interval);
+            let lease = Duration::from_millis(raft_cfg.election_timeout_max) * 2;
             let raft = match Raft::new(id, raft_cfg, network, LogStorage::new(raft_store), sm).await
             {
                 Ok(r) => r,
@@ -227,7 +295,8 @@ pub fn start(
                     return;
                 }
             };
-            if !raft.is_initialized().await.unwrap_or(false) && s.bootstrap_expect <= 1 {
+            let initialized = raft.is_initialized().await.unwrap_or(false);
+            if !initialized && s.bootstrap_expect <= 1 && !s.non_voting_server {
                 let members = BTreeMap::from([(
                     id,
                     BasicNode {
@@ -240,13 +309,42 @@ pub fn start(
                 }
                 tracing::info!(server_id = id, "bootstrapped a single-server cluster");
             }
+            if !initialized && s.bootstrap_expect > 1 {
+                glommio::spawn_local(bootstrap_when_expected(
+                    raft.clone(),
+                    raft_shared.clone(),
+                    raft_shared.membership.clone(),
+                    id,
+                ))
+                .detach();
+            }
+            let contact = LeaderContact::new();
+            glommio::spawn_local(serve_raft_rpcs(raft.clone(), raft_rpc_rx, contact.clone()))
+                .detach();
+            let lease_ok_at = Rc::new(Cell::new(None));
+            glommio::spawn_local(lease_loop(raft.clone(), lease_ok_at.clone(), heartbeat * 2))
+                .detach();
             glommio::spawn_local(watch_leadership(
                 raft.clone(),
-                raft_shared.clone(),
-                is_leader,
-                id,
+                LeadershipInputs {
+                    shared: raft_shared.clone(),
+                    is_leader,
+                    server_id: id,
+                    lease_ok_at,
+                    contact,
+                    lease,
+                },
             ))
             .detach();
+            glommio::spawn_local(reconcile_loop(
+                raft.clone(),
+                raft_shared.clone(),
+                raft_shared.membership.clone(),
+                id,
+                gossiping,
+            ))
+            .detach();
+            glommio::spawn_local(serve_admin(raft.clone(), admin_rx)).detach();
             glommio::spawn_local(snapshot_timer(
                 raft.clone(),
                 s.raft_snapshot_interval,

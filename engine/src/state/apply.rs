@@ -297,6 +297,21 @@ impl ClusterState {
                 self.scheduler_config_index = index;
                 CommandResult::Applied
             }
+            Command::SetAutopilotConfig { config, cas } => {
+                let (create, modify) = self.autopilot.as_ref().map_or((0, 0), |a| (a.1, a.2));
+                if let Some(want) = cas {
+                    if *want != modify {
+                        return CommandResult::Refused {
+                            message: format!(
+                                "autopilot configuration was modified at index {modify}, not {want}"
+                            ),
+                        };
+                    }
+                }
+                let create = if create == 0 { index } else { create };
+                self.autopilot = Some((config.clone(), create, index));
+                CommandResult::Applied
+            }
         }
     }
 

@@ -47,6 +47,9 @@ pub struct ClusterState {
     pub evals_by_job: OrdMap<JobKey, OrdSet<String>>,
     pub scheduler_config: SchedulerConfig,
     pub scheduler_config_index: u64,
+    /// The autopilot configuration once an operator set it, with its (create, modify) indexes;
+    /// `None` means the agent's `autopilot {}` block applies.
+    pub autopilot: Option<(super::command::AutopilotRecord, u64, u64)>,
     /// How many versions of a job to keep (`job_tracked_versions`).
     pub job_tracked_versions: usize,
 }

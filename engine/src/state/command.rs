@@ -78,7 +78,61 @@ pub enum Command {
         mark_eligible: bool,
         evals: Vec<Evaluation>,
     },
+    /// Replaces the autopilot configuration; with `cas`, only if it was last changed at that
+    /// index.
+    SetAutopilotConfig {
+        config: AutopilotRecord,
+        cas: Option<u64>,
+    },
 }
+
+/// The autopilot configuration as replicated (durations in milliseconds).
+#[derive(
+    Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize,
+)]
+pub struct AutopilotRecord {
+    pub cleanup_dead_servers: bool,
+    pub last_contact_threshold_ms: u64,
+    pub max_trailing_logs: u64,
+    pub min_quorum: u32,
+    pub server_stabilization_time_ms: u64,
+    pub enable_redundancy_zones: bool,
+    pub disable_upgrade_migration: bool,
+    pub enable_custom_upgrades: bool,
+}
+
+impl From<&crate::config::AutopilotConfig> for AutopilotRecord {
+    fn from(c: &crate::config::AutopilotConfig) -> Self {
+        AutopilotRecord {
+            cleanup_dead_servers: c.cleanup_dead_servers,
+            last_contact_threshold_ms: c.last_contact_threshold.as_millis() as u64,
+            max_trailing_logs: c.max_trailing_logs,
+            min_quorum: c.min_quorum,
+            server_stabilization_time_ms: c.server_stabilization_time.as_millis() as u64,
+            enable_redundancy_zones: c.enable_redundancy_zones,
+            disable_upgrade_migration: c.disable_upgrade_migration,
+            enable_custom_upgrades: c.enable_custom_upgrades,
+        }
+    }
+}
+
+impl From<&AutopilotRecord> for crate::config::AutopilotConfig {
+    fn from(r: &AutopilotRecord) -> Self {
+        crate::config::AutopilotConfig {
+            cleanup_dead_servers: r.cleanup_dead_servers,
+            last_contact_threshold: std::time::Duration::from_millis(r.last_contact_threshold_ms),
+            max_trailing_logs: r.max_trailing_logs,
+            min_quorum: r.min_quorum,
+            server_stabilization_time: std::time::Duration::from_millis(
+                r.server_stabilization_time_ms,
+            ),
+            enable_redundancy_zones: r.enable_redundancy_zones,
+            disable_upgrade_migration: r.disable_upgrade_migration,
+            enable_custom_upgrades: r.enable_custom_upgrades,
+        }
+    }
+}
+
 
 /// The wall-clock time the leader stamped on an entry, so every server applies it the same.
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq)]

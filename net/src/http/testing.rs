@@ -11,9 +11,10 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use engine::api::{
-    ClusterStatus, EvalReply, JobSummary, Member, PlanReply, ReadView, RegisterJob,
-    RegisterJobReply, TaskGroupSummary,
+    AutopilotHealth, AutopilotState, ClusterStatus, EvalReply, JobSummary, Member, PlanReply,
+    ReadView, RegisterJob, RegisterJobReply, ServerHealth, TaskGroupSummary,
 };
+use engine::config::AutopilotConfig;
 use engine::client_proto::{ClientRequest, ClientResponse};
 use engine::{Cluster, EngineError};
 use sched::structs::{
@@ -164,6 +165,9 @@ struct FakeInner {
     /// Every registration received, for assertions.
     registrations: RefCell<Vec<RegisterJob>>,
     max_query_time: Duration,
+    autopilot: RefCell<AutopilotState>,
+    /// `None` derives the health report from the member list.
+    autopilot_health: RefCell<Option<AutopilotHealth>>,
 }
 
 /// A `Cluster` over `FakeState`. Clones share state.
@@ -181,6 +185,12 @@ impl FakeCluster {
                 status: RefCell::new(sample_status()),
                 registrations: RefCell::new(Vec::new()),
                 max_query_time: Duration::from_secs(300),
+                autopilot: RefCell::new(AutopilotState {
+                    config: AutopilotConfig::default(),
+                    create_index: 1,
+                    modify_index: 1,
+                }),
+                autopilot_health: RefCell::new(None),
             }),
         }
     }
@@ -198,6 +208,57 @@ impl FakeCluster {
     /// Returns the registrations received so far.
     pub fn registrations(&self) -> Vec<RegisterJob> {
         self.inner.registrations.borrow().clone()
+    }
+
+    /// Changes the cluster status (members, leadership) the fake reports.
+    pub fn update_status(&self, change: impl FnOnce(&mut ClusterStatus)) {
+        change(&mut self.inner.status.borrow_mut());
+    }
+
+    /// Replaces the autopilot health report; until called it is derived from the members.
+    pub fn set_autopilot_health(&self, health: AutopilotHealth) {
+        *self.inner.autopilot_health.borrow_mut() = Some(health);
+    }
+
+    /// Finds the member named `name` (with or without the `.region` suffix).
+    fn member_position(&self, name: &str) -> Option<usize> {
+        let status = self.inner.status.borrow();
+        let full = format!("{name}.{}", status.region);
+        status
+            .members
+            .iter()
+            .position(|m| m.name == name || m.name == full)
+    }
+}
+
+/// Autopilot's view of a member list: alive servers are healthy; the tolerance is how many
+/// healthy voters exceed a quorum of all voters.
+fn derived_health(status: &ClusterStatus) -> AutopilotHealth {
+    let servers: Vec<ServerHealth> = status
+        .members
+        .iter()
+        .map(|m| ServerHealth {
+            id: m.id.clone(),
+            name: m.name.clone(),
+            address: format!("{}:{}", m.addr, m.rpc_port),
+            serf_status: m.status.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            leader: m.leader,
+            voter: m.voter,
+            last_contact_ms: 0,
+            last_term: status.raft_term,
+            last_index: status.raft_commit_index,
+            healthy: m.status == "alive",
+            stable_since_unix: if m.status == "alive" { 1_700_000_000 } else { 0 },
+        })
+        .collect();
+    let voters = servers.iter().filter(|s| s.voter).count();
+    let healthy_voters = servers.iter().filter(|s| s.voter && s.healthy).count();
+    let quorum = voters / 2 + 1;
+    AutopilotHealth {
+        healthy: servers.iter().all(|s| s.healthy),
+        failure_tolerance: healthy_voters.saturating_sub(quorum) as u32,
+        servers,
     }
 }
 
@@ -233,6 +294,8 @@ pub fn sample_status() -> ClusterStatus {
         http_addr: "127.0.0.1:4646".into(),
         rpc_addr: "127.0.0.1:4647".into(),
         is_leader: true,
+        raft_servers: Vec::new(),
+        peer_match_index: Vec::new(),
     }
 }
 
@@ -303,6 +366,83 @@ impl Cluster for FakeCluster {
         let index = state.index;
         *self.inner.state.borrow_mut() = Rc::new(state);
         Ok((true, index))
+    }
+
+    /// Every address answers except those containing "unreachable".
+    async fn join_servers(&self, addrs: Vec<String>) -> Result<usize, EngineError> {
+        let joined = addrs.iter().filter(|a| !a.contains("unreachable")).count();
+        if joined == 0 {
+            return Err(EngineError::invalid(
+                "address",
+                format!("no server answered at {}", addrs.join(", ")),
+            ));
+        }
+        Ok(joined)
+    }
+
+    /// Marks the member left, or forgets it with `prune`.
+    async fn force_leave(&self, name: &str, prune: bool) -> Result<(), EngineError> {
+        let position = self
+            .member_position(name)
+            .ok_or_else(|| EngineError::NotFound {
+                kind: "server",
+                id: name.into(),
+            })?;
+        let mut status = self.inner.status.borrow_mut();
+        if prune {
+            status.members.remove(position);
+        } else {
+            status.members[position].status = "left".into();
+        }
+        Ok(())
+    }
+
+    async fn remove_raft_peer(
+        &self,
+        id: Option<&str>,
+        address: Option<&str>,
+    ) -> Result<(), EngineError> {
+        let mut status = self.inner.status.borrow_mut();
+        let position = status.members.iter().position(|m| {
+            id.is_some_and(|id| m.id == id)
+                || address.is_some_and(|a| format!("{}:{}", m.addr, m.rpc_port) == a)
+        });
+        let Some(position) = position else {
+            return Err(EngineError::NotFound {
+                kind: "peer",
+                id: id.or(address).unwrap_or("").into(),
+            });
+        };
+        let member = status.members.remove(position);
+        let rpc = format!("{}:{}", member.addr, member.rpc_port);
+        status.peers.retain(|p| *p != rpc);
+        Ok(())
+    }
+
+    fn autopilot_config(&self) -> AutopilotState {
+        self.inner.autopilot.borrow().clone()
+    }
+
+    /// With `cas`, updates only when it equals the stored modify index.
+    async fn set_autopilot_config(
+        &self,
+        config: AutopilotConfig,
+        cas: Option<u64>,
+    ) -> Result<bool, EngineError> {
+        let mut stored = self.inner.autopilot.borrow_mut();
+        if cas.is_some_and(|c| c != stored.modify_index) {
+            return Ok(false);
+        }
+        stored.config = config;
+        stored.modify_index += 1;
+        Ok(true)
+    }
+
+    fn autopilot_health(&self) -> AutopilotHealth {
+        match &*self.inner.autopilot_health.borrow() {
+            Some(health) => health.clone(),
+            None => derived_health(&self.inner.status.borrow()),
+        }
     }
 
     async fn register_job(&self, req: RegisterJob) -> Result<RegisterJobReply, EngineError> {
