@@ -31,7 +31,8 @@ fn no_transports() -> ShardInit {
     Arc::new(|_handle: Handle| {})
 }
 
-/// Once the shard sees this server lead, writes a scheduler config and reports the outcome.
+/// Retries a scheduler-config write until this server accepts it as leader, then reports the
+/// write's index (or why it never succeeded).
 fn write_when_leader(done: mpsc::Sender<Result<u64, String>>) -> ShardInit {
     let done = std::sync::Mutex::new(Some(done));
     Arc::new(move |handle: Handle| {
@@ -40,23 +41,23 @@ fn write_when_leader(done: mpsc::Sender<Result<u64, String>>) -> ShardInit {
         };
         glommio::spawn_local(async move {
             let deadline = Instant::now() + Duration::from_secs(15);
-            while !handle.status().is_leader {
-                if Instant::now() > deadline {
-                    let _ = done.send(Err("never became leader".to_string()));
-                    return;
-                }
-                glommio::timer::sleep(Duration::from_millis(20)).await;
-            }
             let config = SchedulerConfig {
                 memory_oversubscription_enabled: true,
                 ..SchedulerConfig::default()
             };
-            let result = handle.set_scheduler_config(config, None).await;
-            let _ = done.send(
-                result
-                    .map(|(_, index)| index)
-                    .map_err(|e| format!("write failed: {e}")),
-            );
+            loop {
+                match handle.set_scheduler_config(config.clone(), None).await {
+                    Ok((_, index)) => {
+                        let _ = done.send(Ok(index));
+                        return;
+                    }
+                    Err(e) if Instant::now() > deadline => {
+                        let _ = done.send(Err(format!("no write accepted; last error: {e}")));
+                        return;
+                    }
+                    Err(_) => glommio::timer::sleep(Duration::from_millis(20)).await,
+                }
+            }
         })
         .detach();
     })
@@ -71,13 +72,21 @@ fn peers_json_lets_a_lone_survivor_lead_again() {
     let data = tempfile::tempdir().unwrap();
     let raft_dir = data.path().join("server").join("raft");
 
-    let server = start(config(data.path()), RPC_ADDR.into(), HTTP_ADDR.into(), no_transports())
-        .expect("first start");
+    let server = start(
+        config(data.path()),
+        RPC_ADDR.into(),
+        HTTP_ADDR.into(),
+        no_transports(),
+    )
+    .expect("first start");
     let id = server.server_id;
     // Well past the largest election timeout: without a configuration nobody elects.
     std::thread::sleep(Duration::from_millis(1500));
     let status = server.shared.status.read().unwrap().clone();
-    assert!(!status.is_leader, "must not lead while waiting for peers");
+    assert!(
+        !status.known_leader,
+        "nobody may lead while waiting for peers"
+    );
     server.stop();
 
     // A server that never joined has no address to describe yet.
@@ -87,8 +96,15 @@ fn peers_json_lets_a_lone_survivor_lead_again() {
     // A file that does not list this server is refused and kept; the server does not start.
     let foreign = r#"[{"id": "12345", "address": "127.0.0.1:1"}]"#;
     std::fs::write(raft_dir.join(PEERS_FILE), foreign).unwrap();
-    let refused = start(config(data.path()), RPC_ADDR.into(), HTTP_ADDR.into(), no_transports());
-    let err = refused.err().expect("start must refuse a peers.json without this server");
+    let refused = start(
+        config(data.path()),
+        RPC_ADDR.into(),
+        HTTP_ADDR.into(),
+        no_transports(),
+    );
+    let err = refused
+        .err()
+        .expect("start must refuse a peers.json without this server");
     assert!(err.to_string().contains("is not listed"), "{err}");
     assert!(raft_dir.join(PEERS_FILE).exists());
 
@@ -103,14 +119,18 @@ fn peers_json_lets_a_lone_survivor_lead_again() {
     )
     .expect("start with peers.json");
     assert!(!raft_dir.join(PEERS_FILE).exists(), "peers.json consumed");
-    assert!(raft_dir.join(PEERS_INFO_FILE).exists(), "peers.info written");
+    assert!(
+        raft_dir.join(PEERS_INFO_FILE).exists(),
+        "peers.info written"
+    );
     let index = rx
         .recv_timeout(Duration::from_secs(20))
         .expect("the write task reports")
         .expect("leader commits a write");
     assert!(index > 0);
     let status = server.shared.status.read().unwrap().clone();
-    assert!(status.is_leader);
+    assert_eq!(status.leader_rpc_addr, RPC_ADDR, "this server leads");
+    assert_eq!(status.peers, vec![RPC_ADDR.to_string()]);
     assert_eq!(status.server_id, id.to_string());
     server.stop();
 
