@@ -184,3 +184,129 @@ fn missing_objects_exit_1() {
     assert_eq!(drover(&server, &["alloc", "status", "8ba8"]), 1);
     assert_eq!(drover(&server, &["eval", "status", "-json", EVAL_ID]), 1);
 }
+
+#[test]
+fn server_join_and_force_leave_send_nomad_queries() {
+    let server = TestServer::start(vec![
+        (
+            "PUT",
+            "/v1/agent/join",
+            vec![
+                (200, r#"{"num_joined":2,"error":""}"#),
+                (500, "address: no server answered at 10.0.0.9"),
+            ],
+        ),
+        ("PUT", "/v1/agent/force-leave", vec![(200, "")]),
+    ]);
+    assert_eq!(
+        drover(&server, &["server", "join", "10.0.0.7", "10.0.0.8:4648"]),
+        0
+    );
+    assert_eq!(drover(&server, &["server", "join", "10.0.0.9"]), 1);
+    assert_eq!(
+        drover(&server, &["server", "force-leave", "-prune", "s2.global"]),
+        0
+    );
+    let requests = server.requests();
+    assert_eq!(
+        requests[0].target,
+        "/v1/agent/join?address=10.0.0.7&address=10.0.0.8%3A4648"
+    );
+    assert_eq!(
+        requests[2].target,
+        "/v1/agent/force-leave?node=s2.global&prune=true"
+    );
+    // `server join` needs at least one address; nothing is sent without one.
+    assert_eq!(drover(&server, &["server", "join"]), 1);
+    assert_eq!(server.requests().len(), 3);
+}
+
+#[test]
+fn raft_remove_peer_by_address_or_id() {
+    let server = TestServer::start(vec![("DELETE", "/v1/operator/raft/peer", vec![(200, "")])]);
+    assert_eq!(
+        drover(
+            &server,
+            &["operator", "raft", "remove-peer", "-peer-address=10.0.0.2:4647"]
+        ),
+        0
+    );
+    assert_eq!(
+        drover(&server, &["operator", "raft", "remove-peer", "-peer-id", "b2"]),
+        0
+    );
+    assert_eq!(drover(&server, &["operator", "raft", "remove-peer"]), 1);
+    assert_eq!(
+        drover(
+            &server,
+            &["operator", "raft", "remove-peer", "-peer-id=b2", "-peer-address=10.0.0.2:4647"]
+        ),
+        1
+    );
+    let targets: Vec<String> = server.requests().into_iter().map(|r| r.target).collect();
+    assert_eq!(
+        targets,
+        [
+            "/v1/operator/raft/peer?address=10.0.0.2%3A4647",
+            "/v1/operator/raft/peer?id=b2"
+        ]
+    );
+}
+
+const AUTOPILOT_CONFIG: &str = r#"{"CleanupDeadServers":true,"LastContactThreshold":"200ms",
+    "MaxTrailingLogs":250,"MinQuorum":0,"ServerStabilizationTime":"10s",
+    "EnableRedundancyZones":false,"DisableUpgradeMigration":false,"EnableCustomUpgrades":false,
+    "CreateIndex":4,"ModifyIndex":4}"#;
+
+#[test]
+fn autopilot_set_config_reads_changes_and_writes_with_cas() {
+    let server = TestServer::start(vec![
+        (
+            "GET",
+            "/v1/operator/autopilot/configuration",
+            vec![(200, AUTOPILOT_CONFIG)],
+        ),
+        (
+            "PUT",
+            "/v1/operator/autopilot/configuration",
+            vec![(200, "true"), (200, "false")],
+        ),
+    ]);
+    let args = [
+        "operator",
+        "autopilot",
+        "set-config",
+        "-cleanup-dead-servers=false",
+        "-last-contact-threshold=500ms",
+        "-min-quorum=3",
+    ];
+    assert_eq!(drover(&server, &args), 0);
+    let requests = server.requests();
+    let put = &requests[1];
+    assert_eq!(put.target, "/v1/operator/autopilot/configuration?cas=4");
+    let body = body_json(&put.body);
+    assert_eq!(body["CleanupDeadServers"], false);
+    assert_eq!(body["LastContactThreshold"], 500_000_000);
+    assert_eq!(body["MinQuorum"], 3);
+    assert_eq!(body["MaxTrailingLogs"], 250);
+    assert_eq!(body["ServerStabilizationTime"], "10s");
+    // A lost check-and-set race exits 1.
+    assert_eq!(drover(&server, &args), 1);
+    assert_eq!(
+        drover(&server, &["operator", "autopilot", "get-config", "-json"]),
+        0
+    );
+}
+
+#[test]
+fn autopilot_health_prints_unhealthy_report() {
+    let report = r#"{"Healthy":false,"FailureTolerance":0,"Leader":"a1","Voters":["a1"],
+        "Servers":[{"ID":"a1","Name":"s1.global","Healthy":false}]}"#;
+    let server = TestServer::start(vec![(
+        "GET",
+        "/v1/operator/autopilot/health",
+        vec![(429, report), (500, "No cluster leader")],
+    )]);
+    assert_eq!(drover(&server, &["operator", "autopilot", "health"]), 0);
+    assert_eq!(drover(&server, &["operator", "autopilot", "health"]), 1);
+}
