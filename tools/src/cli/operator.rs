@@ -11,6 +11,9 @@ use super::client::{ApiClient, ClientError};
 use super::format::{bool_field, int_field, key_values, pretty_json, str_field, table};
 use super::ApiArgs;
 
+#[path = "recover.rs"]
+pub mod recover;
+
 /// `drover operator ...`
 #[derive(Args, Debug)]
 pub struct OperatorCommand {
@@ -101,6 +104,8 @@ pub enum RaftSub {
     ListPeers(ListPeersArgs),
     /// Removes a server from the Raft configuration by its Raft id or address.
     RemovePeer(RemovePeerArgs),
+    /// Prints the peers.json for stopped servers read from their data dirs (-write installs it).
+    Recover(recover::RecoverArgs),
 }
 
 /// Flags of `operator raft remove-peer`: exactly one of the two.
@@ -132,6 +137,7 @@ pub fn run(cmd: OperatorCommand) -> Result<i32> {
         OperatorSub::Raft(raft) => match raft.sub {
             RaftSub::ListPeers(args) => list_peers(&client, &args),
             RaftSub::RemovePeer(args) => remove_peer(&client, &args),
+            RaftSub::Recover(args) => recover::run(&args),
         },
         OperatorSub::Scheduler(scheduler) => match scheduler.sub {
             SchedulerSub::GetConfig(args) => get_config(&client, &args),
