@@ -216,6 +216,37 @@ mod tests {
     }
 
     #[test]
+    fn command_tree_runs_recover_with_nomad_flags() {
+        let root = Scratch::new();
+        let (dir, _) = server_dir(&root.0, 202, false);
+        let argv = ["drover", "operator", "raft", "recover", "-data-dir"]
+            .into_iter()
+            .map(std::ffi::OsString::from)
+            .chain([dir.clone().into_os_string(), "-write".into()])
+            .collect();
+        assert_eq!(crate::cli::run(argv), 0);
+        let written = std::fs::read_to_string(raft_dir_of(&dir).join(PEERS_FILE)).unwrap();
+        assert_eq!(
+            parse_peers_json(&written).unwrap(),
+            vec![RecoveredPeer {
+                id: 202,
+                address: "10.0.0.2:4647".into(),
+                non_voter: false
+            }]
+        );
+        let missing = root.0.join("missing").into_os_string();
+        let argv = vec![
+            "drover".into(),
+            "operator".into(),
+            "raft".into(),
+            "recover".into(),
+            "-data-dir".into(),
+            missing,
+        ];
+        assert_ne!(crate::cli::run(argv), 0);
+    }
+
+    #[test]
     fn flags_parse_in_nomad_style() {
         use clap::Parser;
 
