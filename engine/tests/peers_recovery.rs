@@ -16,9 +16,11 @@ const RPC_ADDR: &str = "127.0.0.1:14647";
 const HTTP_ADDR: &str = "127.0.0.1:14646";
 
 fn config(data_dir: &std::path::Path) -> AgentConfig {
-    let mut config = AgentConfig::default();
-    config.data_dir = data_dir.to_path_buf();
-    config.shards = Some(1);
+    let mut config = AgentConfig {
+        data_dir: data_dir.to_path_buf(),
+        shards: Some(1),
+        ..AgentConfig::default()
+    };
     config.server.enabled = true;
     config.server.num_schedulers = 1;
     // Three expected servers and no peers: this server never bootstraps or elects by itself.
