@@ -297,6 +297,10 @@ pub trait Cluster: Clone + 'static {
     async fn wait_for_index(&self, min_index: u64, timeout: Duration) -> Rc<Self::View>;
     /// Returns leadership and membership.
     fn status(&self) -> ClusterStatus;
+    /// Reports whether this server leads (cheap: for hot paths).
+    fn is_leader(&self) -> bool {
+        self.status().is_leader
+    }
 
     async fn register_job(&self, req: RegisterJob) -> Result<RegisterJobReply, EngineError>;
     async fn deregister_job(

@@ -280,6 +280,44 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
+    /// `server_join.start_join`, or the deprecated top-level `start_join`.
+    pub fn effective_start_join(&self) -> &[String] {
+        if self.server_join.start_join.is_empty() {
+            &self.start_join
+        } else {
+            &self.server_join.start_join
+        }
+    }
+
+    /// `server_join.retry_interval`, or the deprecated top-level form when only that was set.
+    pub fn effective_retry_interval(&self) -> Duration {
+        let default = ServerJoin::default().retry_interval;
+        if self.server_join.retry_interval == default {
+            self.retry_interval
+        } else {
+            self.server_join.retry_interval
+        }
+    }
+
+    /// `server_join.retry_max`, or the deprecated top-level form when only that was set
+    /// (0 means retry forever).
+    pub fn effective_retry_max(&self) -> u32 {
+        if self.server_join.retry_max == 0 {
+            self.retry_max
+        } else {
+            self.server_join.retry_max
+        }
+    }
+
+    /// The decoded gossip key, when `encrypt` is set and valid.
+    pub fn encrypt_key(&self) -> Option<Vec<u8>> {
+        if self.encrypt.is_empty() {
+            None
+        } else {
+            decode_base64(&self.encrypt)
+        }
+    }
+
     /// Returns the addresses to retry joining: the `server_join` block wins over the
     /// deprecated top-level `retry_join`.
     pub fn effective_retry_join(&self) -> &[String] {

@@ -10,10 +10,13 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::Args;
 use engine::config::AgentConfig;
-use engine::server::{start, Handle, ShardInit};
+use engine::api::Membership;
+use engine::server::{load_server_id, own_server_info, start_clustered, Handle, ShardInit};
 use glommio::{LocalExecutorBuilder, Placement};
 use net::client::sim::{run_sim_nodes, SimNodeSpec, SimStats};
+use net::gossip::{Gossip, GossipConfig, GossipTiming};
 use net::http::{serve_http, HttpLimits};
+use net::peer::RaftPeers;
 use net::rpc::serve_rpc;
 
 /// Flags of `drover agent`, shaped like Nomad's.
@@ -52,6 +55,21 @@ pub struct AgentArgs {
     /// Number of servers to wait for before bootstrapping.
     #[arg(long = "bootstrap-expect", value_name = "N")]
     pub bootstrap_expect: Option<u32>,
+    /// Address of a server to join at start; the agent stops if it cannot (repeatable).
+    #[arg(long = "join", value_name = "ADDR")]
+    pub join: Vec<String>,
+    /// Address of a server to keep trying to join until it works (repeatable).
+    #[arg(long = "retry-join", value_name = "ADDR")]
+    pub retry_join: Vec<String>,
+    /// Time between join attempts (Go duration).
+    #[arg(long = "retry-interval", value_name = "DURATION")]
+    pub retry_interval: Option<String>,
+    /// Join attempts before giving up (0: forever).
+    #[arg(long = "retry-max", value_name = "N")]
+    pub retry_max: Option<u32>,
+    /// Base64 gossip encryption key.
+    #[arg(long = "encrypt", value_name = "KEY")]
+    pub encrypt: Option<String>,
     /// Log level (TRACE, DEBUG, INFO, WARN, ERROR).
     #[arg(long = "log-level")]
     pub log_level: Option<String>,
@@ -102,6 +120,22 @@ pub fn resolve_config(args: &AgentArgs) -> anyhow::Result<AgentConfig> {
     }
     if let Some(n) = args.bootstrap_expect {
         config.server.bootstrap_expect = n;
+    }
+    if !args.join.is_empty() {
+        config.server.server_join.start_join = args.join.clone();
+    }
+    if !args.retry_join.is_empty() {
+        config.server.server_join.retry_join = args.retry_join.clone();
+    }
+    if let Some(text) = &args.retry_interval {
+        config.server.server_join.retry_interval = net::http::parse_go_duration(text)
+            .map_err(|e| anyhow::anyhow!("-retry-interval: {e}"))?;
+    }
+    if let Some(n) = args.retry_max {
+        config.server.server_join.retry_max = n;
+    }
+    if let Some(key) = &args.encrypt {
+        config.server.encrypt = key.clone();
     }
     if let Some(level) = &args.log_level {
         config.log_level = level.clone();
@@ -241,8 +275,38 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
             Err(e) => tracing::error!(shard, error = %e, addr = %rpc_bind, "cannot listen for rpc"),
         }
     });
-    let server = start(config.clone(), rpc_addr.clone(), http_addr.clone(), init)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let serf_bind: SocketAddr = format!("{}:{}", config.bind_addr, config.ports.serf)
+        .parse()
+        .with_context(|| format!("bind_addr: {:?} is not an IP address", config.bind_addr))?;
+    let serf_addr: SocketAddr = advertised(serf_bind, &config.advertise.serf)
+        .parse()
+        .with_context(|| "advertise.serf: not an ip:port address".to_string())?;
+    let raft_id = load_server_id(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut me = own_server_info(&config, raft_id, &rpc_addr, &http_addr);
+    me.serf_addr = serf_addr.to_string();
+    let gossip = Gossip::start(GossipConfig {
+        bind: serf_bind,
+        advertise: serf_addr,
+        me,
+        encrypt_key: config.server.encrypt_key(),
+        timing: GossipTiming::default(),
+    })
+    .map_err(|e| anyhow::anyhow!("ports.serf: {e}"))?;
+    let membership: Arc<dyn Membership> = Arc::new(gossip.clone());
+    let server = match start_clustered(
+        config.clone(),
+        rpc_addr.clone(),
+        http_addr.clone(),
+        init,
+        Some(membership.clone()),
+        || RaftPeers,
+    ) {
+        Ok(server) => server,
+        Err(e) => {
+            gossip.stop();
+            bail!("{e}");
+        }
+    };
     tracing::info!(
         region = %config.region,
         datacenter = %config.datacenter,
@@ -250,10 +314,37 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
         shards = server.shared.shards,
         http = %http_addr,
         rpc = %rpc_addr,
+        serf = %serf_addr,
         server_id = server.server_id,
         "drover agent started"
     );
+    let start_join = config.server.effective_start_join().to_vec();
+    if !start_join.is_empty() {
+        // A failed start_join stops the agent, as in Nomad.
+        if let Err(e) = membership.join(&start_join) {
+            server.stop();
+            gossip.stop();
+            bail!("start_join: could not join {}: {e}", start_join.join(", "));
+        }
+    }
+    let exit_code = Arc::new(std::sync::atomic::AtomicI32::new(0));
     let stop = Arc::new(AtomicBool::new(false));
+    let retry_join = config.server.effective_retry_join().to_vec();
+    if !retry_join.is_empty() {
+        let membership = membership.clone();
+        let interval = config.server.effective_retry_interval();
+        let max = config.server.effective_retry_max();
+        let stop = stop.clone();
+        let exit_code = exit_code.clone();
+        std::thread::Builder::new()
+            .name("drover-retry-join".into())
+            .spawn(move || {
+                if !retry_join_loop(&*membership, &retry_join, interval, max, &stop) {
+                    exit_code.store(1, Ordering::Relaxed);
+                    stop.store(true, Ordering::Relaxed);
+                }
+            })?;
+    }
     let dev_nodes = if args.dev {
         args.dev_nodes.unwrap_or(DEV_NODES_DEFAULT)
     } else {
@@ -264,18 +355,84 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
-    signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
-    while !stop.load(Ordering::Relaxed) {
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let terminated = Arc::new(AtomicBool::new(false));
+    let hangup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGINT, interrupted.clone())?;
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, terminated.clone())?;
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hangup.clone())?;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        if interrupted.load(Ordering::Relaxed) || terminated.load(Ordering::Relaxed) {
+            let leave = (interrupted.load(Ordering::Relaxed) && config.leave_on_interrupt)
+                || (terminated.load(Ordering::Relaxed) && config.leave_on_terminate);
+            if leave {
+                tracing::info!("leaving the server pool before stopping");
+                if let Err(e) = membership.leave() {
+                    tracing::warn!(error = %e, "graceful leave failed");
+                }
+            }
+            break;
+        }
+        if hangup.swap(false, Ordering::Relaxed) {
+            match resolve_config(&args) {
+                Ok(fresh) => {
+                    server.reload(&fresh);
+                    tracing::info!("configuration reloaded");
+                }
+                Err(e) => tracing::error!(error = %e, "reload refused; keeping the running configuration"),
+            }
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
+    stop.store(true, Ordering::Relaxed);
     tracing::info!("stopping");
     if let Some(sim) = sim {
         let _ = sim.join();
     }
     server.stop();
+    gossip.stop();
     tracing::info!("stopped");
+    let code = exit_code.load(Ordering::Relaxed);
+    if code != 0 {
+        bail!("retry_join: max join retry exhausted, exiting");
+    }
     Ok(())
+}
+
+/// Tries to join `addrs` every `interval` until one answers, `max` attempts (0: forever) or
+/// the agent stops. Returns false when the attempts ran out.
+fn retry_join_loop(
+    membership: &dyn Membership,
+    addrs: &[String],
+    interval: Duration,
+    max: u32,
+    stop: &AtomicBool,
+) -> bool {
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        match membership.join(addrs) {
+            Ok(n) => {
+                tracing::info!(joined = n, "retry_join: joined the server pool");
+                return true;
+            }
+            Err(e) => tracing::warn!(attempt, error = %e, "retry_join: join failed"),
+        }
+        if max > 0 && attempt >= max {
+            tracing::error!(attempts = attempt, "retry_join: max join retry exhausted");
+            return false;
+        }
+        let until = std::time::Instant::now() + interval;
+        while std::time::Instant::now() < until {
+            if stop.load(Ordering::Relaxed) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100).min(interval));
+        }
+    }
 }
 
 fn start_dev_nodes(
@@ -293,6 +450,8 @@ fn start_dev_nodes(
         count,
         datacenter: config.datacenter.clone(),
         name_prefix: format!("{}-dev-node", config.name),
+        // Servers of one cluster each run their own dev nodes: their ids must differ.
+        seed: engine::server::messages::fnv(config.name.as_bytes()),
         ..SimNodeSpec::default()
     };
     LocalExecutorBuilder::new(Placement::Unbound)

@@ -17,8 +17,10 @@
 //! term of the last entry. Three properties follow:
 //! - No entry written by a real leader can share that log id: node id 0 is never a server id
 //!   (`peers.json` refuses it), so no leader ever wrote under leader id `(t + 1, 0)`. Two
-//!   servers only hold the same recovery log id when they had logs ending in the same term at
-//!   the same index and got the same file, in which case both entries are equal.
+//!   servers only hold the same recovery log id when their logs ended in the same term at the
+//!   same index and they got the same file, so both entries are equal. Their logs before it
+//!   are then equal too unless two leaders wrote in that same term (openraft allows that:
+//!   leader ids are `(term, node)`); that rare case is not detected.
 //! - Recovered logs compare as the original logs did: ties in the last term are broken by the
 //!   index, so the most complete surviving log still wins the election and the others are
 //!   repaired from it (their recovery entries conflict with its real entries and are
@@ -29,6 +31,11 @@
 //!   entry's term never exceeds the vote's, and a server that led the old configuration does
 //!   not resume as leader with a vote granted by the old voters; it must win an election among
 //!   the new ones.
+//!
+//! The steps are ordered so that a crash part way leaves a state that is safe to start from:
+//! the vote is raised first, then the entry is appended and fsynced, then `peers.info` is
+//! written and only then `peers.json` removed. A crash before the removal applies the file again
+//! at the next start, which appends a second, equal configuration after the first.
 //!
 //! Caveat (as in Nomad): entries at the tail of a surviving log that were never committed in
 //! the old configuration become committed once the new leader commits its first entry, and
@@ -328,8 +335,8 @@ pub fn apply_peers_json(
         // A snapshot newer than the log (installed, log not yet purged) is where the log
         // continues; openraft would purge up to it at start-up anyway, and the new entry must
         // directly follow what the store holds.
-        let stored_last = bounds.last_stored.map(|(i, _)| i);
-        if stored_last.is_none_or(|i| i < last.index) {
+        let held = bounds.last_log_id().map(|(index, _)| index);
+        if held != Some(last.index) {
             let purged = Some(last);
             let bytes = serde_json::to_vec(&purged).expect("log ids always encode");
             store
@@ -733,6 +740,45 @@ mod tests {
         assert_eq!(records[0].index, 10);
         let entry = decode_entry(10, &records[0].bytes).unwrap();
         assert_eq!(entry.log_id, LogId::new(CommittedLeaderId::new(4, 0), 10));
+    }
+
+    #[test]
+    fn applies_after_a_snapshot_newer_than_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = seeded_store(dir.path(), 4);
+        let snap_id = LogId::new(CommittedLeaderId::new(3, 6), 9u64);
+        let header = serde_json::json!({"meta": openraft::SnapshotMeta::<u64, BasicNode> {
+            last_log_id: Some(snap_id),
+            last_membership: openraft::StoredMembership::new(
+                Some(LogId::new(CommittedLeaderId::new(1, 5), 0)),
+                old_membership(),
+            ),
+            snapshot_id: "3-9-0".into(),
+        }});
+        let meta = storage::SnapshotMeta {
+            last_index: 9,
+            last_term: 3,
+            snapshot_id: "3-9-0".into(),
+            membership: serde_json::to_vec(&header).unwrap(),
+        };
+        let image =
+            crate::raft::state_machine::image_from_state(&crate::state::ClusterState::new(6));
+        SnapshotStore::open(dir.path())
+            .unwrap()
+            .write(&meta, &image)
+            .unwrap();
+        write_peers(dir.path(), RECOVER_5);
+        apply_peers_json(dir.path(), &store, 5).unwrap().unwrap();
+        // The log continues after the snapshot: the stale entries 0..=4 are purged.
+        let records = store.read_range_sync(0, 100).unwrap();
+        assert_eq!(
+            records.iter().map(|r| r.index).collect::<Vec<_>>(),
+            vec![10]
+        );
+        let entry = decode_entry(10, &records[0].bytes).unwrap();
+        assert_eq!(entry.log_id, LogId::new(CommittedLeaderId::new(4, 0), 10));
+        let purged: Option<LogId<u64>> = read_json_meta(&store, META_LAST_PURGED).unwrap().unwrap();
+        assert_eq!(purged, Some(snap_id));
     }
 
     #[test]

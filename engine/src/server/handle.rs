@@ -232,6 +232,10 @@ impl Cluster for Handle {
         }
     }
 
+    fn is_leader(&self) -> bool {
+        self.core.shared.is_leader()
+    }
+
     async fn raft_rpc(
         &self,
         rpc: crate::raft::network::RaftRpc,

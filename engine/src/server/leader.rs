@@ -233,6 +233,9 @@ pub async fn watch_leadership(raft: Raft, inputs: LeadershipInputs) {
             status.raft_applied_index = applied;
             status.raft_commit_index = m.last_log_index.unwrap_or(0);
         }
+        shared
+            .leading
+            .store(leading, std::sync::atomic::Ordering::Release);
         if is_leader.replace(leading) != leading {
             tracing::info!(leading, term = m.current_term, "leadership changed");
             for tx in &shared.shard_txs {
@@ -260,19 +263,53 @@ fn split_addr(addr: &str) -> (String, u16) {
     }
 }
 
+/// The snapshot settings a config reload may change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnapshotTuning {
+    /// `raft_snapshot_interval`.
+    pub interval: Duration,
+    /// `raft_snapshot_threshold`.
+    pub threshold: u64,
+    /// `raft_trailing_logs`.
+    pub trailing_logs: u64,
+}
+
 /// Takes a snapshot every `interval` when at least `threshold` entries were applied since the
-/// last one (Nomad's `raft_snapshot_interval` and `raft_snapshot_threshold`).
-pub async fn snapshot_timer(raft: Raft, interval: Duration, threshold: u64) {
+/// last one (Nomad's `raft_snapshot_interval` and `raft_snapshot_threshold`), then purges the
+/// log up to `trailing_logs` entries before the snapshot. The settings are re-read from
+/// `tuning` every round, so a reload takes effect without a restart.
+pub async fn snapshot_timer(raft: Raft, tuning: watch::Receiver<SnapshotTuning>) {
     loop {
+        let t = *tuning.borrow();
         // Jitter keeps the servers of a cluster from snapshotting at the same moment.
-        let jitter = interval.mul_f64(rand::random::<f64>() * 0.1);
-        glommio::timer::sleep(interval + jitter).await;
+        let jitter = t.interval.mul_f64(rand::random::<f64>() * 0.1);
+        glommio::timer::sleep(t.interval + jitter).await;
+        let t = *tuning.borrow();
         let m = raft.metrics().borrow().clone();
         let applied = m.last_applied.map_or(0, |l| l.index);
         let snapshotted = m.snapshot.map_or(0, |l| l.index);
-        if applied.saturating_sub(snapshotted) >= threshold {
+        if applied.saturating_sub(snapshotted) >= t.threshold {
             if let Err(e) = raft.trigger().snapshot().await {
                 tracing::error!(error = %e, "snapshot trigger failed");
+                continue;
+            }
+            // Wait (bounded) for the snapshot to be built before purging behind it.
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while Instant::now() < deadline {
+                let now = raft.metrics().borrow().snapshot.map_or(0, |l| l.index);
+                if now > snapshotted {
+                    break;
+                }
+                glommio::timer::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        let m = raft.metrics().borrow().clone();
+        let snap = m.snapshot.map_or(0, |l| l.index);
+        let purged = m.purged.map_or(0, |l| l.index);
+        let upto = snap.saturating_sub(t.trailing_logs);
+        if upto > purged {
+            if let Err(e) = raft.trigger().purge_log(upto).await {
+                tracing::error!(error = %e, "log purge failed");
             }
         }
     }

@@ -63,6 +63,8 @@ pub struct Shared {
     pub raft_tx: mpsc::Sender<RaftRequest>,
     pub shard_txs: Vec<mpsc::Sender<ShardMsg>>,
     pub status: RwLock<ClusterStatus>,
+    /// `status.is_leader`, readable without the lock on hot paths.
+    pub leading: std::sync::atomic::AtomicBool,
     pub http_addr: String,
     pub rpc_addr: String,
     /// Raft messages from peers, answered on the Raft core.
@@ -96,7 +98,7 @@ impl Shared {
 
     /// Reports whether this server leads with a current state and a valid lease.
     pub fn is_leader(&self) -> bool {
-        self.status.read().map(|s| s.is_leader).unwrap_or(false)
+        self.leading.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Returns the autopilot configuration in force: the replicated one once an operator set

@@ -17,7 +17,7 @@ use super::cluster::{
     bootstrap_when_expected, lease_loop, reconcile_loop, serve_admin, serve_raft_rpcs,
     LeaderContact,
 };
-use super::leader::{snapshot_timer, watch_leadership, LeadershipInputs, Router};
+use super::leader::{snapshot_timer, watch_leadership, LeadershipInputs, Router, SnapshotTuning};
 use super::messages::{ShardMsg, Shared, RAFT_INBOX_MAX, SHARD_INBOX_MAX};
 use super::proposer::Proposer;
 use super::shard::{inbox_loop, ShardCore};
@@ -45,9 +45,26 @@ pub struct RunningServer {
     raft_stop: Option<oneshot::Sender<()>>,
     store: LogStore,
     pub server_id: u64,
+    tuning: watch::Sender<SnapshotTuning>,
+}
+
+fn tuning_of(config: &AgentConfig) -> SnapshotTuning {
+    SnapshotTuning {
+        interval: config.server.raft_snapshot_interval,
+        threshold: config.server.raft_snapshot_threshold,
+        trailing_logs: config.server.raft_trailing_logs,
+    }
 }
 
 impl RunningServer {
+    /// Applies the settings a reload (SIGHUP) may change: `raft_snapshot_threshold`,
+    /// `raft_snapshot_interval` and `raft_trailing_logs`. Others need a restart.
+    pub fn reload(&self, config: &AgentConfig) {
+        let tuning = tuning_of(config);
+        tracing::info!(?tuning, "snapshot settings reloaded");
+        self.tuning.send_replace(tuning);
+    }
+
     /// Stops the shards, then the Raft core, then the storage thread, and waits for all.
     pub fn stop(mut self) {
         for tx in &self.shared.shard_txs {
@@ -133,7 +150,9 @@ fn raft_config(config: &AgentConfig) -> Result<Config, EngineError> {
         election_timeout_max: 1000 * m,
         max_payload_entries: 256,
         snapshot_policy: SnapshotPolicy::Never,
-        max_in_snapshot_log_to_keep: s.raft_trailing_logs,
+        // The snapshot timer purges behind each snapshot itself, keeping `raft_trailing_logs`
+        // (which a reload may change); openraft must not purge on its own.
+        max_in_snapshot_log_to_keep: u64::MAX,
         purge_batch_size: 256,
         ..Config::default()
     };
@@ -241,6 +260,7 @@ pub fn start_clustered<T: PeerTransport>(
         raft_tx,
         shard_txs: shard_txs.clone(),
         status: RwLock::new(ClusterStatus::default()),
+        leading: std::sync::atomic::AtomicBool::new(false),
         http_addr: http_addr.clone(),
         rpc_addr: rpc_addr.clone(),
         raft_rpc_tx,
@@ -258,6 +278,7 @@ pub fn start_clustered<T: PeerTransport>(
         st.rpc_addr = rpc_addr.clone();
     }
 
+    let (tuning_tx, tuning_rx) = watch::channel(tuning_of(&shared.config));
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let raft_shared = shared.clone();
@@ -345,12 +366,7 @@ pub fn start_clustered<T: PeerTransport>(
             ))
             .detach();
             glommio::spawn_local(serve_admin(raft.clone(), admin_rx)).detach();
-            glommio::spawn_local(snapshot_timer(
-                raft.clone(),
-                s.raft_snapshot_interval,
-                s.raft_snapshot_threshold,
-            ))
-            .detach();
+            glommio::spawn_local(snapshot_timer(raft.clone(), tuning_rx)).detach();
             let _ = ready_tx.send(Ok(()));
             let proposer = Proposer::new(raft.clone(), view);
             futures_lite::future::or(proposer.run(raft_rx), async {
@@ -412,5 +428,6 @@ pub fn start_clustered<T: PeerTransport>(
         raft_stop: Some(stop_tx),
         store,
         server_id: id,
+        tuning: tuning_tx,
     })
 }

@@ -12,6 +12,7 @@ mod body;
 mod conn;
 pub mod encode;
 mod filter;
+mod forward;
 mod handlers;
 mod paginate;
 mod query;
@@ -36,6 +37,7 @@ use tracing::{debug, warn};
 use crate::error::NetError;
 use conn::{ConnActivity, HyperIo};
 
+pub use forward::serve_forwarded;
 pub use query::parse_go_duration;
 
 /// Bounds on what one request may cost.

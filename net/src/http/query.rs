@@ -22,6 +22,8 @@ pub(crate) struct Query {
     pub per_page: usize,
     pub next_token: String,
     pub reverse: bool,
+    /// `stale`: any server may answer from its own state.
+    pub stale: bool,
 }
 
 impl Query {
@@ -49,11 +51,16 @@ impl Query {
             );
         }
         if let Some(v) = q.get("stale") {
-            if !v.is_empty() && parse_go_bool(v).is_none() {
-                return Err(HttpError::bad_request(
-                    "Expect `true` or `false` for `stale` query string parameter",
-                ));
-            }
+            // A bare `?stale` means true, as in Nomad.
+            q.stale = if v.is_empty() {
+                true
+            } else {
+                parse_go_bool(v).ok_or_else(|| {
+                    HttpError::bad_request(
+                        "Expect `true` or `false` for `stale` query string parameter",
+                    )
+                })?
+            };
         }
         q.prefix = q.get("prefix").unwrap_or("").to_string();
         match q.get("namespace") {

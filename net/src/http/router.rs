@@ -31,7 +31,33 @@ pub(crate) async fn handle<C: Cluster>(
         return HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "No path to region")
             .into_response();
     }
+    if super::forward::must_forward(cluster, req.method(), &path, &query) {
+        return super::forward::to_leader(cluster, limits, &query, req).await;
+    }
     let mut ctx = Ctx::new(cluster, limits, req, query);
+    match route(&mut ctx, &path).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Answers a request whose body was already read (one forwarded by another server).
+pub(crate) async fn handle_buffered<C: Cluster>(
+    cluster: &C,
+    limits: &HttpLimits,
+    method: Method,
+    path_and_query: &str,
+    body: Vec<u8>,
+) -> HttpResponse {
+    let (raw_path, raw_query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    let path = percent_decode(raw_path);
+    let query = match Query::parse(raw_query) {
+        Ok(q) => q,
+        Err(e) => return e.into_response(),
+    };
+    let mut ctx = Ctx::buffered(cluster, limits, method, body.into(), query);
     match route(&mut ctx, &path).await {
         Ok(response) => response,
         Err(e) => e.into_response(),
@@ -116,6 +142,27 @@ async fn route<C: Cluster>(ctx: &mut Ctx<'_, C>, path: &str) -> Result<HttpRespo
         "operator/raft/configuration" => {
             allow(&method, READ)?;
             agent::raft_configuration(ctx)
+        }
+        "agent/join" => {
+            allow(&method, WRITE)?;
+            agent::join(ctx).await
+        }
+        "agent/force-leave" => {
+            allow(&method, WRITE)?;
+            agent::force_leave(ctx).await
+        }
+        "operator/raft/peer" => {
+            allow(&method, &[Method::DELETE])?;
+            operator::remove_raft_peer(ctx).await
+        }
+        "operator/autopilot/configuration" => match method {
+            Method::GET => operator::get_autopilot(ctx),
+            Method::PUT | Method::POST => operator::set_autopilot(ctx).await,
+            _ => Err(HttpError::method_not_allowed()),
+        },
+        "operator/autopilot/health" => {
+            allow(&method, READ)?;
+            operator::autopilot_health(ctx)
         }
         _ => {
             if let Some(job) = rest.strip_prefix("job/") {

@@ -1,4 +1,5 @@
-//! The server side of the RPC port: accept loop, protocol selection, client-protocol connections.
+//! The server side of the RPC port: accept loop, protocol selection, client-protocol
+//! connections (the server protocol is served by `crate::peer`).
 //!
 //! One accept loop runs per shard executor; the agent binds one listener per shard and the kernel
 //! spreads connections over them (glommio's `TcpListener::bind` sets `SO_REUSEPORT`).
@@ -118,7 +119,7 @@ async fn serve_connection<C: Cluster>(
     }
     match selector[0] {
         CLIENT_PROTOCOL_BYTE => serve_client_protocol(stream, cluster, heartbeat_queue, peer).await,
-        SERVER_PROTOCOL_BYTE => serve_server_protocol(stream, peer).await,
+        SERVER_PROTOCOL_BYTE => crate::peer::serve_server_protocol(stream, cluster, peer).await,
         other => {
             tracing::warn!(%peer, selector = other, "rpc connection with unknown selector byte");
             Err(RpcError::Protocol {
@@ -126,15 +127,6 @@ async fn serve_connection<C: Cluster>(
             })
         }
     }
-}
-
-/// Extension point for server-to-server traffic (Raft, request forwarding).
-///
-/// Nothing speaks it yet, so the connection is logged and dropped.
-async fn serve_server_protocol(stream: TcpStream, peer: &str) -> Result<(), RpcError> {
-    tracing::info!(%peer, "server protocol is not served yet; dropping connection");
-    drop(stream);
-    Ok(())
 }
 
 /// Runs one client-protocol connection until the peer closes it or sends a bad frame.
@@ -267,9 +259,20 @@ impl<C: Cluster> Dispatcher<C> {
     }
 }
 
-/// Hands one request to the engine.
+/// Time a forwarded client request may take beyond its own blocking wait.
+const FORWARD_SLACK: Duration = Duration::from_secs(10);
+
+/// Hands one request to the engine; on a follower, everything but `Hello` goes to the leader,
+/// which owns heartbeats, registrations and allocation updates.
 async fn handle_request<C: Cluster>(cluster: &C, request: ClientRequest) -> ClientResponse {
-    cluster.client_request(request).await
+    if matches!(request, ClientRequest::Hello { .. }) || cluster.is_leader() {
+        return cluster.client_request(request).await;
+    }
+    let wait = match &request {
+        ClientRequest::GetAllocs { max_wait_ms, .. } => Duration::from_millis(*max_wait_ms),
+        _ => Duration::ZERO,
+    };
+    crate::peer::forward_client(cluster, &request, wait + FORWARD_SLACK).await
 }
 
 /// Decrements the connection's in-flight count when a request task ends or is dropped.

@@ -30,7 +30,17 @@ pub(crate) struct Ctx<'a, C: Cluster> {
     pub limits: &'a HttpLimits,
     pub method: Method,
     pub query: Query,
-    request: Option<Request<Incoming>>,
+    body: BodySource,
+}
+
+/// Where a request's body comes from.
+pub(crate) enum BodySource {
+    /// Still on the socket.
+    Incoming(Request<Incoming>),
+    /// Already read (a request forwarded by another server).
+    Buffered(Bytes),
+    /// Already handed out.
+    Taken,
 }
 
 impl<'a, C: Cluster> Ctx<'a, C> {
@@ -45,14 +55,42 @@ impl<'a, C: Cluster> Ctx<'a, C> {
             limits,
             method: request.method().clone(),
             query,
-            request: Some(request),
+            body: BodySource::Incoming(request),
+        }
+    }
+
+    /// A context for a request whose body was already read.
+    pub(crate) fn buffered(
+        cluster: &'a C,
+        limits: &'a HttpLimits,
+        method: Method,
+        body: Bytes,
+        query: Query,
+    ) -> Ctx<'a, C> {
+        Ctx {
+            cluster,
+            limits,
+            method,
+            query,
+            body: BodySource::Buffered(body),
         }
     }
 
     /// Reads the request body, at most `max_bytes` (and never more than the server limit).
     pub(crate) async fn body(&mut self, max_bytes: usize) -> Result<Bytes, HttpError> {
-        let Some(request) = self.request.take() else {
-            return Ok(Bytes::new());
+        let request = match std::mem::replace(&mut self.body, BodySource::Taken) {
+            BodySource::Incoming(request) => request,
+            BodySource::Buffered(bytes) => {
+                let max = max_bytes.min(self.limits.body_bytes_max);
+                if bytes.len() > max {
+                    return Err(HttpError::new(
+                        hyper::StatusCode::PAYLOAD_TOO_LARGE,
+                        format!("request body exceeds {max} bytes"),
+                    ));
+                }
+                return Ok(bytes);
+            }
+            BodySource::Taken => return Ok(Bytes::new()),
         };
         read_body(
             request,
