@@ -14,8 +14,8 @@ use engine::api::{
     AutopilotHealth, AutopilotState, ClusterStatus, EvalReply, JobSummary, Member, PlanReply,
     ReadView, RegisterJob, RegisterJobReply, ServerHealth, TaskGroupSummary,
 };
-use engine::config::AutopilotConfig;
 use engine::client_proto::{ClientRequest, ClientResponse};
+use engine::config::AutopilotConfig;
 use engine::{Cluster, EngineError};
 use sched::structs::{
     Allocation, DesiredUpdates, EvalStatus, Evaluation, Job, Node, Plan, Resources, SchedOutcome,
@@ -249,7 +249,11 @@ fn derived_health(status: &ClusterStatus) -> AutopilotHealth {
             last_term: status.raft_term,
             last_index: status.raft_commit_index,
             healthy: m.status == "alive",
-            stable_since_unix: if m.status == "alive" { 1_700_000_000 } else { 0 },
+            stable_since_unix: if m.status == "alive" {
+                1_700_000_000
+            } else {
+                0
+            },
         })
         .collect();
     let voters = servers.iter().filter(|s| s.voter).count();
@@ -416,6 +420,7 @@ impl Cluster for FakeCluster {
         let member = status.members.remove(position);
         let rpc = format!("{}:{}", member.addr, member.rpc_port);
         status.peers.retain(|p| *p != rpc);
+        status.raft_servers.retain(|r| r.id != member.id);
         Ok(())
     }
 

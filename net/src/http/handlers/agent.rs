@@ -1,8 +1,11 @@
-//! Status, region, agent and operator endpoints: all answered from `Cluster::status()`.
+//! Status, region, agent and operator endpoints: reads answered from `Cluster::status()`,
+//! plus the server-pool writes (`agent/join`, `agent/force-leave`).
 
+use bytes::Bytes;
 use engine::api::{ClusterStatus, Member};
 use engine::Cluster;
-use hyper::StatusCode;
+use http_body_util::Full;
+use hyper::{Response, StatusCode};
 use serde_json::{json, Value};
 
 use super::Ctx;
@@ -164,10 +167,65 @@ pub(crate) fn health<C: Cluster>(ctx: &Ctx<'_, C>) -> Result<HttpResponse, HttpE
     ))
 }
 
-/// `GET /v1/operator/raft/configuration`
+/// `GET /v1/operator/raft/configuration`: the Raft configuration, or the gossip members when
+/// the cluster reports no Raft view (a server that has not joined a configuration yet).
 pub(crate) fn raft_configuration<C: Cluster>(ctx: &Ctx<'_, C>) -> Result<HttpResponse, HttpError> {
     let status = ctx.cluster.status();
-    let servers: Vec<Value> = status.members.iter().map(encode::raft_server).collect();
+    let source = if status.raft_servers.is_empty() {
+        &status.members
+    } else {
+        &status.raft_servers
+    };
+    let servers: Vec<Value> = source.iter().map(encode::raft_server).collect();
     let value = json!({"Servers": servers, "Index": status.raft_commit_index});
     Ok(json_response(&value, ctx.query.pretty, None))
+}
+
+/// A 200 answer with an empty body, as Nomad sends for writes that return nothing.
+pub(crate) fn empty_ok() -> HttpResponse {
+    Response::new(Full::new(Bytes::new()))
+}
+
+/// Returns every non-empty value of a repeatable query parameter, in order.
+fn repeated<'q, C: Cluster>(ctx: &'q Ctx<'_, C>, key: &str) -> Vec<&'q str> {
+    ctx.query
+        .pairs
+        .iter()
+        .filter(|(k, v)| k == key && !v.is_empty())
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
+/// `PUT|POST /v1/agent/join?address=A&address=B`: joins the gossip pools of other servers.
+pub(crate) async fn join<C: Cluster>(ctx: &Ctx<'_, C>) -> Result<HttpResponse, HttpError> {
+    let addrs: Vec<String> = repeated(ctx, "address")
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    if addrs.is_empty() {
+        return Err(HttpError::bad_request("missing address to join"));
+    }
+    match ctx.cluster.join_servers(addrs).await {
+        Ok(joined) => Ok(json_response(
+            &json!({"num_joined": joined, "error": ""}),
+            ctx.query.pretty,
+            None,
+        )),
+        // Whatever went wrong, no server was joined: the request failed as a whole.
+        Err(e) => Err(HttpError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            HttpError::from(e).message,
+        )),
+    }
+}
+
+/// `PUT|POST /v1/agent/force-leave?node=NAME[&prune=true]`: marks a failed server as left.
+pub(crate) async fn force_leave<C: Cluster>(ctx: &Ctx<'_, C>) -> Result<HttpResponse, HttpError> {
+    let node = ctx.query.get("node").unwrap_or("");
+    if node.is_empty() {
+        return Err(HttpError::bad_request("missing node to force leave"));
+    }
+    let prune = ctx.query.bool_param("prune")?;
+    ctx.cluster.force_leave(node, prune).await?;
+    Ok(empty_ok())
 }
