@@ -31,7 +31,33 @@ pub(crate) async fn handle<C: Cluster>(
         return HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "No path to region")
             .into_response();
     }
+    if super::forward::must_forward(cluster, req.method(), &path, &query) {
+        return super::forward::to_leader(cluster, limits, &query, req).await;
+    }
     let mut ctx = Ctx::new(cluster, limits, req, query);
+    match route(&mut ctx, &path).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Answers a request whose body was already read (one forwarded by another server).
+pub(crate) async fn handle_buffered<C: Cluster>(
+    cluster: &C,
+    limits: &HttpLimits,
+    method: Method,
+    path_and_query: &str,
+    body: Vec<u8>,
+) -> HttpResponse {
+    let (raw_path, raw_query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    let path = percent_decode(raw_path);
+    let query = match Query::parse(raw_query) {
+        Ok(q) => q,
+        Err(e) => return e.into_response(),
+    };
+    let mut ctx = Ctx::buffered(cluster, limits, method, body.into(), query);
     match route(&mut ctx, &path).await {
         Ok(response) => response,
         Err(e) => e.into_response(),
