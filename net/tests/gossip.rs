@@ -91,6 +91,12 @@ fn three() -> (Gossip, Gossip, Gossip) {
 }
 
 #[test]
+fn gossip_handles_are_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+    assert_send_sync::<Gossip>();
+}
+
+#[test]
 fn three_pools_join_and_share_metadata() {
     let (a, b, c) = three();
     let mut changes = a.changes();
@@ -231,11 +237,23 @@ fn join_of_silent_address_fails_naming_it() {
     let target = silent.local_addr().unwrap().to_string();
     drop(silent);
     let started = Instant::now();
-    let err = a.join(&[target.clone()]).unwrap_err();
+    let err = a.join(std::slice::from_ref(&target)).unwrap_err();
     assert!(err.contains(&target), "{err}");
     assert!(started.elapsed() < Duration::from_secs(3));
     assert_eq!(a.members().len(), 1);
+
+    // A server that answered an earlier join does not count once it is gone.
+    let b = start("b", 2, None);
+    assert_eq!(a.join(&[addr(&b)]).unwrap(), 1);
+    b.stop();
+    assert!(a.join(&[addr(&b)]).is_err());
+    // One silent address among answering ones still joins, counting only who answered.
+    let c = start("c", 3, None);
+    assert_eq!(a.join(&[addr(&c), target]).unwrap(), 1);
+    // Its own address counts as answered, as in a `retry_join` list naming every server.
+    assert_eq!(a.join(&[addr(&a), addr(&c)]).unwrap(), 2);
     a.stop();
+    c.stop();
 }
 
 #[test]
@@ -251,6 +269,10 @@ fn bad_config_is_rejected() {
         .err()
         .unwrap();
     assert!(err.to_string().contains("encrypt"), "{err}");
+    let mut huge = cfg(None, timing());
+    huge.me.build = "x".repeat(1000);
+    let err = Gossip::start(huge).err().unwrap();
+    assert!(err.to_string().contains("metadata"), "{err}");
     let slow_rtt = GossipTiming {
         probe_rtt: Duration::from_secs(2),
         ..timing()

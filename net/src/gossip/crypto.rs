@@ -87,7 +87,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_key_lengths_and_short_datagrams() {
-        assert!(Cipher::new(&[1u8; 15]).unwrap_err().contains("15"));
+        assert!(Cipher::new(&[1u8; 15]).err().unwrap().contains("15"));
         let c = Cipher::new(&[1u8; 16]).unwrap();
         assert!(c.open(&[0u8; 5]).is_none());
         assert!(c.open(&[0u8; 40]).is_none());

@@ -8,7 +8,7 @@ mod crypto;
 mod identity;
 mod worker;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket};
 use std::sync::{mpsc, Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
@@ -23,6 +23,9 @@ use identity::ServerId;
 
 /// The serf port a join address without a port points at.
 pub const DEFAULT_SERF_PORT: u16 = 4648;
+
+/// The largest encoded identity accepted (see `Gossip::start`).
+const MAX_IDENTITY: usize = 400;
 
 /// How long `leave` waits for its announcement to spread before returning anyway.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -79,8 +82,8 @@ pub(crate) struct Entry {
 pub(crate) struct Shared {
     /// Every known server by name; a name keeps only its newest generation.
     pub members: BTreeMap<String, Entry>,
-    /// Addresses a valid datagram came from, so `join` can tell who answered.
-    pub heard: HashSet<SocketAddr>,
+    /// When a valid datagram last came from each address, so `join` can tell who answered.
+    pub heard: HashMap<SocketAddr, Instant>,
 }
 
 pub(crate) enum Command {
@@ -144,6 +147,17 @@ impl Gossip {
             .map(|d| d.as_millis() as u64)
             .unwrap_or(1);
         let me = ServerId::new(&config.me, advertise, bump);
+        // Two identities travel in every datagram header; a huge one would leave no room for
+        // member updates (or not fit at all) and silently break the pool.
+        let id_len = postcard::to_allocvec(&me)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
+        if id_len > MAX_IDENTITY {
+            return Err(invalid(format!(
+                "gossip: server metadata (name, region, addresses, build, ...) takes {id_len} \
+                 bytes encoded, more than {MAX_IDENTITY}"
+            )));
+        }
 
         let mut shared = Shared::default();
         shared.members.insert(
@@ -224,13 +238,15 @@ impl Gossip {
         }
     }
 
-    fn answered(&self, addr: SocketAddr) -> bool {
+    /// Whether the server at `addr` spoke since `since`: a member that is still listed alive
+    /// but has stopped does not count as answering.
+    fn answered(&self, addr: SocketAddr, since: Instant) -> bool {
+        if addr == self.inner.advertise {
+            // Joining oneself (a `retry_join` list naming every server) trivially succeeds.
+            return true;
+        }
         let shared = self.inner.shared.read().unwrap_or_else(|e| e.into_inner());
-        shared.heard.contains(&addr)
-            || shared
-                .members
-                .values()
-                .any(|e| e.id.addr == addr && e.status == MemberStatus::Alive)
+        shared.heard.get(&addr).is_some_and(|t| *t >= since)
     }
 }
 
@@ -273,12 +289,13 @@ impl Membership for Gossip {
                 unresolved.join("; ")
             ));
         }
-        let deadline = Instant::now() + self.inner.join_wait;
+        let since = Instant::now();
+        let deadline = since + self.inner.join_wait;
         loop {
             let pending: Vec<SocketAddr> = targets
                 .iter()
                 .copied()
-                .filter(|a| !self.answered(*a))
+                .filter(|a| !self.answered(*a, since))
                 .collect();
             if pending.is_empty() || Instant::now() >= deadline {
                 break;
@@ -286,11 +303,11 @@ impl Membership for Gossip {
             self.send(Command::Announce(pending))?;
             // Announce again now and then: a lost datagram must not fail the join.
             let resend = (Instant::now() + Duration::from_millis(300)).min(deadline);
-            while Instant::now() < resend && !targets.iter().all(|a| self.answered(*a)) {
+            while Instant::now() < resend && !targets.iter().all(|a| self.answered(*a, since)) {
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
-        let n = targets.iter().filter(|a| self.answered(**a)).count();
+        let n = targets.iter().filter(|a| self.answered(**a, since)).count();
         if n == 0 {
             let mut msg = format!("no server answered at {}", addrs.join(", "));
             if !unresolved.is_empty() {
@@ -381,13 +398,16 @@ mod tests {
     fn resolve_defaults_the_serf_port() {
         assert_eq!(
             resolve("127.0.0.1").unwrap(),
-            "127.0.0.1:4648".parse().unwrap()
+            "127.0.0.1:4648".parse::<SocketAddr>().unwrap()
         );
         assert_eq!(
             resolve("127.0.0.1:5000").unwrap(),
-            "127.0.0.1:5000".parse().unwrap()
+            "127.0.0.1:5000".parse::<SocketAddr>().unwrap()
         );
-        assert_eq!(resolve("[::1]").unwrap(), "[::1]:4648".parse().unwrap());
+        assert_eq!(
+            resolve("[::1]").unwrap(),
+            "[::1]:4648".parse::<SocketAddr>().unwrap()
+        );
         assert_eq!(resolve("localhost").unwrap().port(), 4648);
         assert!(resolve("").is_err());
         assert!(resolve("127.0.0.1:notaport").is_err());

@@ -12,7 +12,7 @@ use std::sync::{mpsc, Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use engine::api::MemberStatus;
-use foca::{AccumulatingRuntime, Config, Foca, OwnedNotification, PostcardCodec, Timer};
+use foca::{AccumulatingRuntime, Codec, Config, Foca, OwnedNotification, PostcardCodec, Timer};
 use rand10::rngs::StdRng;
 use tokio::sync::watch;
 use tracing::debug;
@@ -304,15 +304,21 @@ impl Run {
         };
         let r = self.foca.handle_data(plain, &mut self.rt);
         if r.is_ok() {
-            let known = self
-                .w
-                .shared
-                .read()
-                .map(|s| s.heard.contains(&from))
-                .unwrap_or(true);
-            if !known {
-                self.update(|s| s.heard.insert(from) && false);
-            }
+            // The sender's advertised address may differ from the datagram's source (NAT, a
+            // wildcard bind); `join` may have been given either, so record both.
+            let mut header_bytes = plain;
+            let header: Option<foca::Header<ServerId>> =
+                PostcardCodec.decode_header(&mut header_bytes).ok();
+            let src = header.map(|h| h.src.addr);
+            let now = Instant::now();
+            // Not a member-list change (no counter bump): only `join` looks at this.
+            self.update(|s| {
+                s.heard.insert(from, now);
+                if let Some(src) = src {
+                    s.heard.insert(src, now);
+                }
+                false
+            });
         }
         self.after("datagram", r);
     }
@@ -478,13 +484,22 @@ fn apply_notification(s: &mut Shared, me: &str, n: OwnedNotification<ServerId>) 
 /// Applies one pool broadcast to the member list; returns whether it changed.
 fn apply_broadcast(s: &mut Shared, me: &str, item: Bcast) -> bool {
     match item {
-        Bcast::Leaving { name, bump } => match s.members.get_mut(&name) {
-            Some(e) if e.id.bump == bump && e.status != MemberStatus::Left => {
-                e.status = MemberStatus::Left;
-                true
+        Bcast::Leaving { name, bump } => {
+            // Others mark the server left at once; this server is leaving until foca has
+            // left too.
+            let next = if name == me {
+                MemberStatus::Leaving
+            } else {
+                MemberStatus::Left
+            };
+            match s.members.get_mut(&name) {
+                Some(e) if e.id.bump == bump && e.status != next => {
+                    e.status = next;
+                    true
+                }
+                _ => false,
             }
-            _ => false,
-        },
+        }
         Bcast::ForceLeave { name, prune, .. } => {
             // Forcing out a server that still answers would only hide it: foca keeps it up
             // and would never announce it again. Only servers already gone are affected.
