@@ -672,6 +672,11 @@ mod tests {
         store
     }
 
+    /// Describes through an already open store (the server's own view).
+    fn describe_local_server_open(dir: &Path, store: &LogStore) -> String {
+        describe_open(dir, store).unwrap().address
+    }
+
     fn write_peers(dir: &Path, text: &str) {
         std::fs::write(dir.join(PEERS_FILE), text).unwrap();
     }
@@ -767,6 +772,17 @@ mod tests {
             .unwrap()
             .write(&meta, &image)
             .unwrap();
+        // With the log still behind the snapshot, the snapshot's membership is the newest.
+        store.close().unwrap();
+        drop(store);
+        let me = describe_local_server(dir.path()).unwrap();
+        assert_eq!(me.address, "10.0.0.5:4647");
+        let store = LogStore::open(dir.path()).unwrap();
+        store.truncate_from_sync(0).unwrap();
+        assert_eq!(
+            describe_local_server_open(dir.path(), &store),
+            "10.0.0.5:4647"
+        );
         write_peers(dir.path(), RECOVER_5);
         apply_peers_json(dir.path(), &store, 5).unwrap().unwrap();
         // The log continues after the snapshot: the stale entries 0..=4 are purged.
