@@ -133,7 +133,16 @@ fn leave_is_seen_as_left() {
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(status_of(&a, "c"), Some(MemberStatus::Left));
     assert_eq!(status_of(&b, "c"), Some(MemberStatus::Left));
-    for g in [&a, &b, &c] {
+
+    // A server that left and starts again at the same address is alive again.
+    let c_addr = c.advertise_addr();
+    c.stop();
+    let c2 = start_at("c", 3, c_addr, None);
+    assert_eq!(c2.join(&[addr(&a)]).unwrap(), 1);
+    for g in [&a, &b, &c2] {
+        eventually(Duration::from_secs(10), "c back", || alive_count(g) == 3);
+    }
+    for g in [&a, &b, &c2] {
         g.stop();
     }
 }
@@ -172,8 +181,18 @@ fn stop_fails_then_force_leave_and_prune() {
         });
     }
     assert_eq!(a.members().len(), 2);
-    a.stop();
-    b.stop();
+
+    // A pruned server that comes back is listed again, alive.
+    let c2 = start_at("c", 3, c.advertise_addr(), None);
+    assert_eq!(c2.join(&[addr(&b)]).unwrap(), 1);
+    for g in [&a, &b] {
+        eventually(Duration::from_secs(10), "c back after prune", || {
+            status_of(g, "c") == Some(MemberStatus::Alive)
+        });
+    }
+    for g in [&a, &b, &c2] {
+        g.stop();
+    }
 }
 
 #[test]
