@@ -543,9 +543,9 @@ mod tests {
                 },
             ]
         );
-        let m = membership_of(&parse_peers_json(
-            r#"[{"id":"1","address":"10.0.0.1:1"},{"id":"2","address":"10.0.0.2:1","non_voter":true}]"#,
-        ).unwrap());
+        let text = r#"[{"id":"1","address":"10.0.0.1:1"},
+                       {"id":"2","address":"10.0.0.2:1","non_voter":true}]"#;
+        let m = membership_of(&parse_peers_json(text).unwrap());
         assert_eq!(m.voter_ids().collect::<Vec<_>>(), vec![1]);
         assert_eq!(m.learner_ids().collect::<Vec<_>>(), vec![2]);
         assert_eq!(m.get_node(&2).unwrap().addr, "10.0.0.2:1");

@@ -86,7 +86,8 @@ pub fn run(args: &RecoverArgs) -> Result<i32> {
             eprintln!("Wrote {}", path.display());
         }
         eprintln!(
-            "Start every listed server; each applies the file once, removes it and leaves peers.info."
+            "Start every listed server; each applies the file once, removes it and leaves \
+             peers.info."
         );
     }
     Ok(0)
