@@ -1,11 +1,13 @@
 //! Tests that run real `drover` processes on 127.0.0.1, each with its own temporary data dir.
 //! Build the binaries first: `cargo build --bins`.
 
+mod ha_harness;
 mod harness;
 
 mod bad_input;
 mod blocking;
 mod durability;
+mod ha;
 mod heartbeat;
 mod node_lifecycle;
 mod placement;

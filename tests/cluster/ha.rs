@@ -1,0 +1,183 @@
+//! High availability: clusters of real servers form, forward to the leader, survive the loss of
+//! a minority, fail cleanly without quorum, and come back from `peers.json`.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::ha_harness::{register_hcl, tiny_job, Servers};
+
+fn follower_of(c: &Servers) -> usize {
+    let leader = c.wait_for_leader(Duration::from_secs(30));
+    (0..c.servers.len())
+        .find(|i| *i != leader && c.servers[*i].child.is_some())
+        .expect("a follower")
+}
+
+#[test]
+fn three_servers_form_a_cluster_and_forward_to_the_leader() {
+    let c = Servers::start(3, "", "");
+    let leader = c.wait_for_leader(Duration::from_secs(30));
+    for s in &c.servers {
+        let peers = s.get("/v1/status/peers").unwrap();
+        assert_eq!(peers.as_array().unwrap().len(), 3, "{}: {peers}", s.name);
+        let members = c.wait_for("three alive members", Duration::from_secs(20), |_| {
+            let m = s.get("/v1/agent/members").ok()?;
+            let alive = m["Members"]
+                .as_array()?
+                .iter()
+                .filter(|m| m["Status"] == "alive")
+                .count();
+            (alive == 3).then_some(m)
+        });
+        assert_eq!(members["Members"].as_array().unwrap().len(), 3);
+        let raft = s.get("/v1/operator/raft/configuration").unwrap();
+        let servers = raft["Servers"].as_array().unwrap();
+        assert_eq!(servers.len(), 3, "{raft}");
+        assert!(servers.iter().all(|v| v["Voter"] == true), "{raft}");
+        let leaders: Vec<&Value> = servers.iter().filter(|v| v["Leader"] == true).collect();
+        assert_eq!(leaders.len(), 1, "{raft}");
+        assert_eq!(leaders[0]["Address"], c.servers[leader].rpc_addr());
+    }
+
+    // A write through a follower is forwarded and then visible on every server.
+    let f = follower_of(&c);
+    let (code, body) = register_hcl(&c.servers[f], &tiny_job("through-follower", 1)).unwrap();
+    assert_eq!(code, 200, "{body}");
+    for s in &c.servers {
+        c.wait_for("the job on every server", Duration::from_secs(10), |_| {
+            s.get("/v1/job/through-follower?stale=true").ok()
+        });
+        // A default read on any server answers with a known leader.
+        let (code, headers, _) = s.get_full("/v1/job/through-follower").unwrap();
+        assert_eq!(code, 200);
+        let known = headers
+            .iter()
+            .find(|(n, _)| n == "x-nomad-knownleader")
+            .map(|(_, v)| v.clone());
+        assert_eq!(known.as_deref(), Some("true"), "{}", s.name);
+    }
+    // A stale read on a follower reports its last contact with the leader.
+    let (code, headers, _) = c.servers[f].get_full("/v1/jobs?stale=true").unwrap();
+    assert_eq!(code, 200);
+    let contact: u64 = headers
+        .iter()
+        .find(|(n, _)| n == "x-nomad-lastcontact")
+        .and_then(|(_, v)| v.parse().ok())
+        .expect("X-Nomad-LastContact");
+    assert!(contact < 5_000, "follower last contact {contact} ms");
+}
+
+/// Registers jobs round-robin through every running server until `until` returns true,
+/// returning the names the API acknowledged.
+fn write_jobs(c: &Servers, prefix: &str, n: usize, acked: &mut BTreeSet<String>) {
+    for i in 0..n {
+        let name = format!("{prefix}-{i}");
+        let running: Vec<usize> = (0..c.servers.len())
+            .filter(|j| c.servers[*j].child.is_some())
+            .collect();
+        let s = &c.servers[running[i % running.len()]];
+        if let Ok((200, _)) = register_hcl(s, &tiny_job(&name, 1)) {
+            acked.insert(name);
+        }
+    }
+}
+
+#[test]
+fn killing_the_leader_elects_another_and_loses_no_acknowledged_write() {
+    let mut c = Servers::start(3, "", "");
+    let mut acked = BTreeSet::new();
+    write_jobs(&c, "before", 10, &mut acked);
+    assert_eq!(acked.len(), 10, "every write with a healthy cluster succeeds");
+    let old = c.wait_for_leader(Duration::from_secs(30));
+    let old_addr = c.servers[old].rpc_addr();
+    c.servers[old].kill9();
+    let killed_at = Instant::now();
+    // Writes during the election may fail; only acknowledged ones are promised.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut during = 0;
+    while acked.len() < 20 && Instant::now() < deadline {
+        write_jobs(&c, &format!("during{during}"), 2, &mut acked);
+        during += 1;
+    }
+    let new = c.wait_for_leader(Duration::from_secs(30));
+    assert_ne!(c.servers[new].rpc_addr(), old_addr);
+    eprintln!("new leader after {:?}", killed_at.elapsed());
+    write_jobs(&c, "after", 5, &mut acked);
+    let listed: BTreeSet<String> = c.servers[new]
+        .get("/v1/jobs")
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["ID"].as_str().unwrap().to_string())
+        .collect();
+    let lost: Vec<&String> = acked.difference(&listed).collect();
+    assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
+
+    // The killed server comes back and catches up.
+    c.servers[old].spawn();
+    let back = &c.servers[old];
+    c.wait_for("the restarted server to catch up", Duration::from_secs(30), |_| {
+        let jobs = back.get("/v1/jobs?stale=true").ok()?;
+        let ids: BTreeSet<String> = jobs
+            .as_array()?
+            .iter()
+            .filter_map(|j| j["ID"].as_str().map(str::to_string))
+            .collect();
+        acked.is_subset(&ids).then_some(())
+    });
+}
+
+#[test]
+fn without_quorum_writes_fail_cleanly_and_peers_json_brings_one_survivor_back() {
+    let mut c = Servers::start(3, "", "");
+    let f = follower_of(&c);
+    let (code, body) = register_hcl(&c.servers[f], &tiny_job("kept", 1)).unwrap();
+    assert_eq!(code, 200, "{body}");
+    // Kill the two others: the survivor has no quorum.
+    for i in 0..3 {
+        if i != f {
+            c.servers[i].kill9();
+        }
+    }
+    let s = &c.servers[f];
+    c.wait_for("the survivor to lose its leader", Duration::from_secs(20), |_| {
+        s.leader().is_empty().then_some(())
+    });
+    let (code, body) = register_hcl(s, &tiny_job("refused", 1)).unwrap();
+    assert_eq!(code, 500, "{body}");
+    assert!(body.contains("No cluster leader"), "{body}");
+    let stale = s.get("/v1/job/kept?stale=true").unwrap();
+    assert_eq!(stale["ID"], "kept");
+    let (code, _, _) = s.get_full("/v1/job/kept").unwrap();
+    assert_eq!(code, 500, "a default read needs a leader");
+
+    // Recover: stop the survivor, let the tool write peers.json from its own data, restart.
+    let s = &mut c.servers[f];
+    s.kill9();
+    let out = std::process::Command::new(crate::harness::bin("drover"))
+        .args(["operator", "raft", "recover", "-write", "-data-dir"])
+        .arg(s.data_dir())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "recover failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let peers = s.raft_dir().join("peers.json");
+    assert!(peers.exists(), "recover -write wrote {}", peers.display());
+    s.spawn();
+    let s = &c.servers[f];
+    c.wait_for("the survivor to lead alone", Duration::from_secs(30), |_| {
+        (s.leader() == s.rpc_addr()).then_some(())
+    });
+    assert!(!peers.exists(), "peers.json is consumed once applied");
+    assert_eq!(s.get("/v1/job/kept").unwrap()["ID"], "kept");
+    let (code, body) = register_hcl(s, &tiny_job("after-recovery", 1)).unwrap();
+    assert_eq!(code, 200, "{body}");
+    let raft = s.get("/v1/operator/raft/configuration").unwrap();
+    assert_eq!(raft["Servers"].as_array().unwrap().len(), 1, "{raft}");
+}
