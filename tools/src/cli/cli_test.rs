@@ -227,19 +227,33 @@ fn raft_remove_peer_by_address_or_id() {
     assert_eq!(
         drover(
             &server,
-            &["operator", "raft", "remove-peer", "-peer-address=10.0.0.2:4647"]
+            &[
+                "operator",
+                "raft",
+                "remove-peer",
+                "-peer-address=10.0.0.2:4647"
+            ]
         ),
         0
     );
     assert_eq!(
-        drover(&server, &["operator", "raft", "remove-peer", "-peer-id", "b2"]),
+        drover(
+            &server,
+            &["operator", "raft", "remove-peer", "-peer-id", "b2"]
+        ),
         0
     );
     assert_eq!(drover(&server, &["operator", "raft", "remove-peer"]), 1);
     assert_eq!(
         drover(
             &server,
-            &["operator", "raft", "remove-peer", "-peer-id=b2", "-peer-address=10.0.0.2:4647"]
+            &[
+                "operator",
+                "raft",
+                "remove-peer",
+                "-peer-id=b2",
+                "-peer-address=10.0.0.2:4647"
+            ]
         ),
         1
     );

@@ -458,7 +458,10 @@ pub fn render_autopilot_config(config: &Value) -> String {
 /// sent as integer nanoseconds, which the server accepts besides Go duration strings.
 pub fn apply_autopilot_flags(config: &mut Value, args: &AutopilotSetArgs) {
     let flags = [
-        ("CleanupDeadServers", args.cleanup_dead_servers.map(Value::from)),
+        (
+            "CleanupDeadServers",
+            args.cleanup_dead_servers.map(Value::from),
+        ),
         (
             "LastContactThreshold",
             args.last_contact_threshold.map(duration_nanos),
@@ -629,13 +632,21 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(args.cleanup_dead_servers, Some(false));
-        assert_eq!(args.last_contact_threshold, Some(Duration::from_millis(500)));
+        assert_eq!(
+            args.last_contact_threshold,
+            Some(Duration::from_millis(500))
+        );
         assert_eq!(args.max_trailing_logs, Some(100));
         assert_eq!(args.min_quorum, Some(3));
         assert_eq!(args.server_stabilization_time, Some(Duration::from_secs(5)));
         assert_eq!(args.enable_redundancy_zones, Some(true));
         assert_eq!(args.disable_upgrade_migration, None);
-        assert_eq!(autopilot_set(&["-cleanup-dead-servers=f"]).unwrap().cleanup_dead_servers, Some(false));
+        assert_eq!(
+            autopilot_set(&["-cleanup-dead-servers=f"])
+                .unwrap()
+                .cleanup_dead_servers,
+            Some(false)
+        );
 
         assert!(autopilot_set(&["-cleanup-dead-servers=maybe"]).is_err());
         assert!(autopilot_set(&["-last-contact-threshold=soon"]).is_err());
@@ -722,8 +733,14 @@ mod tests {
         assert_eq!(lines[1], "Failure Tolerance = 0");
         assert_eq!(lines[2], "Leader            = a1");
         assert_eq!(lines[4], "Servers");
-        assert!(lines[5].starts_with("ID  Name       Address        Serf Status"), "{out}");
-        assert!(lines[6].starts_with("a1  s1.global  10.0.0.1:4647  alive"), "{out}");
+        assert!(
+            lines[5].starts_with("ID  Name       Address        Serf Status"),
+            "{out}"
+        );
+        assert!(
+            lines[6].starts_with("a1  s1.global  10.0.0.1:4647  alive"),
+            "{out}"
+        );
         assert_eq!(
             lines[6].split_whitespace().collect::<Vec<_>>(),
             [
