@@ -84,11 +84,26 @@ impl Server {
             .arg("-shards")
             .arg("1")
             .args(&self.args)
+            .env("DROVER_FAULTS_FILE", self.faults_file())
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()
             .expect("starting drover");
         self.child = Some(child);
+    }
+
+    fn faults_file(&self) -> PathBuf {
+        self.dir.path().join("faults")
+    }
+
+    /// Makes this server's calls to the servers at `rpc_addrs` fail (see `net::peer::faults`).
+    pub fn block(&self, rpc_addrs: &[String]) {
+        std::fs::write(self.faults_file(), rpc_addrs.join("\n")).unwrap();
+    }
+
+    /// Lifts every injected fault.
+    pub fn heal(&self) {
+        std::fs::write(self.faults_file(), "").unwrap();
     }
 
     pub fn is_running(&mut self) -> bool {
@@ -265,6 +280,25 @@ impl Servers {
         self.servers
             .iter()
             .position(|s| s.rpc_addr() == leader && s.child.is_some())
+    }
+
+    /// Cuts server `i` off from every other server, in both directions.
+    pub fn isolate(&self, i: usize) {
+        let others: Vec<String> = (0..self.servers.len())
+            .filter(|j| *j != i)
+            .map(|j| self.servers[j].rpc_addr())
+            .collect();
+        self.servers[i].block(&others);
+        for j in (0..self.servers.len()).filter(|j| *j != i) {
+            self.servers[j].block(&[self.servers[i].rpc_addr()]);
+        }
+    }
+
+    /// Heals every injected fault.
+    pub fn heal_all(&self) {
+        for s in &self.servers {
+            s.heal();
+        }
     }
 
     /// Every server's log, labelled.

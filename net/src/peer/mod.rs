@@ -23,6 +23,8 @@ use glommio::net::TcpStream;
 
 use crate::rpc::RpcError;
 
+pub mod faults;
+
 /// How long connecting to a peer may take.
 pub const PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Idle connections kept per peer.
@@ -51,6 +53,9 @@ impl PeerPool {
         request: &ServerRequest,
         timeout: Duration,
     ) -> Result<ServerResponse, String> {
+        if faults::blocked(addr) {
+            return Err(format!("{addr}: unreachable (fault injection)"));
+        }
         let mut frame = Vec::new();
         encode_frame(request, &mut frame).map_err(|e| e.to_string())?;
         let pooled = self.idle.borrow_mut().get_mut(addr).and_then(Vec::pop);
