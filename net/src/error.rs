@@ -12,4 +12,7 @@ pub enum NetError {
     Io(#[from] std::io::Error),
     #[error("http connection: {0}")]
     Http(#[from] hyper::Error),
+    /// A transport's configuration cannot work (a bad key length, inconsistent timings).
+    #[error("{field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
 }

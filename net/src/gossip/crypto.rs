@@ -20,7 +20,7 @@ pub(crate) enum Cipher {
 impl Cipher {
     /// Returns the cipher for `key`, or an error naming the accepted lengths.
     pub fn new(key: &[u8]) -> Result<Cipher, String> {
-        let bad = |_| format!("encrypt: key must be 16, 24 or 32 bytes, got {}", key.len());
+        let bad = |_| format!("key must be 16, 24 or 32 bytes, got {}", key.len());
         match key.len() {
             16 => Ok(Cipher::A128(Box::new(
                 Aes128Gcm::new_from_slice(key).map_err(bad)?,
@@ -31,7 +31,7 @@ impl Cipher {
             32 => Ok(Cipher::A256(Box::new(
                 Aes256Gcm::new_from_slice(key).map_err(bad)?,
             ))),
-            n => Err(format!("encrypt: key must be 16, 24 or 32 bytes, got {n}")),
+            n => Err(format!("key must be 16, 24 or 32 bytes, got {n}")),
         }
     }
 

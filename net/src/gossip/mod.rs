@@ -120,19 +120,19 @@ struct Inner {
 impl Gossip {
     /// Binds the UDP socket and starts the pool thread (`drover-gossip`).
     pub fn start(config: GossipConfig) -> Result<Gossip, NetError> {
-        let invalid =
-            |msg: String| NetError::Io(std::io::Error::new(std::io::ErrorKind::InvalidInput, msg));
+        let invalid = |field: &'static str, reason: &str| NetError::Invalid {
+            field,
+            reason: reason.to_string(),
+        };
         let t = &config.timing;
         if t.probe_period.is_zero() || t.probe_rtt.is_zero() || t.suspect_to_down.is_zero() {
-            return Err(invalid("gossip timing: durations must not be zero".into()));
+            return Err(invalid("gossip timing", "durations must not be zero"));
         }
         if t.probe_rtt >= t.probe_period {
-            return Err(invalid(
-                "gossip timing: probe_rtt must be shorter than probe_period".into(),
-            ));
+            return Err(invalid("probe_rtt", "must be shorter than probe_period"));
         }
         let cipher = match &config.encrypt_key {
-            Some(key) => Some(Cipher::new(key).map_err(invalid)?),
+            Some(key) => Some(Cipher::new(key).map_err(|e| invalid("encrypt", &e))?),
             None => None,
         };
         let socket = UdpSocket::bind(config.bind)?;
@@ -153,10 +153,11 @@ impl Gossip {
             .map(|v| v.len())
             .unwrap_or(usize::MAX);
         if id_len > MAX_IDENTITY {
-            return Err(invalid(format!(
-                "gossip: server metadata (name, region, addresses, build, ...) takes {id_len} \
-                 bytes encoded, more than {MAX_IDENTITY}"
-            )));
+            let reason = format!(
+                "name, region, addresses and build take {id_len} bytes encoded, more than \
+                 {MAX_IDENTITY}"
+            );
+            return Err(invalid("server metadata", &reason));
         }
 
         let mut shared = Shared::default();

@@ -429,40 +429,7 @@ fn apply_notification(s: &mut Shared, me: &str, n: OwnedNotification<ServerId>) 
             }
             _ => false,
         },
-        OwnedNotification::Rename(old, new) => {
-            let mut changed = false;
-            if old.name != new.name {
-                // Another server took over the address; the old one is gone from it.
-                if let Some(e) = s.members.get_mut(&old.name) {
-                    if e.id.bump == old.bump && e.status == MemberStatus::Alive {
-                        e.status = MemberStatus::Failed;
-                        changed = true;
-                    }
-                }
-            }
-            if new.name.is_empty() {
-                return changed;
-            }
-            match s.members.get_mut(&new.name) {
-                Some(e) if e.id.bump >= new.bump => changed,
-                Some(e) => {
-                    // A restart: the newest generation replaces the entry. Its liveness
-                    // arrives as MemberUp/MemberDown unless it is unchanged (still alive).
-                    e.id = new;
-                    true
-                }
-                None => {
-                    s.members.insert(
-                        new.name.clone(),
-                        Entry {
-                            id: new,
-                            status: MemberStatus::Alive,
-                        },
-                    );
-                    true
-                }
-            }
-        }
+        OwnedNotification::Rename(old, new) => apply_rename(s, old, new),
         OwnedNotification::Rejoin(id) => {
             debug!(bump = id.bump, "declared down by the gossip pool; rejoined");
             match s.members.get_mut(&id.name) {
@@ -478,6 +445,50 @@ fn apply_notification(s: &mut Shared, me: &str, n: OwnedNotification<ServerId>) 
             false
         }
         _ => false,
+    }
+}
+
+/// Applies foca's `Rename`: a newer identity took over an address.
+fn apply_rename(s: &mut Shared, old: ServerId, new: ServerId) -> bool {
+    // Foca reports a rename alone (no MemberUp/MemberDown) when liveness did not change.
+    let old_alive = s
+        .members
+        .get(&old.name)
+        .is_some_and(|e| e.id.bump == old.bump && e.status == MemberStatus::Alive);
+    let mut changed = false;
+    if old.name != new.name {
+        // Another server took over the address; the old one is gone from it.
+        if let Some(e) = s.members.get_mut(&old.name) {
+            if e.id.bump == old.bump && e.status == MemberStatus::Alive {
+                e.status = MemberStatus::Failed;
+                changed = true;
+            }
+        }
+    }
+    if new.name.is_empty() {
+        return changed;
+    }
+    match s.members.get_mut(&new.name) {
+        Some(e) if e.id.bump >= new.bump => changed,
+        Some(e) => {
+            // A restart: the newest generation replaces the entry. Its liveness
+            // arrives as MemberUp/MemberDown unless it is unchanged (still alive).
+            e.id = new;
+            true
+        }
+        // Only an alive predecessor tells that the newcomer is alive; otherwise its MemberUp
+        // (if it is up) lists it.
+        None if old_alive => {
+            s.members.insert(
+                new.name.clone(),
+                Entry {
+                    id: new,
+                    status: MemberStatus::Alive,
+                },
+            );
+            true
+        }
+        None => changed,
     }
 }
 
