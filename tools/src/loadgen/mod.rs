@@ -4,6 +4,7 @@
 //! placed and running as the simulated nodes see it) and `heartbeats` (hold a fleet on the
 //! heartbeat path and measure rate, latency and false node-downs). Start at `run`.
 
+mod failover;
 mod http;
 mod scenario;
 
@@ -26,6 +27,9 @@ pub enum Scenario {
     Place,
     /// Keep nodes heartbeating for a while; report rate, latency and false node-downs.
     Heartbeats,
+    /// Start 3 servers, kill the leader repeatedly under load; time to a new leader and to
+    /// the first placement after it (`-nodes` is per server, `-trials` the repetitions).
+    Failover,
 }
 
 impl Scenario {
@@ -33,6 +37,7 @@ impl Scenario {
         match self {
             Scenario::Place => "place",
             Scenario::Heartbeats => "heartbeats",
+            Scenario::Failover => "failover",
         }
     }
 }
@@ -86,6 +91,9 @@ pub struct LoadgenArgs {
     /// Datacenter of the simulated nodes and of the submitted jobs.
     #[arg(long = "datacenter", default_value = "dc1")]
     pub datacenter: String,
+    /// Leader kills in the failover scenario.
+    #[arg(long = "trials", default_value_t = 10)]
+    pub trials: usize,
     /// Scenario to run.
     #[arg(value_enum)]
     pub scenario: Scenario,
@@ -119,6 +127,10 @@ pub struct Report {
 /// Runs the scenario; errors when the server is unreachable or the arguments are unusable.
 pub fn run(args: LoadgenArgs) -> anyhow::Result<Report> {
     validate(&args)?;
+    if args.scenario == Scenario::Failover {
+        raise_memlock_limit();
+        return failover::run(&args);
+    }
     let rpc_addr = resolve_rpc(&args.rpc)?;
     let http_base = args.http.trim_end_matches('/').to_string();
     preflight(&http_base, rpc_addr)?;
@@ -140,6 +152,9 @@ fn validate(args: &LoadgenArgs) -> anyhow::Result<()> {
     }
     if args.scenario == Scenario::Place && (args.jobs == 0 || args.count == 0) {
         anyhow::bail!("-jobs and -count: must be at least 1 for the place scenario");
+    }
+    if args.scenario == Scenario::Failover && args.trials == 0 {
+        anyhow::bail!("-trials: must be at least 1");
     }
     if args.scenario == Scenario::Heartbeats && args.duration_secs == 0 {
         anyhow::bail!("-duration-secs: must be at least 1");

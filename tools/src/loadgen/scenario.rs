@@ -63,6 +63,8 @@ pub(super) async fn run(
         match args.scenario {
             Scenario::Place => place(&args, &http_base, &stats, timeout, &mut report).await,
             Scenario::Heartbeats => heartbeats(&args, &http_base, &stats, &mut report).await,
+            // Runs before any fleet is started (see `super::run`).
+            Scenario::Failover => false,
         }
     };
     let last = stats.snapshot();
