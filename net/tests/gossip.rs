@@ -123,6 +123,8 @@ fn three_pools_join_and_share_metadata() {
 fn leave_is_seen_as_left() {
     let (a, b, c) = three();
     tracing::info!("c leaves on purpose: everyone marks it left, not failed");
+    let mut a_changes = a.changes();
+    a_changes.borrow_and_update();
     c.leave().unwrap();
     assert_eq!(status_of(&c, "c"), Some(MemberStatus::Left));
     for g in [&a, &b] {
@@ -130,6 +132,10 @@ fn leave_is_seen_as_left() {
             status_of(g, "c") == Some(MemberStatus::Left)
         });
     }
+    assert!(
+        a_changes.has_changed().unwrap(),
+        "the leave bumped a's change counter"
+    );
     tracing::info!("And it stays left (not failed) once foca has processed the departure.");
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(status_of(&a, "c"), Some(MemberStatus::Left));

@@ -533,3 +533,7 @@ fn apply_broadcast(s: &mut Shared, me: &str, item: Bcast) -> bool {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "worker_test.rs"]
+mod worker_test;
