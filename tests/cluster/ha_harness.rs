@@ -229,20 +229,54 @@ impl Servers {
     /// waits for a leader that every server agrees on. `extra` is appended to each `server {}`
     /// block; `top` is appended at the top level of each config.
     pub fn start(n: usize, extra: &str, top: &str) -> Servers {
+        let mut cluster = Servers::prepare(n, extra, top);
+        cluster.spawn_all();
+        cluster.wait_for_leader(Duration::from_secs(60));
+        cluster
+    }
+
+    /// Like `start`, but only writes the configurations: set `args` (e.g. `-dev-nodes`) on
+    /// some servers, then `spawn_all`.
+    pub fn prepare(n: usize, extra: &str, top: &str) -> Servers {
         let mut servers: Vec<Server> = (0..n).map(|i| Server::new(&format!("s{i}"))).collect();
-        let serfs: Vec<String> = servers.iter().map(|s| format!("\"{}\"", s.serf_addr())).collect();
+        let serfs: Vec<String> = servers
+            .iter()
+            .map(|s| format!("\"{}\"", s.serf_addr()))
+            .collect();
         for s in &mut servers {
             s.hcl = format!(
                 "server {{\n  enabled = true\n  bootstrap_expect = {n}\n  server_join {{\n    retry_join = [{}]\n    retry_interval = \"1s\"\n  }}\n{extra}\n}}\n{top}\n",
                 serfs.join(", ")
             );
         }
-        for s in &mut servers {
-            s.spawn();
+        Servers { servers }
+    }
+
+    /// Spawns every server that is not running.
+    pub fn spawn_all(&mut self) {
+        for s in &mut self.servers {
+            if s.child.is_none() {
+                s.spawn();
+            }
         }
-        let cluster = Servers { servers };
-        cluster.wait_for_leader(Duration::from_secs(60));
-        cluster
+    }
+
+    /// The index of the leader that every server in `among` names (those must be running and
+    /// answering; paused or cut-off servers are left out by the caller).
+    pub fn leader_among(&self, among: &[usize]) -> Option<usize> {
+        let mut seen: Option<String> = None;
+        for &i in among {
+            let l = self.servers[i].leader();
+            if l.is_empty() || seen.as_ref().is_some_and(|prev| *prev != l) {
+                return None;
+            }
+            seen = Some(l);
+        }
+        let leader = seen?;
+        among
+            .iter()
+            .copied()
+            .find(|&i| self.servers[i].rpc_addr() == leader)
     }
 
     /// Waits until every running server names the same, non-empty leader; returns its index.

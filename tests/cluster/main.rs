@@ -8,6 +8,7 @@ mod bad_input;
 mod blocking;
 mod durability;
 mod ha;
+mod ha_more;
 mod heartbeat;
 mod node_lifecycle;
 mod placement;
