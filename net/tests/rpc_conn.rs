@@ -182,7 +182,12 @@ impl Cluster for FakeCluster {
         self.view()
     }
     fn status(&self) -> ClusterStatus {
-        ClusterStatus::default()
+        // This fake is the leader: client requests are answered here, not forwarded.
+        ClusterStatus {
+            is_leader: true,
+            known_leader: true,
+            ..ClusterStatus::default()
+        }
     }
     async fn register_job(&self, _: RegisterJob) -> Result<RegisterJobReply, EngineError> {
         Err(EngineError::NoLeader)

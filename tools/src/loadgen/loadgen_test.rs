@@ -158,7 +158,12 @@ impl Cluster for FakeCluster {
         self.view()
     }
     fn status(&self) -> ClusterStatus {
-        ClusterStatus::default()
+        // This fake is the leader: requests are answered here, not forwarded.
+        ClusterStatus {
+            is_leader: true,
+            known_leader: true,
+            ..ClusterStatus::default()
+        }
     }
     async fn register_job(&self, _: RegisterJob) -> Result<RegisterJobReply, EngineError> {
         Err(EngineError::NoLeader)
@@ -334,6 +339,7 @@ fn args(http: SocketAddr, rpc: SocketAddr, scenario: Scenario) -> LoadgenArgs {
         conns: 2,
         duration_secs: 1,
         timeout_secs: 30,
+        trials: 1,
         datacenter: "dc1".into(),
         scenario,
     }
