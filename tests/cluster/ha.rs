@@ -22,7 +22,7 @@ fn three_servers_form_a_cluster_and_forward_to_the_leader() {
     for s in &c.servers {
         let peers = s.get("/v1/status/peers").unwrap();
         assert_eq!(peers.as_array().unwrap().len(), 3, "{}: {peers}", s.name);
-        let members = c.wait_for("three alive members", Duration::from_secs(20), |_| {
+        let members = c.wait_for("three alive members", Duration::from_secs(40), |_| {
             let m = s.get("/v1/agent/members").ok()?;
             let alive = m["Members"]
                 .as_array()?
@@ -46,7 +46,7 @@ fn three_servers_form_a_cluster_and_forward_to_the_leader() {
     let (code, body) = register_hcl(&c.servers[f], &tiny_job("through-follower", 1)).unwrap();
     assert_eq!(code, 200, "{body}");
     for s in &c.servers {
-        c.wait_for("the job on every server", Duration::from_secs(10), |_| {
+        c.wait_for("the job on every server", Duration::from_secs(30), |_| {
             s.get("/v1/job/through-follower?stale=true").ok()
         });
         // A default read on any server answers with a known leader.

@@ -655,8 +655,41 @@ fn a_far_behind_follower_catches_up_through_a_snapshot() {
         Duration::from_secs(30),
         |_| names.is_subset(&job_ids(s, true)?).then_some(()),
     );
+    // A snapshot the follower holds but did not write itself came from the leader.
+    let written = written_snapshot_indexes(&s.log());
+    let files: Vec<u64> = snapshot_files(&s.data_dir())
+        .iter()
+        .filter_map(|p| p.file_stem()?.to_str()?.split('-').next()?.parse().ok())
+        .collect();
+    eprintln!("follower snapshots at {files:?}, written locally at {written:?}");
     assert!(
-        !snapshot_files(&s.data_dir()).is_empty(),
-        "the follower caught up without a snapshot"
+        files.iter().any(|i| !written.contains(i)),
+        "no installed snapshot: files at {files:?}, written locally at {written:?}"
     );
+}
+
+/// The indexes of the snapshots a server's log says it wrote itself.
+fn written_snapshot_indexes(log: &str) -> Vec<u64> {
+    log.lines()
+        .filter(|l| l.contains("snapshot written"))
+        .filter_map(|l| {
+            // Drop colour escapes so `index=N` reads plainly.
+            let mut plain = String::new();
+            let mut chars = l.chars();
+            while let Some(ch) = chars.next() {
+                if ch == '\u{1b}' {
+                    for c in chars.by_ref() {
+                        if c == 'm' {
+                            break;
+                        }
+                    }
+                } else {
+                    plain.push(ch);
+                }
+            }
+            let rest = &plain[plain.find("index=")? + "index=".len()..];
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        })
+        .collect()
 }

@@ -68,6 +68,18 @@ impl Agent {
         agent.args.push(dev_nodes.to_string());
         agent.spawn();
         agent.wait_ready();
+        if dev_nodes > 0 {
+            // Nodes register once the server leads; tests count on all of them.
+            agent.wait_for("dev nodes to register", Duration::from_secs(30), |a| {
+                let nodes = a.get("/v1/nodes").ok()?;
+                let ready = nodes
+                    .as_array()?
+                    .iter()
+                    .filter(|n| n["Status"] == "ready")
+                    .count();
+                (ready >= dev_nodes).then_some(())
+            });
+        }
         agent
     }
 
