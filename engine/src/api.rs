@@ -130,6 +130,10 @@ pub struct Member {
     pub bootstrap_expect: u32,
     pub leader: bool,
     pub voter: bool,
+    /// `redundancy_zone` of the server (empty when unset).
+    pub redundancy_zone: String,
+    /// `upgrade_version` of the server (empty when unset).
+    pub upgrade_version: String,
 }
 
 /// Leadership and membership as this server sees them.
@@ -350,13 +354,19 @@ pub trait Cluster: Clone + 'static {
     /// Joins the gossip pools of the servers at `addrs`; returns how many answered.
     async fn join_servers(&self, addrs: Vec<String>) -> Result<usize, EngineError> {
         let _ = addrs;
-        Err(EngineError::invalid("address", "joining is not served here"))
+        Err(EngineError::invalid(
+            "address",
+            "joining is not served here",
+        ))
     }
     /// Forces a failed server out of the pool (`server force-leave`); with `prune` it is
     /// forgotten at once.
     async fn force_leave(&self, name: &str, prune: bool) -> Result<(), EngineError> {
         let _ = (name, prune);
-        Err(EngineError::invalid("node", "force-leave is not served here"))
+        Err(EngineError::invalid(
+            "node",
+            "force-leave is not served here",
+        ))
     }
     /// Removes a server from the Raft configuration by id or by address (exactly one set).
     async fn remove_raft_peer(
@@ -365,7 +375,10 @@ pub trait Cluster: Clone + 'static {
         address: Option<&str>,
     ) -> Result<(), EngineError> {
         let _ = (id, address);
-        Err(EngineError::invalid("id", "removing peers is not served here"))
+        Err(EngineError::invalid(
+            "id",
+            "removing peers is not served here",
+        ))
     }
     /// Returns the autopilot configuration.
     fn autopilot_config(&self) -> AutopilotState {
@@ -379,7 +392,10 @@ pub trait Cluster: Clone + 'static {
         cas: Option<u64>,
     ) -> Result<bool, EngineError> {
         let _ = (config, cas);
-        Err(EngineError::invalid("autopilot", "autopilot is not served here"))
+        Err(EngineError::invalid(
+            "autopilot",
+            "autopilot is not served here",
+        ))
     }
     /// Returns autopilot's view of every server's health.
     fn autopilot_health(&self) -> AutopilotHealth {

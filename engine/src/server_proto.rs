@@ -41,7 +41,10 @@ pub struct ForwardedHttpReply {
 #[derive(Serialize, Deserialize, Debug)]
 pub enum ServerRequest {
     /// First frame on every connection.
-    Hello { version: u32, region: String },
+    Hello {
+        version: u32,
+        region: String,
+    },
     Raft(RaftRpc),
     Http(ForwardedHttp),
     /// An rkyv-encoded `ClientRequest` from a node connected to a follower.
@@ -51,7 +54,10 @@ pub enum ServerRequest {
 /// The answer to a `ServerRequest`.
 #[derive(Serialize, Deserialize, Debug)]
 pub enum ServerResponse {
-    Hello { version: u32, region: String },
+    Hello {
+        version: u32,
+        region: String,
+    },
     Raft(RaftRpcReply),
     Http(ForwardedHttpReply),
     /// An rkyv-encoded `ClientResponse`.
@@ -144,7 +150,9 @@ mod tests {
         let back: ServerResponse = decode_body(&out[4..]).unwrap();
         assert!(matches!(
             back,
-            ServerResponse::Raft(RaftRpcReply::AppendEntries(Ok(AppendEntriesResponse::Conflict)))
+            ServerResponse::Raft(RaftRpcReply::AppendEntries(Ok(
+                AppendEntriesResponse::Conflict
+            )))
         ));
     }
 

@@ -51,6 +51,8 @@ fn three_servers() -> FakeCluster {
         let first = status.members[0].clone();
         for n in 2..=3 {
             status.members.push(Member {
+                redundancy_zone: String::new(),
+                upgrade_version: String::new(),
                 name: format!("server-{n}.global"),
                 addr: format!("127.0.0.{n}"),
                 id: format!("6a1c8f2e-0000-4000-8000-00000000000{n}"),

@@ -89,7 +89,11 @@ fn killing_the_leader_elects_another_and_loses_no_acknowledged_write() {
     let mut c = Servers::start(3, "", "");
     let mut acked = BTreeSet::new();
     write_jobs(&c, "before", 10, &mut acked);
-    assert_eq!(acked.len(), 10, "every write with a healthy cluster succeeds");
+    assert_eq!(
+        acked.len(),
+        10,
+        "every write with a healthy cluster succeeds"
+    );
     let old = c.wait_for_leader(Duration::from_secs(30));
     let old_addr = c.servers[old].rpc_addr();
     c.servers[old].kill9();
@@ -119,15 +123,19 @@ fn killing_the_leader_elects_another_and_loses_no_acknowledged_write() {
     // The killed server comes back and catches up.
     c.servers[old].spawn();
     let back = &c.servers[old];
-    c.wait_for("the restarted server to catch up", Duration::from_secs(30), |_| {
-        let jobs = back.get("/v1/jobs?stale=true").ok()?;
-        let ids: BTreeSet<String> = jobs
-            .as_array()?
-            .iter()
-            .filter_map(|j| j["ID"].as_str().map(str::to_string))
-            .collect();
-        acked.is_subset(&ids).then_some(())
-    });
+    c.wait_for(
+        "the restarted server to catch up",
+        Duration::from_secs(30),
+        |_| {
+            let jobs = back.get("/v1/jobs?stale=true").ok()?;
+            let ids: BTreeSet<String> = jobs
+                .as_array()?
+                .iter()
+                .filter_map(|j| j["ID"].as_str().map(str::to_string))
+                .collect();
+            acked.is_subset(&ids).then_some(())
+        },
+    );
 }
 
 #[test]
@@ -143,9 +151,11 @@ fn without_quorum_writes_fail_cleanly_and_peers_json_brings_one_survivor_back() 
         }
     }
     let s = &c.servers[f];
-    c.wait_for("the survivor to lose its leader", Duration::from_secs(20), |_| {
-        s.leader().is_empty().then_some(())
-    });
+    c.wait_for(
+        "the survivor to lose its leader",
+        Duration::from_secs(20),
+        |_| s.leader().is_empty().then_some(()),
+    );
     let (code, body) = register_hcl(s, &tiny_job("refused", 1)).unwrap();
     assert_eq!(code, 500, "{body}");
     assert!(body.contains("No cluster leader"), "{body}");
@@ -171,9 +181,11 @@ fn without_quorum_writes_fail_cleanly_and_peers_json_brings_one_survivor_back() 
     assert!(peers.exists(), "recover -write wrote {}", peers.display());
     s.spawn();
     let s = &c.servers[f];
-    c.wait_for("the survivor to lead alone", Duration::from_secs(30), |_| {
-        (s.leader() == s.rpc_addr()).then_some(())
-    });
+    c.wait_for(
+        "the survivor to lead alone",
+        Duration::from_secs(30),
+        |_| (s.leader() == s.rpc_addr()).then_some(()),
+    );
     assert!(!peers.exists(), "peers.json is consumed once applied");
     assert_eq!(s.get("/v1/job/kept").unwrap()["ID"], "kept");
     let (code, body) = register_hcl(s, &tiny_job("after-recovery", 1)).unwrap();

@@ -185,7 +185,10 @@ impl Server {
         let headers = resp
             .headers_names()
             .into_iter()
-            .filter_map(|n| resp.header(&n).map(|v| (n.to_ascii_lowercase(), v.to_string())))
+            .filter_map(|n| {
+                resp.header(&n)
+                    .map(|v| (n.to_ascii_lowercase(), v.to_string()))
+            })
             .collect();
         Ok((status, headers, resp.into_string().unwrap_or_default()))
     }
@@ -355,7 +358,12 @@ impl Servers {
     }
 
     /// Polls `f` until it returns `Some` or `timeout` passes.
-    pub fn wait_for<T>(&self, what: &str, timeout: Duration, mut f: impl FnMut(&Servers) -> Option<T>) -> T {
+    pub fn wait_for<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut f: impl FnMut(&Servers) -> Option<T>,
+    ) -> T {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(v) = f(self) {
@@ -377,7 +385,11 @@ pub fn register_hcl(s: &Server, hcl: &str) -> Result<(u16, String), String> {
         return Ok((code, job));
     }
     let job: Value = serde_json::from_str(&job).map_err(|e| e.to_string())?;
-    s.send("PUT", "/v1/jobs", &serde_json::json!({ "Job": job }).to_string())
+    s.send(
+        "PUT",
+        "/v1/jobs",
+        &serde_json::json!({ "Job": job }).to_string(),
+    )
 }
 
 /// A batch job small enough that many fit anywhere.

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use engine::config::AgentConfig;
 use engine::api::Membership;
+use engine::config::AgentConfig;
 use engine::server::{load_server_id, own_server_info, start_clustered, Handle, ShardInit};
 use glommio::{LocalExecutorBuilder, Placement};
 use net::client::sim::{run_sim_nodes, SimNodeSpec, SimStats};
@@ -382,7 +382,9 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
                     server.reload(&fresh);
                     tracing::info!("configuration reloaded");
                 }
-                Err(e) => tracing::error!(error = %e, "reload refused; keeping the running configuration"),
+                Err(e) => {
+                    tracing::error!(error = %e, "reload refused; keeping the running configuration")
+                }
             }
         }
         std::thread::sleep(Duration::from_millis(100));

@@ -131,7 +131,9 @@ pub fn state_from_image(image: StateImage, job_tracked_versions: usize) -> Clust
         if name == AUTOPILOT_EXTRA {
             match serde_json::from_slice(bytes) {
                 Ok(record) => state.autopilot = Some(record),
-                Err(e) => tracing::error!(error = %e, "snapshot: undecodable autopilot configuration"),
+                Err(e) => {
+                    tracing::error!(error = %e, "snapshot: undecodable autopilot configuration")
+                }
             }
         }
     }

@@ -187,8 +187,7 @@ pub async fn reconcile_loop(
             continue;
         }
         let members = members_of(&membership).await;
-        if let Err(e) = reconcile_once(&raft, &shared, &members, own_id, gossiping, &memory).await
-        {
+        if let Err(e) = reconcile_once(&raft, &shared, &members, own_id, gossiping, &memory).await {
             tracing::warn!(error = %e, "reconciling raft membership");
         }
     }
@@ -266,7 +265,10 @@ async fn reconcile_once(
         .copied()
         .collect();
     if !promote.is_empty() {
-        memory.borrow_mut().promoting.extend(promote.iter().copied());
+        memory
+            .borrow_mut()
+            .promoting
+            .extend(promote.iter().copied());
         tracing::info!(servers = ?promote, "promoting caught-up servers to voters");
         raft.change_membership(ChangeMembers::AddVoterIds(promote), true)
             .await
@@ -459,8 +461,8 @@ pub fn autopilot_health(shared: &Shared) -> crate::api::AutopilotHealth {
                     .map_or(0, |(_, i)| *i)
             };
             let alive = r.status == "alive";
-            let healthy = alive
-                && (r.leader || last.saturating_sub(matched) <= autopilot.max_trailing_logs);
+            let healthy =
+                alive && (r.leader || last.saturating_sub(matched) <= autopilot.max_trailing_logs);
             crate::api::ServerHealth {
                 id: r.id.clone(),
                 name: r.name.clone(),
@@ -469,7 +471,11 @@ pub fn autopilot_health(shared: &Shared) -> crate::api::AutopilotHealth {
                 version: env!("CARGO_PKG_VERSION").to_string(),
                 leader: r.leader,
                 voter: r.voter,
-                last_contact_ms: if r.leader { 0 } else { status.last_contact_ms.min(u64::MAX / 2) },
+                last_contact_ms: if r.leader {
+                    0
+                } else {
+                    status.last_contact_ms.min(u64::MAX / 2)
+                },
                 last_term: status.raft_term,
                 last_index: matched,
                 healthy,

@@ -265,7 +265,10 @@ impl Cluster for Handle {
         let membership = self.core.shared.membership.clone();
         // Nomad names servers `<name>.<region>`; accept both forms.
         let region = format!(".{}", self.core.shared.config.region);
-        let name = name.strip_suffix(region.as_str()).unwrap_or(name).to_string();
+        let name = name
+            .strip_suffix(region.as_str())
+            .unwrap_or(name)
+            .to_string();
         off_thread(move || membership.force_leave(&name, prune))
             .await
             .map_err(|reason| EngineError::invalid("node", reason))

@@ -142,6 +142,8 @@ pub async fn watch_leadership(raft: Raft, inputs: LeadershipInputs) {
             .map(|(id, node)| {
                 let (addr, port) = split_addr(&node.addr);
                 Member {
+                    redundancy_zone: String::new(),
+                    upgrade_version: String::new(),
                     name: String::new(),
                     addr,
                     serf_port: shared.config.ports.serf,
@@ -152,10 +154,7 @@ pub async fn watch_leadership(raft: Raft, inputs: LeadershipInputs) {
                     id: id.to_string(),
                     bootstrap_expect: 0,
                     leader: m.current_leader == Some(*id) && known_leader,
-                    voter: membership
-                        .get_joint_config()
-                        .iter()
-                        .any(|c| c.contains(id)),
+                    voter: membership.get_joint_config().iter().any(|c| c.contains(id)),
                 }
             })
             .collect();
@@ -168,9 +167,13 @@ pub async fn watch_leadership(raft: Raft, inputs: LeadershipInputs) {
                     r.datacenter = g.datacenter.clone();
                     r.status = g.status.as_str().to_string();
                     r.bootstrap_expect = g.bootstrap_expect;
+                    r.redundancy_zone = g.redundancy_zone.clone();
+                    r.upgrade_version = g.upgrade_version.clone();
                 } else if r.id == server_id.to_string() {
                     r.name = format!("{}.{}", shared.config.name, shared.config.region);
                     r.datacenter = shared.config.datacenter.clone();
+                    r.redundancy_zone = shared.config.server.redundancy_zone.clone();
+                    r.upgrade_version = shared.config.server.upgrade_version.clone();
                 } else {
                     r.name = format!("server-{}.{}", r.id, shared.config.region);
                 }
@@ -185,6 +188,8 @@ pub async fn watch_leadership(raft: Raft, inputs: LeadershipInputs) {
                 let (_, serf_port) = split_addr(&g.serf_addr);
                 let raft = raft_servers.iter().find(|r| r.id == g.raft_id.to_string());
                 Member {
+                    redundancy_zone: g.redundancy_zone.clone(),
+                    upgrade_version: g.upgrade_version.clone(),
                     name: format!("{}.{}", g.name, g.region),
                     addr,
                     serf_port,
@@ -242,13 +247,10 @@ pub async fn watch_leadership(raft: Raft, inputs: LeadershipInputs) {
                 let _ = tx.send(ShardMsg::Leadership { is_leader: leading }).await;
             }
         }
-        let changed = futures_lite::future::or(
-            async { metrics.changed().await.is_ok() },
-            async {
-                glommio::timer::sleep(STATUS_REFRESH).await;
-                true
-            },
-        )
+        let changed = futures_lite::future::or(async { metrics.changed().await.is_ok() }, async {
+            glommio::timer::sleep(STATUS_REFRESH).await;
+            true
+        })
         .await;
         if !changed {
             return;

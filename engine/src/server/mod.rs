@@ -6,8 +6,8 @@
 //! then the storage thread finishes its queue and closes the database.
 
 pub mod broker;
-pub mod cluster;
 pub mod client;
+pub mod cluster;
 pub mod handle;
 pub mod heartbeat;
 pub mod leader;

@@ -12,11 +12,11 @@ use openraft::{BasicNode, Config, SnapshotPolicy};
 use storage::{LogStore, SnapshotStore};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::handle::Handle;
 use super::cluster::{
     bootstrap_when_expected, lease_loop, reconcile_loop, serve_admin, serve_raft_rpcs,
     LeaderContact,
 };
+use super::handle::Handle;
 use super::leader::{snapshot_timer, watch_leadership, LeadershipInputs, Router, SnapshotTuning};
 use super::messages::{ShardMsg, Shared, RAFT_INBOX_MAX, SHARD_INBOX_MAX};
 use super::proposer::Proposer;
@@ -171,7 +171,12 @@ pub fn start(
 }
 
 /// Describes this server as the gossip pool would.
-pub fn own_server_info(config: &AgentConfig, raft_id: u64, rpc_addr: &str, http_addr: &str) -> ServerInfo {
+pub fn own_server_info(
+    config: &AgentConfig,
+    raft_id: u64,
+    rpc_addr: &str,
+    http_addr: &str,
+) -> ServerInfo {
     ServerInfo {
         name: config.name.clone(),
         region: config.region.clone(),

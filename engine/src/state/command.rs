@@ -88,7 +88,15 @@ pub enum Command {
 
 /// The autopilot configuration as replicated (durations in milliseconds).
 #[derive(
-    Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize,
+    Archive,
+    Serialize,
+    Deserialize,
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 pub struct AutopilotRecord {
     pub cleanup_dead_servers: bool,
@@ -132,7 +140,6 @@ impl From<&AutopilotRecord> for crate::config::AutopilotConfig {
         }
     }
 }
-
 
 /// The wall-clock time the leader stamped on an entry, so every server applies it the same.
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -28,7 +28,11 @@ fn answered_locally(path: &str) -> bool {
     rest.starts_with("agent/")
         || matches!(
             rest,
-            "status/leader" | "status/peers" | "regions" | "jobs/parse" | "operator/raft/configuration"
+            "status/leader"
+                | "status/peers"
+                | "regions"
+                | "jobs/parse"
+                | "operator/raft/configuration"
         )
 }
 
@@ -143,7 +147,11 @@ pub async fn serve_forwarded<C: Cluster>(
         .headers()
         .iter()
         .filter(|(name, _)| **name != CONTENT_LENGTH)
-        .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str().to_string(), v.to_string())))
+        .filter_map(|(n, v)| {
+            v.to_str()
+                .ok()
+                .map(|v| (n.as_str().to_string(), v.to_string()))
+        })
         .collect();
     let body = match response.into_body().collect().await {
         Ok(collected) => collected.to_bytes().to_vec(),

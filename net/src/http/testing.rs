@@ -269,6 +269,8 @@ fn derived_health(status: &ClusterStatus) -> AutopilotHealth {
 /// A one-server cluster status: this server leads region "global".
 pub fn sample_status() -> ClusterStatus {
     let member = Member {
+        redundancy_zone: String::new(),
+        upgrade_version: String::new(),
         name: "server-1.global".into(),
         addr: "127.0.0.1".into(),
         serf_port: 4648,

@@ -201,7 +201,11 @@ pub async fn forward_client<C: Cluster>(
         Err(e) => return error_response("encode", e.to_string()),
     };
     let answer = local_pool()
-        .call(&status.leader_rpc_addr, &ServerRequest::Client(bytes), timeout)
+        .call(
+            &status.leader_rpc_addr,
+            &ServerRequest::Client(bytes),
+            timeout,
+        )
         .await;
     match answer {
         Ok(ServerResponse::Client(bytes)) => decode_client_response(&bytes),
@@ -223,7 +227,8 @@ fn error_response(code: &str, message: String) -> ClientResponse {
 }
 
 fn decode_client_response(bytes: &[u8]) -> ClientResponse {
-    let mut aligned: rkyv::util::AlignedVec<16> = rkyv::util::AlignedVec::with_capacity(bytes.len());
+    let mut aligned: rkyv::util::AlignedVec<16> =
+        rkyv::util::AlignedVec::with_capacity(bytes.len());
     aligned.extend_from_slice(bytes);
     match rkyv::from_bytes::<ClientResponse, rkyv::rancor::Error>(&aligned) {
         Ok(r) => r,
@@ -232,7 +237,8 @@ fn decode_client_response(bytes: &[u8]) -> ClientResponse {
 }
 
 fn decode_client_request(bytes: &[u8]) -> Result<ClientRequest, String> {
-    let mut aligned: rkyv::util::AlignedVec<16> = rkyv::util::AlignedVec::with_capacity(bytes.len());
+    let mut aligned: rkyv::util::AlignedVec<16> =
+        rkyv::util::AlignedVec::with_capacity(bytes.len());
     aligned.extend_from_slice(bytes);
     rkyv::from_bytes::<ClientRequest, rkyv::rancor::Error>(&aligned).map_err(|e| e.to_string())
 }

@@ -101,7 +101,10 @@ fn drover_binary() -> anyhow::Result<PathBuf> {
         .ok_or_else(|| anyhow!("no directory for {}", exe.display()))?
         .join("drover");
     if !path.exists() {
-        bail!("{} is missing: build it with `cargo build --release --bins`", path.display());
+        bail!(
+            "{} is missing: build it with `cargo build --release --bins`",
+            path.display()
+        );
     }
     Ok(path)
 }
@@ -251,7 +254,9 @@ pub(super) fn run(args: &LoadgenArgs) -> anyhow::Result<Report> {
             .find(|s| s.rpc_addr() == new_leader)
             .map(Server::base)
             .unwrap_or_else(|| servers[survivors[0]].base());
-        wait_until("the probe job to be accepted", || register(&via, &probe).then_some(()))?;
+        wait_until("the probe job to be accepted", || {
+            register(&via, &probe).then_some(())
+        })?;
         wait_until("the probe job's first placement", || {
             let allocs = get(&via, &format!("/v1/job/{probe}/allocations")).ok()?;
             (!allocs.as_array()?.is_empty()).then_some(())

@@ -19,6 +19,12 @@ pub fn agent_member(m: &Member) -> Value {
     if m.bootstrap_expect > 0 {
         tags["expect"] = Value::String(m.bootstrap_expect.to_string());
     }
+    if !m.redundancy_zone.is_empty() {
+        tags["zone"] = Value::String(m.redundancy_zone.clone());
+    }
+    if !m.upgrade_version.is_empty() {
+        tags["upgrade_version"] = Value::String(m.upgrade_version.clone());
+    }
     if !m.voter {
         tags["nonvoter"] = Value::String("1".into());
     }
@@ -46,5 +52,7 @@ pub fn raft_server(m: &Member) -> Value {
         "Leader": m.leader,
         "Voter": m.voter,
         "RaftProtocol": "3",
+        "RedundancyZone": m.redundancy_zone,
+        "UpgradeVersion": m.upgrade_version,
     })
 }

@@ -50,6 +50,8 @@ fn self_member(status: &ClusterStatus) -> Member {
         .unwrap_or_else(|| {
             let (addr, rpc_port) = split_host_port(&status.rpc_addr);
             Member {
+                redundancy_zone: String::new(),
+                upgrade_version: String::new(),
                 name: own_name,
                 addr,
                 serf_port: 4648,
