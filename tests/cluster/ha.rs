@@ -193,3 +193,126 @@ fn without_quorum_writes_fail_cleanly_and_peers_json_brings_one_survivor_back() 
     let raft = s.get("/v1/operator/raft/configuration").unwrap();
     assert_eq!(raft["Servers"].as_array().unwrap().len(), 1, "{raft}");
 }
+
+#[test]
+fn a_non_voting_server_joins_as_a_learner_with_its_zone_shown() {
+    let c = Servers::start(3, "", "");
+    let serfs: Vec<String> = c
+        .servers
+        .iter()
+        .map(|s| format!("\"{}\"", s.serf_addr()))
+        .collect();
+    let mut extra = crate::ha_harness::Server::new("reader");
+    extra.hcl = format!(
+        "server {{\n  enabled = true\n  bootstrap_expect = 3\n  non_voting_server = true\n  redundancy_zone = \"zone-b\"\n  upgrade_version = \"1.2.3\"\n  server_join {{\n    retry_join = [{}]\n    retry_interval = \"1s\"\n  }}\n}}\n",
+        serfs.join(", ")
+    );
+    extra.spawn();
+    let leader = c.wait_for_leader(Duration::from_secs(30));
+    let raft = c.wait_for(
+        "the non-voter in the raft configuration",
+        Duration::from_secs(30),
+        |c| {
+            let raft = c.servers[leader]
+                .get("/v1/operator/raft/configuration")
+                .ok()?;
+            (raft["Servers"].as_array()?.len() == 4).then_some(raft)
+        },
+    );
+    let reader = raft["Servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Node"] == "reader.global")
+        .cloned()
+        .unwrap_or_else(|| panic!("reader missing: {raft}"));
+    // Give the leader time to (wrongly) promote it, then check it stayed a learner.
+    std::thread::sleep(Duration::from_secs(2));
+    let raft = c.servers[leader]
+        .get("/v1/operator/raft/configuration")
+        .unwrap();
+    let reader_now = raft["Servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Node"] == "reader.global")
+        .cloned()
+        .unwrap();
+    assert_eq!(reader_now["Voter"], false, "{raft}");
+    assert_eq!(reader["RedundancyZone"], "zone-b", "{raft}");
+    assert_eq!(reader["UpgradeVersion"], "1.2.3", "{raft}");
+    let voters = raft["Servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["Voter"] == true)
+        .count();
+    assert_eq!(voters, 3, "{raft}");
+    assert_eq!(
+        c.servers[leader]
+            .get("/v1/status/peers")
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    // The learner replicates: a write shows up there.
+    let (code, body) = register_hcl(&c.servers[leader], &tiny_job("seen-by-reader", 1)).unwrap();
+    assert_eq!(code, 200, "{body}");
+    c.wait_for("the learner to replicate", Duration::from_secs(20), |_| {
+        extra.get("/v1/job/seen-by-reader?stale=true").ok()
+    });
+}
+
+#[test]
+fn sighup_reloads_the_snapshot_settings() {
+    let mut s = crate::ha_harness::Server::new("solo");
+    let block = |threshold: u64| {
+        format!(
+            "server {{\n  enabled = true\n  bootstrap_expect = 1\n  raft_snapshot_threshold = {threshold}\n  raft_snapshot_interval = \"1s\"\n}}\n"
+        )
+    };
+    s.hcl = block(1_000_000);
+    s.spawn();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while s.leader() != s.rpc_addr() {
+        assert!(Instant::now() < deadline, "no leader:\n{}", s.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for i in 0..5 {
+        let (code, body) = register_hcl(&s, &tiny_job(&format!("j{i}"), 1)).unwrap();
+        assert_eq!(code, 200, "{body}");
+    }
+    let snapshots = s.raft_dir().join("snapshots");
+    let count = || {
+        std::fs::read_dir(&snapshots)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".snap"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(count(), 0, "no snapshot under a threshold of 1,000,000");
+    // Rewrite the config with a threshold of 1 and reload it.
+    s.hcl = block(1);
+    let config = std::fs::read_to_string(s.dir.path().join("agent.hcl")).unwrap();
+    let config = config.replace(
+        "raft_snapshot_threshold = 1000000",
+        "raft_snapshot_threshold = 1",
+    );
+    std::fs::write(s.dir.path().join("agent.hcl"), config).unwrap();
+    s.signal(libc::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while count() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no snapshot after the reload:\n{}",
+            s.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(s.log().contains("configuration reloaded"));
+}
