@@ -145,9 +145,12 @@ fn raft_config(config: &AgentConfig) -> Result<Config, EngineError> {
     let m = u64::from(s.raft_multiplier.max(1));
     let cfg = Config {
         cluster_name: config.region.clone(),
-        heartbeat_interval: 100 * m,
-        election_timeout_min: 500 * m,
-        election_timeout_max: 1000 * m,
+        // A follower stands for election after the leader lease (openraft: election_timeout_max)
+        // plus a random election timeout, i.e. 1.1-1.4 s x raft_multiplier after the last
+        // heartbeat; the seed's multiplier 1 is the fastest timing.
+        heartbeat_interval: 75 * m,
+        election_timeout_min: 400 * m,
+        election_timeout_max: 700 * m,
         max_payload_entries: 256,
         snapshot_policy: SnapshotPolicy::Never,
         // The snapshot timer purges behind each snapshot itself, keeping `raft_trailing_logs`

@@ -131,10 +131,10 @@ fn job_body(id: &str) -> Value {
 }
 
 fn register(base: &str, id: &str) -> bool {
-    http::agent(Duration::from_secs(5))
+    let r = http::agent(Duration::from_secs(5))
         .put(&format!("{base}/v1/jobs"))
-        .send_json(job_body(id))
-        .is_ok()
+        .send_json(job_body(id));
+    r.is_ok()
 }
 
 /// Nodes reported down, by name.
@@ -213,16 +213,20 @@ pub(super) fn run(args: &LoadgenArgs) -> anyhow::Result<Report> {
     // Steady load: one writer registering jobs through every server in turn.
     let stop = Arc::new(AtomicBool::new(false));
     let written = Arc::new(AtomicU64::new(0));
+    let refused = Arc::new(AtomicU64::new(0));
     let bases: Vec<String> = servers.iter().map(Server::base).collect();
     let writer = {
         let stop = stop.clone();
         let written = written.clone();
+        let refused = refused.clone();
         std::thread::spawn(move || {
             let mut n = 0usize;
             while !stop.load(Ordering::Relaxed) {
                 let base = &bases[n % bases.len()];
                 if register(base, &format!("steady-{n}")) {
                     written.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    refused.fetch_add(1, Ordering::Relaxed);
                 }
                 n += 1;
                 std::thread::sleep(Duration::from_millis(20));
@@ -283,6 +287,7 @@ pub(super) fn run(args: &LoadgenArgs) -> anyhow::Result<Report> {
         "seconds_to_first_placement": summary(&to_placement),
         "false_node_downs": false_downs,
         "steady_writes_acknowledged": written.load(Ordering::Relaxed),
+        "steady_writes_failed": refused.load(Ordering::Relaxed),
     });
     Ok(Report {
         json,
