@@ -316,3 +316,78 @@ fn sighup_reloads_the_snapshot_settings() {
     }
     assert!(s.log().contains("configuration reloaded"));
 }
+
+fn raft_size(s: &crate::ha_harness::Server) -> Option<usize> {
+    let raft = s.get("/v1/operator/raft/configuration").ok()?;
+    Some(raft["Servers"].as_array()?.len())
+}
+
+fn alive_members(s: &crate::ha_harness::Server) -> usize {
+    s.get("/v1/agent/members")
+        .ok()
+        .and_then(|m| {
+            Some(
+                m["Members"]
+                    .as_array()?
+                    .iter()
+                    .filter(|m| m["Status"] == "alive")
+                    .count(),
+            )
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_joined_server_rejoins_after_a_crash_but_not_after_leaving() {
+    let c = Servers::start(3, "", "");
+    let leader = c.wait_for_leader(Duration::from_secs(30));
+    let mut late = crate::ha_harness::Server::new("late");
+    late.hcl = "leave_on_terminate = true\nserver {\n  enabled = true\n  bootstrap_expect = 3\n}\n"
+        .to_string();
+    late.spawn();
+    // Joined by hand, through the CLI.
+    let joined = c.wait_for("the CLI join", Duration::from_secs(20), |c| {
+        let out = std::process::Command::new(crate::harness::bin("drover"))
+            .args(["server", "join", "-address"])
+            .arg(late.url(""))
+            .arg(c.servers[0].serf_addr())
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).to_string())
+    });
+    assert!(joined.contains("Joined 1"), "{joined}");
+    c.wait_for("four voters", Duration::from_secs(30), |c| {
+        (raft_size(&c.servers[leader])? == 4).then_some(())
+    });
+
+    // A crash: on restart it rejoins the servers it knew without being told.
+    late.kill9();
+    std::thread::sleep(Duration::from_secs(2));
+    late.spawn();
+    c.wait_for(
+        "the crashed server to rejoin by itself",
+        Duration::from_secs(30),
+        |_| (alive_members(&late) == 4).then_some(()),
+    );
+    c.wait_for("it to follow the leader", Duration::from_secs(30), |c| {
+        (late.leader() == c.servers[leader].rpc_addr()).then_some(())
+    });
+
+    // A graceful leave (SIGTERM with leave_on_terminate): the leader removes it from Raft
+    // and, restarted without rejoin_after_leave, it stays on its own.
+    late.signal(libc::SIGTERM);
+    assert!(
+        late.wait_exit(Duration::from_secs(20)).is_some(),
+        "{}",
+        late.log()
+    );
+    c.wait_for("the leaver out of raft", Duration::from_secs(30), |c| {
+        (raft_size(&c.servers[leader])? == 3).then_some(())
+    });
+    late.spawn();
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(alive_members(&late), 1, "{}", late.log());
+    assert!(late.log().contains("not rejoining"), "{}", late.log());
+}

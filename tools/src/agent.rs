@@ -318,6 +318,9 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
         server_id = server.server_id,
         "drover agent started"
     );
+    let known_peers = KnownPeers::new(&config);
+    known_peers.rejoin(&config, membership.clone());
+    known_peers.keep(membership.clone());
     let start_join = config.server.effective_start_join().to_vec();
     if !start_join.is_empty() {
         // A failed start_join stops the agent, as in Nomad.
@@ -373,6 +376,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
                 if let Err(e) = membership.leave() {
                     tracing::warn!(error = %e, "graceful leave failed");
                 }
+                known_peers.mark_left();
             }
             break;
         }
@@ -402,6 +406,101 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
         bail!("retry_join: max join retry exhausted, exiting");
     }
     Ok(())
+}
+
+/// The gossip addresses of the servers this one knew, kept in
+/// `<data_dir>/server/serf/peers` so that a restarted server rejoins them, and a marker of a
+/// graceful leave: after one, the server rejoins on its own only with `rejoin_after_leave`
+/// (configured joins always run).
+struct KnownPeers {
+    dir: PathBuf,
+}
+
+impl KnownPeers {
+    fn new(config: &AgentConfig) -> KnownPeers {
+        let base = config
+            .server
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join("server"));
+        KnownPeers {
+            dir: base.join("serf"),
+        }
+    }
+
+    fn peers_file(&self) -> PathBuf {
+        self.dir.join("peers")
+    }
+
+    fn left_file(&self) -> PathBuf {
+        self.dir.join("left")
+    }
+
+    /// Joins the servers known from the last run, in the background, unless this server left
+    /// gracefully and `rejoin_after_leave` is off.
+    fn rejoin(&self, config: &AgentConfig, membership: Arc<dyn Membership>) {
+        let left = self.left_file().exists();
+        if left && !config.server.rejoin_after_leave {
+            tracing::info!("this server left the pool before; not rejoining its old peers (rejoin_after_leave = false)");
+            return;
+        }
+        let _ = std::fs::remove_file(self.left_file());
+        let peers: Vec<String> = std::fs::read_to_string(self.peers_file())
+            .unwrap_or_default()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect();
+        if peers.is_empty() {
+            return;
+        }
+        let _ = std::thread::Builder::new()
+            .name("drover-rejoin".into())
+            .spawn(move || match membership.join(&peers) {
+                Ok(n) => tracing::info!(joined = n, "rejoined servers known from the last run"),
+                Err(e) => {
+                    tracing::info!(error = %e, "could not rejoin servers known from the last run")
+                }
+            });
+    }
+
+    /// Rewrites the peers file when the alive servers change (checked every second).
+    fn keep(&self, membership: Arc<dyn Membership>) {
+        let dir = self.dir.clone();
+        let file = self.peers_file();
+        let _ = std::thread::Builder::new()
+            .name("drover-peers-file".into())
+            .spawn(move || {
+                let mut written = Vec::new();
+                loop {
+                    let alive: Vec<String> = membership
+                        .members()
+                        .into_iter()
+                        .filter(|m| {
+                            m.status == engine::api::MemberStatus::Alive && !m.serf_addr.is_empty()
+                        })
+                        .map(|m| m.serf_addr)
+                        .collect();
+                    if alive.len() > 1 && alive != written {
+                        let _ = std::fs::create_dir_all(&dir);
+                        let tmp = file.with_extension("tmp");
+                        if std::fs::write(&tmp, alive.join("\n")).is_ok()
+                            && std::fs::rename(&tmp, &file).is_ok()
+                        {
+                            written = alive;
+                        }
+                    }
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            });
+    }
+
+    /// Records a graceful leave.
+    fn mark_left(&self) {
+        let _ = std::fs::create_dir_all(&self.dir);
+        let _ = std::fs::write(self.left_file(), "left gracefully\n");
+    }
 }
 
 /// Tries to join `addrs` every `interval` until one answers, `max` attempts (0: forever) or
