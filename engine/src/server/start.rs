@@ -439,3 +439,24 @@ pub fn start_clustered<T: PeerTransport>(
         tuning: tuning_tx,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raft_multiplier_scales_heartbeat_and_election_timing() {
+        let mut config = AgentConfig::default();
+        config.server.raft_multiplier = 1;
+        let one = raft_config(&config).unwrap();
+        config.server.raft_multiplier = 5;
+        let five = raft_config(&config).unwrap();
+        assert_eq!(five.heartbeat_interval, one.heartbeat_interval * 5);
+        assert_eq!(five.election_timeout_min, one.election_timeout_min * 5);
+        assert_eq!(five.election_timeout_max, one.election_timeout_max * 5);
+        // 0 means the default timing, which is multiplier 1.
+        config.server.raft_multiplier = 0;
+        assert_eq!(raft_config(&config).unwrap().heartbeat_interval, one.heartbeat_interval);
+        assert!(one.heartbeat_interval < one.election_timeout_min);
+    }
+}
