@@ -211,12 +211,16 @@ fn remove_peer_and_force_leave_drop_a_dead_server() {
     assert_ne!(code, 0, "removing a removed peer must fail: {out}");
     assert!(out.contains(&dead_addr), "error names the address: {out}");
 
-    // The gossip pool first notices the failure, then force-leave marks it left.
-    c.wait_for(
-        "the killed server to be failed",
-        Duration::from_secs(30),
-        |_| (member_status(l, &dead_name)? == "failed").then_some(()),
-    );
+    // Every server first notices the failure, then force-leave marks it left (see
+    // `force_leave_before_the_failure_is_noticed_still_marks_it_left` for the other order).
+    for i in (0..3).filter(|i| c.servers[*i].child.is_some()) {
+        let s = &c.servers[i];
+        c.wait_for(
+            "the killed server to be failed",
+            Duration::from_secs(30),
+            |_| (member_status(s, &dead_name)? == "failed").then_some(()),
+        );
+    }
     let (code, out) = cli(l, &["server", "force-leave", &dead_name]);
     assert_eq!(code, 0, "force-leave failed: {out}");
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -241,6 +245,45 @@ fn remove_peer_and_force_leave_drop_a_dead_server() {
     let (code, out) = cli(l, &["server", "force-leave", "no-such-server-77"]);
     assert_ne!(code, 0, "force-leave of an unknown server must fail: {out}");
     assert!(out.contains("no-such-server-77"), "{out}");
+}
+
+/// The statuses of member `name` on every running server.
+fn statuses_everywhere(c: &Servers, name: &str) -> Vec<(String, Option<String>)> {
+    c.servers
+        .iter()
+        .filter(|s| s.child.is_some())
+        .map(|s| (s.name.clone(), member_status(s, name)))
+        .collect()
+}
+
+#[test]
+#[ignore = "force-leave is dropped by servers that still see the target alive; it stays failed"]
+fn force_leave_before_the_failure_is_noticed_still_marks_it_left() {
+    let mut c = Servers::start(
+        3,
+        "",
+        "autopilot {\n  server_stabilization_time = \"10m\"\n}",
+    );
+    let leader = c.wait_for_leader(Duration::from_secs(30));
+    let dead = followers(&c, leader)[0];
+    let dead_name = c.servers[dead].name.clone();
+    c.servers[dead].kill9();
+    // At once, before the pool has declared it failed: Serf keeps such an intent and applies
+    // it when the failure is detected, so the server still ends up left.
+    let (code, out) = cli(&c.servers[leader], &["server", "force-leave", &dead_name]);
+    assert_eq!(code, 0, "force-leave failed: {out}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let seen = statuses_everywhere(&c, &dead_name);
+        if seen.iter().all(|(_, st)| st.as_deref() == Some("left")) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{dead_name} is not left everywhere 30 s after force-leave: {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 #[test]
@@ -432,7 +475,7 @@ fn an_isolated_leader_stops_leading_and_catches_up_when_healed() {
     );
     let stepped_down = cut.elapsed();
     eprintln!("cut-off leader stepped down after {stepped_down:?}");
-    assert!(stepped_down < Duration::from_secs(8), "{stepped_down:?}");
+    assert!(stepped_down < Duration::from_secs(6), "{stepped_down:?}");
     let (code, body) = register_hcl(old, &tiny_job("through-cut-off", 1)).unwrap();
     assert_eq!(code, 500, "a write through the cut-off server: {body}");
 
