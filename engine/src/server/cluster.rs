@@ -373,14 +373,12 @@ pub async fn lease_loop(raft: Raft, lease_ok_at: Rc<Cell<Option<Instant>>>, inte
             // machine must not cost the leadership. The lease counts from when the round
             // started, since the quorum's answers are at least that recent.
             let started = Instant::now();
-            let confirmed = futures_lite::future::or(
-                async { raft.get_read_log_id().await.is_ok() },
-                async {
+            let confirmed =
+                futures_lite::future::or(async { raft.get_read_log_id().await.is_ok() }, async {
                     glommio::timer::sleep(interval * 4).await;
                     false
-                },
-            )
-            .await;
+                })
+                .await;
             if confirmed {
                 lease_ok_at.set(Some(started));
             }

@@ -14,6 +14,7 @@ pub mod leader;
 pub mod messages;
 pub mod plan_apply;
 pub mod proposer;
+pub mod rejections;
 pub mod shard;
 pub mod worker;
 

@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::messages::RaftRequest;
 use super::plan_apply::{verify_plan, PendingUsage};
+use super::rejections::RejectionTracker;
 use crate::error::EngineError;
 use crate::raft::{ApplyResponse, Raft, RaftPayload};
 use crate::state::{ClusterState, Command, CommandEnvelope, PlanApply};
@@ -63,17 +64,23 @@ pub struct Proposer {
     in_flight: Rc<RefCell<BTreeMap<u64, PendingUsage>>>,
     seq: Cell<u64>,
     permits: Arc<Semaphore>,
+    rejections: RefCell<RejectionTracker>,
 }
 
 impl Proposer {
     /// Returns a proposer writing through `raft` and verifying against `view`.
-    pub fn new(raft: Raft, view: Rc<RefCell<Arc<ClusterState>>>) -> Proposer {
+    pub fn new(
+        raft: Raft,
+        view: Rc<RefCell<Arc<ClusterState>>>,
+        rejections: RejectionTracker,
+    ) -> Proposer {
         Proposer {
             raft,
             view,
             in_flight: Rc::default(),
             seq: Cell::new(0),
             permits: Arc::new(Semaphore::new(RAFT_ENTRIES_IN_FLIGHT_MAX)),
+            rejections: RefCell::new(rejections),
         }
     }
 
@@ -126,6 +133,26 @@ impl Proposer {
                     let verdict = verify_plan(&state, &plan, &pending_total);
                     pending_total.merge(&verdict.added);
                     batch_added.merge(&verdict.added);
+                    let now = std::time::Instant::now();
+                    for node_id in &verdict.rejected_nodes {
+                        let eligible = state.nodes.get(node_id).is_some_and(|n| n.eligible);
+                        if self.rejections.borrow_mut().record(node_id, now) && eligible {
+                            tracing::warn!(
+                                node_id = %node_id,
+                                "plan rejection tracker: marking node ineligible after repeated plan rejections"
+                            );
+                            commands.push(Command::UpdateNodeEligibility {
+                                node_id: node_id.clone(),
+                                eligible: false,
+                            });
+                            let start = commands.len() - 1;
+                            let (tx, _rx) = oneshot::channel();
+                            pendings.push(Pending::Write {
+                                range: start..commands.len(),
+                                reply: tx,
+                            });
+                        }
+                    }
                     let full = verdict.rejected_nodes.is_empty();
                     if full {
                         plan_evals.extend(evals);

@@ -20,6 +20,7 @@ use super::handle::Handle;
 use super::leader::{snapshot_timer, watch_leadership, LeadershipInputs, Router, SnapshotTuning};
 use super::messages::{ShardMsg, Shared, RAFT_INBOX_MAX, SHARD_INBOX_MAX};
 use super::proposer::Proposer;
+use super::rejections::RejectionTracker;
 use super::shard::{inbox_loop, ShardCore};
 use super::worker::worker_loop;
 use crate::api::{ClusterStatus, MemberStatus, Membership, ServerInfo, SoloMembership};
@@ -376,7 +377,11 @@ pub fn start_clustered<T: PeerTransport>(
             glommio::spawn_local(serve_admin(raft.clone(), admin_rx)).detach();
             glommio::spawn_local(snapshot_timer(raft.clone(), tuning_rx)).detach();
             let _ = ready_tx.send(Ok(()));
-            let proposer = Proposer::new(raft.clone(), view);
+            let proposer = Proposer::new(
+                raft.clone(),
+                view,
+                RejectionTracker::new(raft_shared.config.server.plan_rejection_tracker.clone()),
+            );
             futures_lite::future::or(proposer.run(raft_rx), async {
                 let _ = stop_rx.await;
             })
@@ -456,7 +461,10 @@ mod tests {
         assert_eq!(five.election_timeout_max, one.election_timeout_max * 5);
         // 0 means the default timing, which is multiplier 1.
         config.server.raft_multiplier = 0;
-        assert_eq!(raft_config(&config).unwrap().heartbeat_interval, one.heartbeat_interval);
+        assert_eq!(
+            raft_config(&config).unwrap().heartbeat_interval,
+            one.heartbeat_interval
+        );
         assert!(one.heartbeat_interval < one.election_timeout_min);
     }
 }
