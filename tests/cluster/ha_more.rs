@@ -257,7 +257,6 @@ fn statuses_everywhere(c: &Servers, name: &str) -> Vec<(String, Option<String>)>
 }
 
 #[test]
-#[ignore = "force-leave is dropped by servers that still see the target alive; it stays failed"]
 fn force_leave_before_the_failure_is_noticed_still_marks_it_left() {
     let mut c = Servers::start(
         3,

@@ -84,6 +84,9 @@ pub(crate) struct Shared {
     pub members: BTreeMap<String, Entry>,
     /// When a valid datagram last came from each address, so `join` can tell who answered.
     pub heard: HashMap<SocketAddr, Instant>,
+    /// Force-leaves of servers that still looked alive here, by name: (generation, prune).
+    /// Applied when the failure is noticed, as Serf keeps the intent.
+    pub pending_force_leave: HashMap<String, (u64, bool)>,
 }
 
 pub(crate) enum Command {

@@ -417,18 +417,27 @@ fn apply_notification(s: &mut Shared, me: &str, n: OwnedNotification<ServerId>) 
                 }
             }
         }
-        OwnedNotification::MemberDown(id) => match s.members.get_mut(&id.name) {
-            Some(e) if e.id.bump == id.bump && id.name != me => {
-                let next = match e.status {
-                    MemberStatus::Leaving | MemberStatus::Left => MemberStatus::Left,
-                    _ => MemberStatus::Failed,
-                };
-                let changed = e.status != next;
-                e.status = next;
-                changed
+        OwnedNotification::MemberDown(id) => {
+            let pending = s.pending_force_leave.remove(&id.name);
+            match s.members.get_mut(&id.name) {
+                Some(e) if e.id.bump == id.bump && id.name != me => {
+                    let forced = pending.filter(|(bump, _)| *bump == e.id.bump);
+                    let next = match e.status {
+                        MemberStatus::Leaving | MemberStatus::Left => MemberStatus::Left,
+                        _ if forced.is_some() => MemberStatus::Left,
+                        _ => MemberStatus::Failed,
+                    };
+                    let changed = e.status != next;
+                    e.status = next;
+                    if forced.is_some_and(|(_, prune)| prune) {
+                        s.members.remove(&id.name);
+                        return true;
+                    }
+                    changed
+                }
+                _ => false,
             }
-            _ => false,
-        },
+        }
         OwnedNotification::Rename(old, new) => apply_rename(s, old, new),
         OwnedNotification::Rejoin(id) => {
             debug!(bump = id.bump, "declared down by the gossip pool; rejoined");
@@ -513,9 +522,16 @@ fn apply_broadcast(s: &mut Shared, me: &str, item: Bcast) -> bool {
         }
         Bcast::ForceLeave { name, prune, .. } => {
             // Forcing out a server that still answers would only hide it: foca keeps it up
-            // and would never announce it again. Only servers already gone are affected.
+            // and would never announce it again. Only servers already gone are affected; for
+            // one that still looks alive here, the intent is kept and applied once its
+            // failure is noticed.
             let gone = match s.members.get(&name) {
-                Some(e) => name != me && e.status != MemberStatus::Alive,
+                Some(e) if name != me && e.status == MemberStatus::Alive => {
+                    let bump = e.id.bump;
+                    s.pending_force_leave.insert(name.clone(), (bump, prune));
+                    false
+                }
+                Some(_) => name != me,
                 None => false,
             };
             if !gone {
