@@ -158,17 +158,7 @@ impl Server {
 
     /// GETs a path and decodes JSON; non-2xx is an error with the status and body.
     pub fn get(&self, path: &str) -> Result<Value, String> {
-        match ureq::get(&self.url(path))
-            .timeout(Duration::from_secs(10))
-            .call()
-        {
-            Ok(resp) => resp.into_json::<Value>().map_err(|e| e.to_string()),
-            Err(ureq::Error::Status(code, resp)) => Err(format!(
-                "{code}: {}",
-                resp.into_string().unwrap_or_default()
-            )),
-            Err(e) => Err(e.to_string()),
-        }
+        crate::harness::get_json(&self.url(path))
     }
 
     /// GETs a path and returns (status, headers of interest, body).

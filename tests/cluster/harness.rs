@@ -36,6 +36,18 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// GETs a URL and decodes JSON; non-2xx is an error with the status and body.
+pub fn get_json(url: &str) -> Result<Value, String> {
+    match ureq::get(url).timeout(Duration::from_secs(10)).call() {
+        Ok(resp) => resp.into_json::<Value>().map_err(|e| e.to_string()),
+        Err(ureq::Error::Status(code, resp)) => Err(format!(
+            "{code}: {}",
+            resp.into_string().unwrap_or_default()
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// A running agent.
 pub struct Agent {
     pub child: Option<Child>,
@@ -159,17 +171,7 @@ impl Agent {
 
     /// GETs a path and decodes JSON; non-2xx is an error with the status and body.
     pub fn get(&self, path: &str) -> Result<Value, String> {
-        match ureq::get(&self.url(path))
-            .timeout(Duration::from_secs(10))
-            .call()
-        {
-            Ok(resp) => resp.into_json::<Value>().map_err(|e| e.to_string()),
-            Err(ureq::Error::Status(code, resp)) => Err(format!(
-                "{code}: {}",
-                resp.into_string().unwrap_or_default()
-            )),
-            Err(e) => Err(e.to_string()),
-        }
+        get_json(&self.url(path))
     }
 
     /// Sends a body with `method` and returns (status, body text).
