@@ -106,13 +106,6 @@ impl Server {
         std::fs::write(self.faults_file(), "").unwrap();
     }
 
-    pub fn is_running(&mut self) -> bool {
-        match self.child.as_mut() {
-            Some(child) => matches!(child.try_wait(), Ok(None)),
-            None => false,
-        }
-    }
-
     /// Kills the process with SIGKILL and waits for it.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
