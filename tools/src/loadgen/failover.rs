@@ -271,9 +271,25 @@ pub(super) fn run(args: &LoadgenArgs) -> anyhow::Result<Report> {
             .filter(|n| !n.starts_with(&format!("{killed_name}-")))
             .count();
         servers[old].spawn(&drover, args.nodes)?;
-        wait_until("the restarted server to rejoin", || {
-            let l = servers[old].leader();
-            (!l.is_empty() && agreed(&servers).is_some()).then_some(())
+        // The next trial starts from a healthy cluster: the restarted server follows the
+        // leader and autopilot counts every server healthy (caught up within
+        // max_trailing_logs). Killing the leader earlier measures a lagging server's vote.
+        wait_until("the restarted server to rejoin and catch up", || {
+            let leader = agreed(&servers)?;
+            let health = get(&servers[leader].base(), "/v1/operator/autopilot/health").ok()?;
+            let servers_ok = health["Servers"]
+                .as_array()?
+                .iter()
+                .filter(|s| s["Healthy"] == true)
+                .count();
+            let index = |s: &Server| {
+                get(&s.base(), "/v1/operator/raft/configuration")
+                    .ok()
+                    .and_then(|v| v["Index"].as_u64())
+            };
+            let leader_index = index(&servers[leader])?;
+            let restarted_index = index(&servers[old])?;
+            (servers_ok == 3 && restarted_index + 2 >= leader_index).then_some(())
         })?;
         bar.inc(1);
     }
@@ -284,6 +300,7 @@ pub(super) fn run(args: &LoadgenArgs) -> anyhow::Result<Report> {
         "scenario": "failover",
         "params": {"servers": 3, "nodes_per_server": args.nodes, "trials": args.trials},
         "seconds_to_new_leader": summary(&to_leader),
+        "seconds_to_new_leader_each": to_leader,
         "seconds_to_first_placement": summary(&to_placement),
         "false_node_downs": false_downs,
         "steady_writes_acknowledged": written.load(Ordering::Relaxed),
