@@ -86,7 +86,12 @@ fn write_jobs(c: &Servers, prefix: &str, n: usize, acked: &mut BTreeSet<String>)
 
 #[test]
 fn killing_the_leader_elects_another_and_loses_no_acknowledged_write() {
-    let mut c = Servers::start(3, "", "");
+    let mut c = Servers::prepare(3, "", "");
+    for s in &mut c.servers {
+        s.args = vec!["-dev-nodes".into(), "2".into()];
+    }
+    c.spawn_all();
+    c.wait_for_leader(Duration::from_secs(60));
     let mut acked = BTreeSet::new();
     write_jobs(&c, "before", 10, &mut acked);
     assert_eq!(
@@ -119,6 +124,15 @@ fn killing_the_leader_elects_another_and_loses_no_acknowledged_write() {
         .collect();
     let lost: Vec<&String> = acked.difference(&listed).collect();
     assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
+
+    // Scheduling resumes: a new job is placed on the nodes of the surviving servers.
+    let (code, body) = register_hcl(&c.servers[new], &tiny_job("placed-after", 2)).unwrap();
+    assert_eq!(code, 200, "{body}");
+    let leader = &c.servers[new];
+    c.wait_for("the new job's placements", Duration::from_secs(30), |_| {
+        let allocs = leader.get("/v1/job/placed-after/allocations").ok()?;
+        (allocs.as_array()?.len() == 2).then_some(())
+    });
 
     // The killed server comes back and catches up.
     c.servers[old].spawn();
