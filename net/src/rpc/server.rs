@@ -259,20 +259,22 @@ impl<C: Cluster> Dispatcher<C> {
     }
 }
 
-/// Time a forwarded client request may take beyond its own blocking wait.
+/// Time a forwarded client request may take.
 const FORWARD_SLACK: Duration = Duration::from_secs(10);
 
-/// Hands one request to the engine; on a follower, everything but `Hello` goes to the leader,
-/// which owns heartbeats, registrations and allocation updates.
+/// Hands one request to the engine. On a follower, registrations, heartbeats and allocation
+/// updates go to the leader, which owns them; `GetAllocs` is answered from this server's own
+/// state, as Nomad clients watch their allocations with stale reads, so a fleet connected to a
+/// follower does not hold a connection to the leader per node.
 async fn handle_request<C: Cluster>(cluster: &C, request: ClientRequest) -> ClientResponse {
-    if matches!(request, ClientRequest::Hello { .. }) || cluster.is_leader() {
+    let local = matches!(
+        request,
+        ClientRequest::Hello { .. } | ClientRequest::GetAllocs { .. }
+    );
+    if local || cluster.is_leader() {
         return cluster.client_request(request).await;
     }
-    let wait = match &request {
-        ClientRequest::GetAllocs { max_wait_ms, .. } => Duration::from_millis(*max_wait_ms),
-        _ => Duration::ZERO,
-    };
-    crate::peer::forward_client(cluster, &request, wait + FORWARD_SLACK).await
+    crate::peer::forward_client(cluster, &request, FORWARD_SLACK).await
 }
 
 /// Decrements the connection's in-flight count when a request task ends or is dropped.
