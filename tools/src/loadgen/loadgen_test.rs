@@ -340,6 +340,7 @@ fn args(http: SocketAddr, rpc: SocketAddr, scenario: Scenario) -> LoadgenArgs {
         duration_secs: 1,
         timeout_secs: 30,
         trials: 1,
+        queries: 1,
         datacenter: "dc1".into(),
         scenario,
     }

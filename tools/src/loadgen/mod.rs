@@ -1,8 +1,10 @@
 //! `drover-loadgen`: drives a server with a simulated fleet and reports one JSON line.
 //!
 //! Scenarios: `place` (register nodes, submit jobs over HTTP, time until every allocation is
-//! placed and running as the simulated nodes see it) and `heartbeats` (hold a fleet on the
-//! heartbeat path and measure rate, latency and false node-downs). Start at `run`.
+//! placed and running as the simulated nodes see it), `heartbeats` (hold a fleet on the
+//! heartbeat path and measure rate, latency and false node-downs), `api` (register many jobs,
+//! time `GET /v1/jobs`) and `failover` (three servers of its own, leader killed per trial).
+//! Start at `run`.
 
 mod failover;
 mod http;
@@ -27,6 +29,8 @@ pub enum Scenario {
     Place,
     /// Keep nodes heartbeating for a while; report rate, latency and false node-downs.
     Heartbeats,
+    /// Register `-jobs` jobs, then time `-queries` reads of `GET /v1/jobs`.
+    Api,
     /// Start 3 servers, kill the leader repeatedly under load; time to a new leader and to
     /// the first placement after it (`-nodes` is per server, `-trials` the repetitions).
     Failover,
@@ -38,6 +42,7 @@ impl Scenario {
             Scenario::Place => "place",
             Scenario::Heartbeats => "heartbeats",
             Scenario::Failover => "failover",
+            Scenario::Api => "api",
         }
     }
 }
@@ -91,6 +96,9 @@ pub struct LoadgenArgs {
     /// Datacenter of the simulated nodes and of the submitted jobs.
     #[arg(long = "datacenter", default_value = "dc1")]
     pub datacenter: String,
+    /// Reads of `GET /v1/jobs` in the api scenario.
+    #[arg(long = "queries", default_value_t = 200)]
+    pub queries: usize,
     /// Leader kills in the failover scenario.
     #[arg(long = "trials", default_value_t = 10)]
     pub trials: usize,
@@ -149,6 +157,9 @@ pub fn run(args: LoadgenArgs) -> anyhow::Result<Report> {
 fn validate(args: &LoadgenArgs) -> anyhow::Result<()> {
     if args.nodes == 0 {
         anyhow::bail!("-nodes: must be at least 1");
+    }
+    if args.scenario == Scenario::Api && (args.jobs == 0 || args.queries == 0) {
+        anyhow::bail!("-jobs and -queries: must be at least 1 for the api scenario");
     }
     if args.scenario == Scenario::Place && (args.jobs == 0 || args.count == 0) {
         anyhow::bail!("-jobs and -count: must be at least 1 for the place scenario");

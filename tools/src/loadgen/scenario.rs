@@ -63,6 +63,7 @@ pub(super) async fn run(
         match args.scenario {
             Scenario::Place => place(&args, &http_base, &stats, timeout, &mut report).await,
             Scenario::Heartbeats => heartbeats(&args, &http_base, &stats, &mut report).await,
+            Scenario::Api => api(&args, &http_base, &mut report).await,
             // Runs before any fleet is started (see `super::run`).
             Scenario::Failover => false,
         }
@@ -187,6 +188,80 @@ async fn place(
         return false;
     }
     true
+}
+
+/// Registers `jobs` jobs, then times `queries` reads of `GET /v1/jobs` (one at a time, from a
+/// thread of their own) and reports the latency percentiles.
+async fn api(args: &LoadgenArgs, http_base: &str, report: &mut Value) -> bool {
+    let run_id = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let shape = JobShape {
+        id_prefix: format!("api-{}-{run_id}", args.seed),
+        datacenter: args.datacenter.clone(),
+        count: args.count,
+        cpu_mhz: args.cpu,
+        memory_mb: args.memory,
+    };
+    let submit = Arc::new(SubmitProgress::default());
+    let started = Instant::now();
+    let threads = start_submitters(http_base, &shape, args.jobs, args.submitters, submit.clone());
+    let submitters = threads.len();
+    let bar = progress(args.jobs as u64, "registering jobs");
+    while submit.threads_done.load(Ordering::Relaxed) < submitters {
+        bar.set_position(submit.submitted.load(Ordering::Relaxed));
+        glommio::timer::sleep(POLL_INTERVAL).await;
+    }
+    bar.finish_and_clear();
+    report["jobs_submitted"] = json!(submit.submitted.load(Ordering::Relaxed));
+    report["jobs_failed"] = json!(submit.failed.load(Ordering::Relaxed));
+    report["seconds_to_submit"] = json!(started.elapsed().as_secs_f64());
+    // The reads run on a plain thread: blocking HTTP calls must not stall the fleet's executor.
+    let url = format!("{http_base}/v1/jobs");
+    let queries = args.queries.max(1);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let agent = super::http::agent(Duration::from_secs(60));
+        let mut histogram = hdrhistogram::Histogram::<u64>::new(3).expect("histogram bounds");
+        let mut listed = 0usize;
+        let mut bytes = 0usize;
+        let mut failed = 0u64;
+        for _ in 0..queries {
+            let started = Instant::now();
+            match agent.get(&url).call().map(|r| r.into_string()) {
+                Ok(Ok(body)) => {
+                    let _ = histogram.record(started.elapsed().as_micros().max(1) as u64);
+                    bytes = body.len();
+                    listed = serde_json::from_str::<Value>(&body)
+                        .ok()
+                        .and_then(|v| v.as_array().map(Vec::len))
+                        .unwrap_or(0);
+                }
+                _ => failed += 1,
+            }
+        }
+        let _ = tx.send((histogram, listed, bytes, failed));
+    });
+    let (histogram, listed, bytes, failed) = loop {
+        match rx.try_recv() {
+            Ok(result) => break result,
+            Err(std::sync::mpsc::TryRecvError::Empty) => glommio::timer::sleep(POLL_INTERVAL).await,
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                report["error"] = json!("the query thread died");
+                return false;
+            }
+        }
+    };
+    let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
+    report["queries"] = json!(queries);
+    report["queries_failed"] = json!(failed);
+    report["jobs_listed"] = json!(listed);
+    report["response_bytes"] = json!(bytes);
+    report["jobs_list_p50_ms"] = json!(ms(0.5));
+    report["jobs_list_p99_ms"] = json!(ms(0.99));
+    report["jobs_list_max_ms"] = json!(histogram.max() as f64 / 1000.0);
+    failed == 0
 }
 
 /// Holds the fleet on the heartbeat path for the configured duration.
