@@ -10,6 +10,9 @@ use serde_json::Value;
 
 use crate::harness::{bin, free_port};
 
+/// An HTTP answer: status, headers (lower-case names) and body.
+pub type FullResponse = (u16, Vec<(String, String)>, String);
+
 /// One server process of a test cluster.
 pub struct Server {
     pub name: String,
@@ -155,7 +158,7 @@ impl Server {
     }
 
     /// GETs a path and returns (status, headers of interest, body).
-    pub fn get_full(&self, path: &str) -> Result<(u16, Vec<(String, String)>, String), String> {
+    pub fn get_full(&self, path: &str) -> Result<FullResponse, String> {
         let resp = match ureq::get(&self.url(path))
             .timeout(Duration::from_secs(10))
             .call()

@@ -208,7 +208,7 @@ mod tests {
         assert!(err.to_string().contains("no Raft data"), "{err}");
 
         let (running, store) = server_dir(&root.0, 101, true);
-        let err = collect_peers(&[running.clone()]).unwrap_err();
+        let err = collect_peers(std::slice::from_ref(&running)).unwrap_err();
         assert!(err.to_string().contains("still running"), "{err}");
         drop(store);
 

@@ -36,7 +36,7 @@ pub(crate) struct Ctx<'a, C: Cluster> {
 /// Where a request's body comes from.
 pub(crate) enum BodySource {
     /// Still on the socket.
-    Incoming(Request<Incoming>),
+    Incoming(Box<Request<Incoming>>),
     /// Already read (a request forwarded by another server).
     Buffered(Bytes),
     /// Already handed out.
@@ -55,7 +55,7 @@ impl<'a, C: Cluster> Ctx<'a, C> {
             limits,
             method: request.method().clone(),
             query,
-            body: BodySource::Incoming(request),
+            body: BodySource::Incoming(Box::new(request)),
         }
     }
 
@@ -93,7 +93,7 @@ impl<'a, C: Cluster> Ctx<'a, C> {
             BodySource::Taken => return Ok(Bytes::new()),
         };
         read_body(
-            request,
+            *request,
             max_bytes.min(self.limits.body_bytes_max),
             self.limits.request_timeout,
         )
