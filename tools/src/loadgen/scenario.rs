@@ -206,7 +206,13 @@ async fn api(args: &LoadgenArgs, http_base: &str, report: &mut Value) -> bool {
     };
     let submit = Arc::new(SubmitProgress::default());
     let started = Instant::now();
-    let threads = start_submitters(http_base, &shape, args.jobs, args.submitters, submit.clone());
+    let threads = start_submitters(
+        http_base,
+        &shape,
+        args.jobs,
+        args.submitters,
+        submit.clone(),
+    );
     let submitters = threads.len();
     let bar = progress(args.jobs as u64, "registering jobs");
     while submit.threads_done.load(Ordering::Relaxed) < submitters {
