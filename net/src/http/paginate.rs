@@ -1,15 +1,13 @@
 //! Nomad's list pagination: `per_page`, `next_token`, `reverse`.
 
-use serde_json::Value;
-
 /// Returns one page of `items` (already in key order, each with its token) and the token of
 /// the first item of the next page, if there is one.
-pub(crate) fn paginate(
-    mut items: Vec<(String, Value)>,
+pub(crate) fn paginate<T>(
+    mut items: Vec<(String, T)>,
     per_page: usize,
     next_token: &str,
     reverse: bool,
-) -> (Vec<Value>, Option<String>) {
+) -> (Vec<T>, Option<String>) {
     if reverse {
         items.reverse();
     }
@@ -39,6 +37,7 @@ pub(crate) fn paginate(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     fn items(n: usize) -> Vec<(String, Value)> {
         (0..n).map(|i| (format!("t{i}"), Value::from(i))).collect()

@@ -113,8 +113,8 @@ pub(crate) fn json_response(value: &Value, pretty: bool, meta: Option<&QueryMeta
 }
 
 /// Like `json_response`, also setting `X-Nomad-NextToken` when another page exists.
-pub(crate) fn json_response_with(
-    value: &Value,
+pub(crate) fn json_response_with<T: serde::Serialize + ?Sized>(
+    value: &T,
     pretty: bool,
     meta: Option<&QueryMeta>,
     next_token: Option<&str>,

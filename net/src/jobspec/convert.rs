@@ -1216,16 +1216,27 @@ pub(super) fn job_to_api(job: &Job) -> Value {
     out
 }
 
-/// The list stub; see `super::job_list_stub`.
-pub(super) fn job_list_stub(job: &Job, summary_json: Value) -> Value {
+/// The list stub's fields that come from unmodelled job fields: `Multiregion` (as given) and
+/// whether `Periodic` and `ParameterizedJob` are set.
+pub(super) fn list_stub_extras(job: &Job) -> (Value, bool, bool) {
     let extra = parse_extra(&job.extra_json);
     let present = |k: &str| extra.get(k).is_some_and(|v| !v.is_null());
+    (
+        extra.get("Multiregion").cloned().unwrap_or(Value::Null),
+        present("Periodic"),
+        present("ParameterizedJob"),
+    )
+}
+
+/// The list stub; see `super::job_list_stub`.
+pub(super) fn job_list_stub(job: &Job, summary_json: Value) -> Value {
+    let (multiregion, periodic, parameterized) = list_stub_extras(job);
     json!({
         "ID": job.id, "ParentID": job.parent_id, "Name": job.name, "Namespace": job.namespace,
         "Datacenters": job.datacenters, "NodePool": job.node_pool,
-        "Multiregion": extra.get("Multiregion").cloned().unwrap_or(Value::Null),
+        "Multiregion": multiregion,
         "Type": job.job_type.as_str(), "Priority": job.priority,
-        "Periodic": present("Periodic"), "ParameterizedJob": present("ParameterizedJob"),
+        "Periodic": periodic, "ParameterizedJob": parameterized,
         "Stop": job.stop, "Status": job.status.as_str(),
         "StatusDescription": job.status_description,
         "JobSummary": summary_json, "CreateIndex": job.create_index,

@@ -93,5 +93,11 @@ pub fn job_list_stub(job: &Job, summary_json: serde_json::Value) -> serde_json::
     convert::job_list_stub(job, summary_json)
 }
 
+/// The list stub's fields taken from unmodelled job fields: `Multiregion`, and whether
+/// `Periodic` and `ParameterizedJob` are set.
+pub fn list_stub_extras(job: &Job) -> (serde_json::Value, bool, bool) {
+    convert::list_stub_extras(job)
+}
+
 #[cfg(test)]
 mod jobspec_test;

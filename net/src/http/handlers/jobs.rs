@@ -59,23 +59,27 @@ struct ParseRequestBody {
 pub(crate) async fn list<C: Cluster>(ctx: &mut Ctx<'_, C>) -> Result<HttpResponse, HttpError> {
     let with_meta = ctx.query.bool_param("meta")?;
     let view = ctx.view(tables::JOBS).await;
-    let items = view
+    let jobs: Vec<_> = view
         .jobs()
         .into_iter()
         .filter(|j| ctx.query.namespace_matches(&j.namespace))
         .filter(|j| j.id.starts_with(&ctx.query.prefix))
-        .map(|j| {
-            let summary = view
-                .job_summary(&j.namespace, &j.id)
-                .map_or(Value::Null, |s| encode::job_summary(&s));
-            let mut stub = jobspec::job_list_stub(j, summary);
-            if with_meta && !j.meta.is_empty() {
-                stub["Meta"] = encode::string_map(&j.meta);
-            }
-            (format!("{}.{}", j.namespace, j.id), stub)
+        .collect();
+    let summaries: Vec<_> = jobs
+        .iter()
+        .map(|j| view.job_summary(&j.namespace, &j.id))
+        .collect();
+    let items = jobs
+        .iter()
+        .zip(&summaries)
+        .map(|(j, summary)| {
+            (
+                format!("{}.{}", j.namespace, j.id),
+                encode::job_list_stub_typed(j, summary.as_ref(), with_meta),
+            )
         })
         .collect();
-    ctx.list_reply(items, index_of(&*view, tables::JOBS))
+    ctx.list_reply_typed(items, index_of(&*view, tables::JOBS))
 }
 
 /// `PUT|POST /v1/jobs` and `PUT|POST /v1/job/:id`.

@@ -134,6 +134,42 @@ impl<'a, C: Cluster> Ctx<'a, C> {
         json_response(value, self.query.pretty, Some(&self.meta(index)))
     }
 
+    /// Like `list_reply`, for items that encode themselves: without a `filter` they are
+    /// paginated and encoded directly, never becoming `Value` trees.
+    pub(crate) fn list_reply_typed<T: serde::Serialize>(
+        &self,
+        mut items: Vec<(String, T)>,
+        index: u64,
+    ) -> Result<HttpResponse, HttpError> {
+        if !self.query.filter.is_empty() {
+            let values = items
+                .into_iter()
+                .map(|(token, item)| {
+                    serde_json::to_value(&item)
+                        .map(|v| (token, v))
+                        .map_err(|e| {
+                            HttpError::new(hyper::StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            return self.list_reply(values, index);
+        }
+        items.sort_by(|a, b| a.0.cmp(&b.0));
+        let (page, next) = paginate(
+            items,
+            self.query.per_page,
+            &self.query.next_token,
+            self.query.reverse,
+        );
+        let meta = self.meta(index);
+        Ok(json_response_with(
+            &page,
+            self.query.pretty,
+            Some(&meta),
+            next.as_deref(),
+        ))
+    }
+
     /// Answers a list read: applies `filter`, then pagination, then adds query-meta headers.
     /// `items` are (pagination token, encoded object), in token order.
     pub(crate) fn list_reply(
