@@ -49,6 +49,8 @@ pub enum ServerRequest {
     Http(ForwardedHttp),
     /// An rkyv-encoded `ClientRequest` from a node connected to a follower.
     Client(Vec<u8>),
+    /// Whether the server already belongs to a Raft cluster (asked before bootstrapping).
+    Status,
 }
 
 /// The answer to a `ServerRequest`.
@@ -64,6 +66,10 @@ pub enum ServerResponse {
     Client(Vec<u8>),
     /// The request could not be served; the text says why.
     Error(String),
+    /// The answer to `Status`.
+    Status {
+        initialized: bool,
+    },
 }
 
 /// Appends one framed message to `out`.

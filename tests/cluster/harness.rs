@@ -27,13 +27,26 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
-/// Returns a TCP port that was free a moment ago.
+/// Returns a port that was free a moment ago for both TCP and UDP (serf ports are UDP), and
+/// that this test process never handed out before: tests run in parallel, and two of them
+/// could otherwise be given the same port before either binds it.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_err() {
+            continue;
+        }
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// GETs a URL and decodes JSON; non-2xx is an error with the status and body.

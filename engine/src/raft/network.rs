@@ -44,6 +44,12 @@ pub trait PeerTransport: Clone + 'static {
         rpc: RaftRpc,
         timeout: std::time::Duration,
     ) -> Result<RaftRpcReply, String>;
+
+    /// Asks the server at `addr` whether it already belongs to a Raft cluster. `Err` means it
+    /// could not be asked.
+    async fn is_initialized(&self, addr: &str) -> Result<bool, String> {
+        Err(format!("cannot ask {addr}: no server-to-server transport"))
+    }
 }
 
 /// The transport of a single-server cluster: there is never anyone to talk to.

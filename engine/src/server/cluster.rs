@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::messages::Shared;
 use crate::api::{MemberStatus, Membership, ServerInfo};
 use crate::error::EngineError;
-use crate::raft::network::{RaftRpc, RaftRpcReply};
+use crate::raft::network::{PeerTransport, RaftRpc, RaftRpcReply};
 use crate::raft::Raft;
 
 /// A Raft message from a peer and where its answer goes.
@@ -97,11 +97,12 @@ fn same_region<'a>(
 /// Waits until `bootstrap_expect` voting servers of this region are alive in the pool, then
 /// lets the one with the lowest Raft id write the first configuration with all of them.
 /// Returns once this server's Raft is initialized (by itself or by a peer).
-pub async fn bootstrap_when_expected(
+pub async fn bootstrap_when_expected<T: PeerTransport>(
     raft: Raft,
     shared: Arc<Shared>,
     membership: Arc<dyn Membership>,
     own_id: u64,
+    transport: T,
 ) {
     let expect = shared.config.server.bootstrap_expect as usize;
     let mut logged_wait = false;
@@ -126,7 +127,28 @@ pub async fn bootstrap_when_expected(
             );
         } else if voters.len() >= expect {
             let lowest = voters.iter().map(|m| m.raft_id).min().unwrap_or(own_id);
+            // Never bootstrap next to an existing cluster (a server joining later with the same
+            // bootstrap_expect): ask every other voter first; one that is already in a cluster,
+            // or cannot be asked, means waiting to be added instead.
+            let mut clear = true;
             if lowest == own_id {
+                for m in voters.iter().filter(|m| m.raft_id != own_id) {
+                    match transport.is_initialized(&m.rpc_addr).await {
+                        Ok(false) => {}
+                        Ok(true) => {
+                            tracing::info!(server = %m.name, "a cluster exists already; waiting to be added to it instead of bootstrapping");
+                            clear = false;
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::debug!(server = %m.name, error = %e, "cannot ask a server before bootstrapping");
+                            clear = false;
+                            break;
+                        }
+                    }
+                }
+            }
+            if lowest == own_id && clear {
                 let nodes: BTreeMap<u64, BasicNode> = voters
                     .iter()
                     .map(|m| {

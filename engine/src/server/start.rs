@@ -312,8 +312,9 @@ pub fn start_clustered<T: PeerTransport>(
                 }
             };
             let view = sm.view_cell();
+            let transport = make_transport();
             let network = NetworkFactory {
-                transport: make_transport(),
+                transport: transport.clone(),
             };
             let heartbeat = Duration::from_millis(raft_cfg.heartbeat_interval);
             let lease = Duration::from_millis(raft_cfg.election_timeout_max) * 2;
@@ -345,6 +346,7 @@ pub fn start_clustered<T: PeerTransport>(
                     raft_shared.clone(),
                     raft_shared.membership.clone(),
                     id,
+                    transport,
                 ))
                 .detach();
             }

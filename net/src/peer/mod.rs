@@ -184,6 +184,16 @@ impl PeerTransport for RaftPeers {
             other => Err(format!("{addr} answered a raft message with {other:?}")),
         }
     }
+
+    async fn is_initialized(&self, addr: &str) -> Result<bool, String> {
+        match local_pool()
+            .call(addr, &ServerRequest::Status, PEER_CONNECT_TIMEOUT)
+            .await?
+        {
+            ServerResponse::Status { initialized } => Ok(initialized),
+            other => Err(format!("{addr} answered a status request with {other:?}")),
+        }
+    }
 }
 
 /// Forwards a client-protocol request to the leader and returns its answer.
@@ -280,6 +290,9 @@ pub async fn serve_server_protocol<C: Cluster>(
                     region: cluster.status().region,
                 }
             }
+            ServerRequest::Status => ServerResponse::Status {
+                initialized: !cluster.status().raft_servers.is_empty(),
+            },
             ServerRequest::Raft(rpc) => match cluster.raft_rpc(rpc).await {
                 Ok(reply) => ServerResponse::Raft(reply),
                 Err(e) => ServerResponse::Error(e.to_string()),
