@@ -358,6 +358,15 @@ fn a_joined_server_rejoins_after_a_crash_but_not_after_leaving() {
     let mut late = crate::ha_harness::Server::new("late");
     late.hcl = "leave_on_terminate = true\nserver {\n  enabled = true\n  bootstrap_expect = 3\n}\n"
         .to_string();
+    // Give the late server the lowest Raft id there can be: with `bootstrap_expect = 3` and
+    // three servers in sight it would be the one to bootstrap, and must not, since they
+    // already form a cluster.
+    std::fs::create_dir_all(late.raft_dir()).unwrap();
+    let store = storage::LogStore::open(&late.raft_dir()).unwrap();
+    store
+        .put_meta_sync("server.id", 1u64.to_le_bytes().to_vec())
+        .unwrap();
+    store.close().unwrap();
     late.spawn();
     // Joined by hand, through the CLI.
     let joined = c.wait_for("the CLI join", Duration::from_secs(20), |c| {
@@ -375,6 +384,13 @@ fn a_joined_server_rejoins_after_a_crash_but_not_after_leaving() {
     c.wait_for("four voters", Duration::from_secs(30), |c| {
         (raft_size(&c.servers[leader])? == 4).then_some(())
     });
+    // One cluster, the same leader, and the late server (the lowest id) follows it.
+    assert_eq!(c.agreed_leader(), Some(leader), "{}", c.logs());
+    c.wait_for(
+        "the late server to follow the leader",
+        Duration::from_secs(30),
+        |c| (late.leader() == c.servers[leader].rpc_addr()).then_some(()),
+    );
 
     // A crash: on restart it rejoins the servers it knew without being told.
     late.kill9();
