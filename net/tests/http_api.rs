@@ -4,6 +4,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{send, Reply};
 use net::http::testing::{sample_state, FakeCluster, TestServer};
 use net::http::HttpLimits;
 use serde_json::{json, Value};
@@ -18,48 +21,6 @@ fn server() -> TestServer {
 
 fn server_with(limits: HttpLimits) -> TestServer {
     TestServer::start(|| FakeCluster::new(sample_state()), limits)
-}
-
-struct Reply {
-    status: u16,
-    body: String,
-    index: Option<u64>,
-    known_leader: Option<String>,
-    content_type: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-}
-
-fn send(method: &str, url: &str, body: Option<&str>) -> Reply {
-    let agent = ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(20))
-        .build();
-    let req = agent.request(method, url);
-    let result = match body {
-        Some(b) => req.send_string(b),
-        None => req.call(),
-    };
-    let resp = match result {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("{method} {url}: {e}"),
-    };
-    let status = resp.status();
-    let index = resp.header("X-Nomad-Index").and_then(|v| v.parse().ok());
-    let known_leader = resp.header("X-Nomad-KnownLeader").map(str::to_string);
-    let content_type = resp.header("Content-Type").unwrap_or("").to_string();
-    let body = resp.into_string().expect("body");
-    Reply {
-        status,
-        body,
-        index,
-        known_leader,
-        content_type,
-    }
 }
 
 fn get(url: &str) -> Reply {

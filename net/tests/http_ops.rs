@@ -1,50 +1,14 @@
 //! End-to-end tests of the server-operation endpoints (join, force-leave, Raft peer removal,
 //! autopilot) against the fake cluster.
 
-use std::time::Duration;
+mod common;
 
+use common::send;
 use engine::api::{AutopilotHealth, Member, ServerHealth};
 use net::http::testing::{sample_state, FakeCluster, TestServer};
 use net::http::HttpLimits;
-use serde_json::{json, Value};
+use serde_json::json;
 
-struct Reply {
-    status: u16,
-    body: String,
-    content_type: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-}
-
-fn send(method: &str, url: &str, body: Option<&str>) -> Reply {
-    let agent = ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(20))
-        .build();
-    let req = agent.request(method, url);
-    let result = match body {
-        Some(b) => req.send_string(b),
-        None => req.call(),
-    };
-    let resp = match result {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("{method} {url}: {e}"),
-    };
-    let status = resp.status();
-    let content_type = resp.header("Content-Type").unwrap_or("").to_string();
-    let body = resp.into_string().expect("body");
-    Reply {
-        status,
-        body,
-        content_type,
-    }
-}
-
-/// A cluster of three servers; server-1 leads.
 fn three_servers() -> FakeCluster {
     let cluster = FakeCluster::new(sample_state());
     cluster.update_status(|status| {

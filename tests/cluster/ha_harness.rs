@@ -1,14 +1,13 @@
 //! Multi-server clusters of real `drover` processes on 127.0.0.1: each server has its own
 //! temporary data dir and fixed ports, so it can be killed and restarted in place.
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::{bin, free_port};
+use crate::harness::{drover_agent, free_port};
 
 /// An HTTP answer: status, headers (lower-case names) and body.
 pub type FullResponse = (u16, Vec<(String, String)>, String);
@@ -69,30 +68,13 @@ impl Server {
             self.serf,
             self.hcl
         );
-        let path = self.dir.path().join("agent.hcl");
-        std::fs::File::create(&path)
-            .unwrap()
-            .write_all(config.as_bytes())
-            .unwrap();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("agent.log"))
-            .unwrap();
-        let child = Command::new(bin("drover"))
-            .arg("agent")
-            .arg("-server")
-            .arg("-config")
-            .arg(&path)
+        let mut command = drover_agent(self.dir.path(), &config, "-server");
+        command
             .arg("-shards")
             .arg("1")
             .args(&self.args)
-            .env("DROVER_FAULTS_FILE", self.faults_file())
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("starting drover");
-        self.child = Some(child);
+            .env("DROVER_FAULTS_FILE", self.faults_file());
+        self.child = Some(command.spawn().expect("starting drover"));
     }
 
     fn faults_file(&self) -> PathBuf {

@@ -61,6 +61,30 @@ pub fn get_json(url: &str) -> Result<Value, String> {
     }
 }
 
+/// Writes `config` to `<dir>/agent.hcl` and returns `drover agent <mode> -config <that>` with
+/// its output appended to `<dir>/agent.log`; the caller adds flags and spawns it.
+pub fn drover_agent(dir: &Path, config: &str, mode: &str) -> Command {
+    let path = dir.join("agent.hcl");
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(config.as_bytes())
+        .unwrap();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("agent.log"))
+        .unwrap();
+    let mut command = Command::new(bin("drover"));
+    command
+        .arg("agent")
+        .arg(mode)
+        .arg("-config")
+        .arg(path)
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log));
+    command
+}
+
 /// A running agent.
 pub struct Agent {
     pub child: Option<Child>,
@@ -108,10 +132,6 @@ impl Agent {
         agent
     }
 
-    fn config_path(&self) -> PathBuf {
-        self.dir.path().join("agent.hcl")
-    }
-
     /// (Re)starts the process on the same data dir and ports.
     pub fn spawn(&mut self) {
         let config = format!(
@@ -122,28 +142,9 @@ impl Agent {
             free_port(),
             self.extra_hcl
         );
-        std::fs::File::create(self.config_path())
-            .unwrap()
-            .write_all(config.as_bytes())
-            .unwrap();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("agent.log"))
-            .unwrap();
-        let child = Command::new(bin("drover"))
-            .arg("agent")
-            .arg("-dev")
-            .arg("-config")
-            .arg(self.config_path())
-            .args(&self.args)
-            .arg("-shards")
-            .arg("2")
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("starting drover");
-        self.child = Some(child);
+        let mut command = drover_agent(self.dir.path(), &config, "-dev");
+        command.args(&self.args).arg("-shards").arg("2");
+        self.child = Some(command.spawn().expect("starting drover"));
     }
 
     /// Waits until the agent answers and has a leader.

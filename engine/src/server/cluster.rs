@@ -82,11 +82,6 @@ pub async fn serve_raft_rpcs(
     }
 }
 
-/// Reads the gossip pool off the executor thread (a `Membership` may block briefly).
-pub async fn members_of(membership: &Arc<dyn Membership>) -> Vec<ServerInfo> {
-    membership.members()
-}
-
 fn same_region<'a>(
     members: &'a [ServerInfo],
     region: &'a str,
@@ -110,7 +105,7 @@ pub async fn bootstrap_when_expected<T: PeerTransport>(
         if raft.is_initialized().await.unwrap_or(false) {
             return;
         }
-        let members = members_of(&membership).await;
+        let members = membership.members();
         let voters: Vec<&ServerInfo> = same_region(&members, &shared.config.region)
             .filter(|m| m.status == MemberStatus::Alive && !m.non_voter)
             .collect();
@@ -208,7 +203,7 @@ pub async fn reconcile_loop(
             memory.borrow_mut().dead_since.clear();
             continue;
         }
-        let members = members_of(&membership).await;
+        let members = membership.members();
         if let Err(e) = reconcile_once(&raft, &shared, &members, own_id, gossiping, &memory).await {
             tracing::warn!(error = %e, "reconciling raft membership");
         }

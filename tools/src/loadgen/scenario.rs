@@ -106,6 +106,22 @@ async fn wait_registered(stats: &SimStats, nodes: u64, timeout: Duration) -> boo
     }
 }
 
+/// The jobs of this run: ids `<kind>-<seed>-<run id>-<n>`, new on every run, so a run never
+/// updates the jobs of an earlier one.
+fn job_shape(args: &LoadgenArgs, kind: &str) -> JobShape {
+    let run_id = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    JobShape {
+        id_prefix: format!("{kind}-{}-{run_id}", args.seed),
+        datacenter: args.datacenter.clone(),
+        count: args.count,
+        cpu_mhz: args.cpu,
+        memory_mb: args.memory,
+    }
+}
+
 /// Submits the jobs and waits until every allocation is placed, then running.
 async fn place(
     args: &LoadgenArgs,
@@ -116,17 +132,7 @@ async fn place(
 ) -> bool {
     glommio::timer::sleep(BASELINE_SETTLE).await;
     let baseline = stats.snapshot();
-    let run_id = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    let shape = JobShape {
-        id_prefix: format!("loadgen-{}-{run_id}", args.seed),
-        datacenter: args.datacenter.clone(),
-        count: args.count,
-        cpu_mhz: args.cpu,
-        memory_mb: args.memory,
-    };
+    let shape = job_shape(args, "loadgen");
     let target = args.jobs as u64 * args.count;
     let submit = Arc::new(SubmitProgress::default());
     let started = Instant::now();
@@ -193,17 +199,7 @@ async fn place(
 /// Registers `jobs` jobs, then times `queries` reads of `GET /v1/jobs` (one at a time, from a
 /// thread of their own) and reports the latency percentiles.
 async fn api(args: &LoadgenArgs, http_base: &str, report: &mut Value) -> bool {
-    let run_id = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    let shape = JobShape {
-        id_prefix: format!("api-{}-{run_id}", args.seed),
-        datacenter: args.datacenter.clone(),
-        count: args.count,
-        cpu_mhz: args.cpu,
-        memory_mb: args.memory,
-    };
+    let shape = job_shape(args, "api");
     let submit = Arc::new(SubmitProgress::default());
     let started = Instant::now();
     let threads = start_submitters(
