@@ -387,6 +387,14 @@ impl ClusterState {
             if !update.next_allocation.is_empty() {
                 alloc.next_allocation = update.next_allocation.clone();
             }
+            // A failed allocation whose replacement waits for its reschedule delay points at
+            // the evaluation that will place it.
+            if !update.followup_eval_id.is_empty() {
+                alloc.followup_eval_id = update.followup_eval_id.clone();
+            }
+            if !update.preempted_by_allocation.is_empty() {
+                alloc.preempted_by_allocation = update.preempted_by_allocation.clone();
+            }
             alloc.modify_index = index;
             alloc.alloc_modify_index = index;
             alloc.modify_time_ns = now;

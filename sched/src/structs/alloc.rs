@@ -100,6 +100,25 @@ pub struct AllocMetric {
     pub coalesced_failures: u64,
 }
 
+/// What the servers want to happen to an allocation next (Nomad's DesiredTransition).
+/// Set by the drainer and by `alloc stop`; read by the reconciler.
+#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct DesiredTransition {
+    /// Move the allocation off its draining node.
+    pub migrate: bool,
+    /// Replace the allocation even if its policy would not.
+    pub force_reschedule: bool,
+}
+
+/// One earlier reschedule in an allocation's line (Nomad's RescheduleEvent).
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct RescheduleEvent {
+    pub reschedule_time_unix_ns: i64,
+    pub prev_alloc_id: String,
+    pub prev_node_id: String,
+    pub delay_ns: i64,
+}
+
 /// A task group instance bound to a node.
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Allocation {
@@ -125,6 +144,13 @@ pub struct Allocation {
     pub previous_allocation: String,
     pub next_allocation: String,
     pub followup_eval_id: String,
+    pub desired_transition: DesiredTransition,
+    /// The reschedules that led to this allocation, oldest first.
+    pub reschedule_events: Vec<RescheduleEvent>,
+    /// Allocations this one evicted to make room.
+    pub preempted_allocations: Vec<String>,
+    /// The allocation that evicted this one.
+    pub preempted_by_allocation: String,
     pub metrics: AllocMetric,
     pub create_index: u64,
     pub modify_index: u64,

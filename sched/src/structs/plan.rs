@@ -30,6 +30,8 @@ pub struct Plan {
     pub node_update: BTreeMap<String, Vec<Allocation>>,
     /// Allocations to place (new or updated in place), by node id.
     pub node_allocation: BTreeMap<String, Vec<Allocation>>,
+    /// Lower-priority allocations to evict so that placements fit, by node id.
+    pub node_preemptions: BTreeMap<String, Vec<Allocation>>,
     /// Commit all or nothing (the job's `all_at_once`).
     pub all_at_once: bool,
     /// The state index the scheduler planned against.

@@ -145,6 +145,10 @@ pub fn alloc(i: usize, nodes: usize) -> Allocation {
         previous_allocation: String::new(),
         next_allocation: String::new(),
         followup_eval_id: String::new(),
+        desired_transition: Default::default(),
+        reschedule_events: Vec::new(),
+        preempted_allocations: Vec::new(),
+        preempted_by_allocation: String::new(),
         metrics: AllocMetric {
             nodes_evaluated: 3,
             ..AllocMetric::default()
