@@ -5,7 +5,7 @@
 //! nothing here needs to survive a crash.
 
 use std::cell::RefCell;
-use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::rc::Rc;
 
 use sched::structs::{EvalStatus, Evaluation};
@@ -61,6 +61,8 @@ struct BrokerState {
     unacked: HashSet<String>,
     deliveries: HashMap<String, u32>,
     blocked: HashMap<String, Evaluation>,
+    /// Evaluations whose `wait_until_unix_ns` is still ahead (Nomad's delay heap), by due time.
+    delayed: BTreeSet<(i64, String)>,
 }
 
 fn job_key(eval: &Evaluation) -> JobKey {
@@ -91,8 +93,14 @@ impl EvalBroker {
         self.state.borrow().enabled
     }
 
-    /// Adds a pending evaluation. Duplicates (same id) are ignored.
+    /// Adds a pending evaluation. Duplicates (same id) are ignored. An evaluation that must
+    /// wait (`wait_until_unix_ns` ahead of the clock) is held until `promote_due` releases it.
     pub fn enqueue(&self, eval: Evaluation) {
+        self.enqueue_at(eval, super::proposer::now_unix_ns());
+    }
+
+    /// `enqueue` with the clock passed in.
+    pub fn enqueue_at(&self, eval: Evaluation, now_unix_ns: i64) {
         let mut s = self.state.borrow_mut();
         if !s.enabled || s.evals.contains_key(&eval.id) || s.evals.len() >= BROKER_EVALS_MAX {
             if s.evals.len() >= BROKER_EVALS_MAX {
@@ -101,10 +109,48 @@ impl EvalBroker {
             return;
         }
         s.blocked.remove(&eval.id);
+        if eval.wait_until_unix_ns > now_unix_ns {
+            // A delayed evaluation does not hold its job's turn while it waits.
+            s.delayed.insert((eval.wait_until_unix_ns, eval.id.clone()));
+            s.evals.insert(eval.id.clone(), eval);
+            return;
+        }
         let key = job_key(&eval);
         let id = eval.id.clone();
         let priority = eval.priority;
         s.evals.insert(id.clone(), eval);
+        Self::make_ready(&mut s, key, id, priority);
+        drop(s);
+        self.notify.notify_one();
+    }
+
+    /// Moves every delayed evaluation whose time has come to the ready queue (or behind its
+    /// job's running evaluation). Returns how many moved.
+    pub fn promote_due(&self, now_unix_ns: i64) -> usize {
+        let mut s = self.state.borrow_mut();
+        let mut moved = 0;
+        while let Some((due, _)) = s.delayed.first() {
+            if *due > now_unix_ns {
+                break;
+            }
+            let (_, id) = s.delayed.pop_first().expect("checked non-empty");
+            let Some(eval) = s.evals.get(&id) else {
+                continue;
+            };
+            let key = job_key(eval);
+            let priority = eval.priority;
+            Self::make_ready(&mut s, key, id, priority);
+            moved += 1;
+        }
+        drop(s);
+        if moved > 0 {
+            self.notify.notify_waiters();
+        }
+        moved
+    }
+
+    /// Queues a known evaluation: ready when its job has none running, else behind it.
+    fn make_ready(s: &mut BrokerState, key: JobKey, id: String, priority: u16) {
         if s.inflight_jobs.contains(&key)
             || s.waiting_by_job.get(&key).is_some_and(|q| !q.is_empty())
         {
@@ -119,8 +165,6 @@ impl EvalBroker {
                 eval_id: id,
             });
         }
-        drop(s);
-        self.notify.notify_one();
     }
 
     /// Parks a blocked evaluation until capacity appears.
@@ -279,6 +323,11 @@ impl EvalBroker {
         let s = self.state.borrow();
         (s.ready.len(), s.unacked.len(), s.blocked.len())
     }
+
+    /// Returns how many evaluations wait for their `wait_until` time.
+    pub fn delayed_count(&self) -> usize {
+        self.state.borrow().delayed.len()
+    }
 }
 
 #[cfg(test)]
@@ -346,6 +395,28 @@ mod tests {
         assert_eq!(b.stats(), (1, 0, 1));
         assert_eq!(b.unblock_all(), 1);
         assert_eq!(b.stats(), (2, 0, 0));
+    }
+
+    #[test]
+    fn delayed_evals_wait_for_their_time_without_holding_the_job() {
+        let b = EvalBroker::default();
+        b.set_enabled(true);
+        let mut later = eval("later", "j", 50);
+        later.wait_until_unix_ns = 1_000;
+        b.enqueue_at(later, 500);
+        b.enqueue_at(eval("now", "j", 50), 500);
+        assert_eq!(b.delayed_count(), 1);
+        assert_eq!(run(b.dequeue()).unwrap().id, "now", "the delayed one does not block its job");
+        assert_eq!(b.promote_due(999), 0);
+        assert_eq!(b.promote_due(1_000), 1);
+        assert_eq!(b.delayed_count(), 0);
+        assert_eq!(b.stats().0, 0, "it waits behind the job's running evaluation");
+        b.ack("now");
+        assert_eq!(run(b.dequeue()).unwrap().id, "later");
+        let mut again = eval("later", "j", 50);
+        again.wait_until_unix_ns = 5_000;
+        b.enqueue_at(again, 500);
+        assert_eq!(b.delayed_count(), 0, "a known evaluation is not queued twice");
     }
 
     #[test]

@@ -226,6 +226,7 @@ impl ShardCore {
                 continue;
             }
             self.expire_heartbeats();
+            self.broker.promote_due(super::proposer::now_unix_ns());
             self.flush_nodes_back();
             self.flush_alloc_updates();
             if self.capacity_freed.replace(false) {
