@@ -10,6 +10,7 @@ pub mod env;
 pub mod error;
 pub mod feasible;
 pub mod plan_verify;
+pub mod preempt;
 pub mod rank;
 pub mod reconcile;
 pub mod scheduler;

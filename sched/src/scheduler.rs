@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use crate::env::SchedEnv;
 use crate::error::SchedError;
 use crate::feasible::{DatacenterChecker, PoolChecker, ReadyChecker};
+use crate::preempt::{preemption_enabled, Candidate};
 use crate::reconcile::{
     reconcile_groups, reconcile_system, stop_all, JobAllocs, Reconciled, Stop,
     ALLOC_NODE_INFEASIBLE,
@@ -63,6 +64,7 @@ pub fn process(
             place_per_node(view, job, &allocs, eval, env, &mut out)?
         }
     }
+    preemption_followups(view, env, &mut out);
     if !out.failed_tg_allocs.is_empty()
         && !matches!(job.job_type, JobType::System | JobType::SysBatch)
     {
@@ -124,6 +126,7 @@ fn place_by_count<'a>(
             env.config.algorithm,
             &mut env.rng,
         )?;
+        stack.set_preemption(preemption_enabled(&env.config, job.job_type));
         for (node, tg_name) in &placed {
             stack.observe_other(node, tg_name);
         }
@@ -137,13 +140,22 @@ fn place_by_count<'a>(
             let mut counters = stack.counters();
             match stack.select(&mut table, view, job, p.penalty_node, &mut counters) {
                 Some((pos, score)) => {
-                    let ports = stack.commit(pos, &mut table, view, job, &mut env.rng);
+                    let committed = stack.commit(pos, &mut table, view, job, &mut env.rng);
                     let node = table.nodes[pos as usize];
                     let mut metric = stack.metric(&counters, &table);
                     metric.scores.insert(node.id.clone(), score);
-                    let alloc = new_alloc(
-                        env, eval, job, &stack, p.index, node, ports, metric, p.previous,
+                    let mut alloc = new_alloc(
+                        env,
+                        eval,
+                        job,
+                        &stack,
+                        p.index,
+                        node,
+                        committed.ports,
+                        metric,
+                        p.previous,
                     );
+                    record_preemptions(&mut out.plan, &mut alloc, &committed.preempted, env);
                     out.plan
                         .node_allocation
                         .entry(node.id.clone())
@@ -194,6 +206,7 @@ fn place_per_node<'a>(
             env.config.algorithm,
             &mut env.rng,
         )?;
+        stack.set_preemption(preemption_enabled(&env.config, job.job_type));
         let mut failed: Option<AllocMetric> = None;
         for pos in 0..table.nodes.len() as u32 {
             let node = table.nodes[pos as usize];
@@ -211,10 +224,21 @@ fn place_per_node<'a>(
             let mut counters = stack.counters();
             match stack.evaluate(pos, &mut table, view, job, None, &mut counters) {
                 Some(score) => {
-                    let ports = stack.commit(pos, &mut table, view, job, &mut env.rng);
+                    let committed = stack.commit(pos, &mut table, view, job, &mut env.rng);
                     let mut metric = stack.metric(&counters, &table);
                     metric.scores.insert(node.id.clone(), score);
-                    let alloc = new_alloc(env, eval, job, &stack, 0, node, ports, metric, previous);
+                    let mut alloc = new_alloc(
+                        env,
+                        eval,
+                        job,
+                        &stack,
+                        0,
+                        node,
+                        committed.ports,
+                        metric,
+                        previous,
+                    );
+                    record_preemptions(&mut out.plan, &mut alloc, &committed.preempted, env);
                     out.plan
                         .node_allocation
                         .entry(node.id.clone())
@@ -316,6 +340,86 @@ fn apply_reconciled(
     }
     for (tg, updates) in &rec.updates {
         plan.annotations.insert(tg.clone(), updates.clone());
+    }
+}
+
+/// Puts the allocations a placement evicts into the plan, each pointing at the placement,
+/// and links the placement to them.
+fn record_preemptions(
+    plan: &mut Plan,
+    placed: &mut Allocation,
+    preempted: &[Candidate<'_>],
+    env: &SchedEnv,
+) {
+    for c in preempted {
+        let mut a = c.alloc.clone();
+        a.desired_status = DesiredStatus::Evict;
+        a.desired_description = format!("Preempted by alloc ID {}", placed.id);
+        a.preempted_by_allocation = placed.id.clone();
+        a.modify_time_ns = env.now_unix_ns;
+        placed.preempted_allocations.push(a.id.clone());
+        plan.node_preemptions
+            .entry(a.node_id.clone())
+            .or_default()
+            .push(a);
+    }
+}
+
+/// Counts evictions in the plan's annotations and asks for one evaluation per job that
+/// loses allocations, so that job can place replacements elsewhere or wait for capacity.
+fn preemption_followups(view: &dyn StateView, env: &mut SchedEnv, out: &mut SchedOutcome) {
+    let mut per_group: BTreeMap<&str, u64> = BTreeMap::new();
+    for a in out.plan.node_allocation.values().flatten() {
+        if !a.preempted_allocations.is_empty() {
+            *per_group.entry(a.task_group.as_str()).or_default() +=
+                a.preempted_allocations.len() as u64;
+        }
+    }
+    for (tg, n) in per_group {
+        out.plan
+            .annotations
+            .entry(tg.to_string())
+            .or_default()
+            .preemptions += n;
+    }
+    let jobs: std::collections::BTreeSet<(&str, &str)> = out
+        .plan
+        .node_preemptions
+        .values()
+        .flatten()
+        .map(|a| (a.namespace.as_str(), a.job_id.as_str()))
+        .collect();
+    for (namespace, job_id) in jobs {
+        let Some(job) = view.job(namespace, job_id) else {
+            continue;
+        };
+        let eval = Evaluation {
+            id: new_id(&mut env.rng),
+            namespace: namespace.to_string(),
+            priority: job.priority,
+            job_type: job.job_type,
+            triggered_by: triggers::PREEMPTION.to_string(),
+            job_id: job_id.to_string(),
+            job_modify_index: job.job_modify_index,
+            node_id: String::new(),
+            node_modify_index: 0,
+            status: EvalStatus::Pending,
+            status_description: String::new(),
+            wait_until_unix_ns: 0,
+            next_eval: String::new(),
+            previous_eval: String::new(),
+            blocked_eval: String::new(),
+            failed_tg_allocs: BTreeMap::new(),
+            class_eligibility: BTreeMap::new(),
+            escaped_computed_class: false,
+            queued_allocations: BTreeMap::new(),
+            snapshot_index: 0,
+            create_index: 0,
+            modify_index: 0,
+            create_time_ns: env.now_unix_ns,
+            modify_time_ns: env.now_unix_ns,
+        };
+        out.followup_evals.push(eval);
     }
 }
 

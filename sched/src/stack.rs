@@ -2,7 +2,12 @@
 //! (distinct hosts/property, resources, ports), ranking, and the cyclic limit walk.
 //!
 //! `NodeTable` holds per-node state shared by every group of one evaluation, so capacity used
-//! by one group's placements is seen by the next.
+//! by one group's placements is seen by the next, and so is capacity freed by evictions.
+//!
+//! Preemption follows Nomad's two passes: a walk first looks for a node where the ask fits
+//! as things are; only when no node does, and the job's type may preempt, a second walk
+//! lets exhausted nodes evict lower-priority allocations (`preempt.rs`) and scores them with
+//! the preemption scorer. So a node that needs no eviction is always preferred.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -13,8 +18,10 @@ use crate::error::SchedError;
 use crate::feasible::{
     ConstraintChecker, DistinctHostsChecker, DistinctPropertyChecker, DriverChecker, Operator,
 };
+use crate::preempt::{select_preemptions, Candidate};
 use crate::rank::{
-    fit_score, job_anti_affinity, reschedule_penalty, AffinityScorer, ScoreSheet, SpreadScorer,
+    fit_score, job_anti_affinity, preemption_score, reschedule_penalty, AffinityScorer, ScoreSheet,
+    SpreadScorer,
 };
 use crate::select::{limit_for, Selector};
 use crate::structs::{AllocMetric, Allocation, Job, Node, Resources, TaskGroup};
@@ -51,6 +58,8 @@ pub struct NodeTable<'a> {
     released: HashMap<&'a str, Resources>,
     /// Ids of the allocations this plan stops.
     stopped: HashSet<&'a str>,
+    /// Ids of the allocations this plan evicts to make room for its placements.
+    preempted: HashSet<&'a str>,
     /// Ready candidate nodes per datacenter, for `AllocMetric::nodes_available`.
     pub available_by_dc: BTreeMap<String, u64>,
     pub nodes_in_pool: u64,
@@ -91,6 +100,7 @@ impl<'a> NodeTable<'a> {
             num_groups,
             released,
             stopped: stopped_ids,
+            preempted: HashSet::new(),
             available_by_dc,
             nodes_in_pool,
         }
@@ -99,6 +109,48 @@ impl<'a> NodeTable<'a> {
     /// Reports whether this plan stops the allocation.
     pub fn is_stopped(&self, alloc_id: &str) -> bool {
         self.stopped.contains(alloc_id)
+    }
+
+    /// Reports whether this plan already evicts the allocation.
+    pub fn is_preempted(&self, alloc_id: &str) -> bool {
+        self.preempted.contains(alloc_id)
+    }
+
+    /// Records that the plan evicts `evictions` from the node at `pos`, so later placements
+    /// see their resources as free and no later placement evicts them again. Their ports stay
+    /// taken: evictions are chosen for cpu, memory and disk only.
+    pub fn evict(
+        &mut self,
+        pos: u32,
+        evictions: &[Candidate<'a>],
+        view: &dyn StateView,
+        job: &Job,
+    ) {
+        if evictions.is_empty() {
+            return;
+        }
+        let node: &'a Node = self.nodes[pos as usize];
+        for c in evictions {
+            assert_eq!(
+                c.alloc.node_id, node.id,
+                "alloc {} evicted from another node",
+                c.alloc.id
+            );
+            assert!(
+                !self.stopped.contains(c.alloc.id.as_str()),
+                "alloc {} both stopped and evicted",
+                c.alloc.id
+            );
+            assert!(
+                self.preempted.insert(c.alloc.id.as_str()),
+                "alloc {} evicted twice",
+                c.alloc.id
+            );
+        }
+        let state = self.state(pos, view, job);
+        for c in evictions {
+            state.used = state.used.sub(&c.alloc.resources);
+        }
     }
 
     /// Returns the node's plan state, reading it from the view on first use.
@@ -196,6 +248,18 @@ pub struct GroupStack<'a> {
     /// Per candidate position: unknown, feasible, or `reason index + 2`.
     cache: Vec<u16>,
     selector: Selector,
+    /// Whether the job's type may evict lower-priority allocations (scheduler configuration).
+    preempt: bool,
+    /// Evictions that make the ask fit, per node scored since the last `select`.
+    evictions: HashMap<u32, Vec<Candidate<'a>>>,
+}
+
+/// What `GroupStack::commit` recorded for one placement.
+pub struct Committed<'a> {
+    /// The ports the placement was given.
+    pub ports: Vec<(String, u16)>,
+    /// The allocations evicted to make room, with their jobs' priorities.
+    pub preempted: Vec<Candidate<'a>>,
 }
 
 impl<'a> GroupStack<'a> {
@@ -303,7 +367,14 @@ impl<'a> GroupStack<'a> {
             reasons,
             cache: vec![CACHE_UNKNOWN; table.nodes.len()],
             selector: Selector::new(table.nodes.len(), limit, rng),
+            preempt: false,
+            evictions: HashMap::new(),
         })
+    }
+
+    /// Lets placements evict lower-priority allocations when nothing fits otherwise.
+    pub fn set_preemption(&mut self, enabled: bool) {
+        self.preempt = enabled;
     }
 
     /// Returns fresh counters sized for this group's reasons.
@@ -340,15 +411,33 @@ impl<'a> GroupStack<'a> {
 
     /// Runs the whole chain on one node: feasibility, plan-aware checks, resources, ports,
     /// then ranking. Records why a node was rejected. Returns the normalised score.
+    ///
+    /// With preemption enabled, a node short of resources may still be chosen by evicting
+    /// lower-priority allocations; `commit` then records those evictions.
     pub fn evaluate(
         &mut self,
         pos: u32,
         table: &mut NodeTable<'a>,
-        view: &dyn StateView,
+        view: &'a dyn StateView,
         job: &Job,
         penalty_node: Option<&str>,
         counters: &mut Counters,
     ) -> Option<f64> {
+        self.evaluate_with(pos, table, view, job, penalty_node, counters, self.preempt)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn evaluate_with(
+        &mut self,
+        pos: u32,
+        table: &mut NodeTable<'a>,
+        view: &'a dyn StateView,
+        job: &Job,
+        penalty_node: Option<&str>,
+        counters: &mut Counters,
+        preempt: bool,
+    ) -> Option<f64> {
+        self.evictions.remove(&pos);
         counters.evaluated += 1;
         let node = table.nodes[pos as usize];
         if let Err(reason) = self.static_check(pos, node) {
@@ -373,21 +462,41 @@ impl<'a> GroupStack<'a> {
             return None;
         }
         let capacity = node.schedulable();
-        let used_after = state.used.add(&self.ask);
-        let dimension = match self.ask.exceeds(&capacity.sub(&state.used)) {
-            Some(DIMENSION_CPU) => Some(0),
-            Some(DIMENSION_MEMORY) => Some(1),
-            Some(_) => Some(2),
-            None if !self.ports_fit(&state.ports) => Some(3),
+        let used = state.used;
+        let ports_fit = self.ports_fit(&state.ports);
+        let mut evictions = Vec::new();
+        let dimension = match self.ask.exceeds(&capacity.sub(&used)) {
+            None if !ports_fit => Some(3),
             None => None,
+            Some(exhausted) => {
+                let found = if preempt && ports_fit {
+                    self.find_evictions(pos, table, view, job, &capacity.sub(&used))
+                } else {
+                    None
+                };
+                match (found, exhausted) {
+                    (Some(set), _) => {
+                        evictions = set;
+                        None
+                    }
+                    (None, DIMENSION_CPU) => Some(0),
+                    (None, DIMENSION_MEMORY) => Some(1),
+                    (None, _) => Some(2),
+                }
+            }
         };
         if let Some(d) = dimension {
             counters.exhausted += 1;
             counters.dimensions[d] += 1;
             return None;
         }
+        let freed = evictions
+            .iter()
+            .fold(Resources::default(), |sum, c| sum.add(&c.alloc.resources));
+        let used_after = used.sub(&freed).add(&self.ask);
         let mut sheet = ScoreSheet::default();
         sheet.add(fit_score(self.algorithm, &capacity, &used_after));
+        sheet.add_opt(preemption_score(evictions.iter().map(|c| c.priority)));
         sheet.add_opt(job_anti_affinity(group_allocs, self.desired_count));
         sheet.add_opt(reschedule_penalty(&node.id, penalty_node));
         if let Some(a) = &self.affinity {
@@ -396,7 +505,37 @@ impl<'a> GroupStack<'a> {
         if let Some(s) = &self.spread {
             sheet.add(s.score(node));
         }
+        if !evictions.is_empty() {
+            self.evictions.insert(pos, evictions);
+        }
         Some(sheet.normalized())
+    }
+
+    /// Looks for lower-priority allocations on the node whose eviction makes the ask fit
+    /// into `free`. Allocations the plan already stops or evicts are not candidates, nor are
+    /// allocations whose job the view no longer has (their priority is unknown).
+    fn find_evictions(
+        &self,
+        pos: u32,
+        table: &NodeTable<'a>,
+        view: &'a dyn StateView,
+        job: &Job,
+        free: &Resources,
+    ) -> Option<Vec<Candidate<'a>>> {
+        let node = table.nodes[pos as usize];
+        let candidates: Vec<Candidate<'a>> = view
+            .allocs_by_node(&node.id)
+            .into_iter()
+            .filter(|a| !a.is_terminal() && !table.is_stopped(&a.id) && !table.is_preempted(&a.id))
+            .filter_map(|a| {
+                let other = view.job(&a.namespace, &a.job_id)?;
+                Some(Candidate {
+                    alloc: a,
+                    priority: other.priority,
+                })
+            })
+            .collect();
+        select_preemptions(job, &self.ask, free, &candidates).filter(|set| !set.is_empty())
     }
 
     fn ports_fit(&self, used: &HashSet<u16>) -> bool {
@@ -417,23 +556,47 @@ impl<'a> GroupStack<'a> {
     }
 
     /// Picks the best node with the cyclic limit walk. Returns its position and score.
+    ///
+    /// When no node fits and preemption is enabled, walks again letting nodes evict
+    /// lower-priority allocations; the counters then describe that second walk, so nodes
+    /// that could not be used even with evictions are the ones counted as exhausted.
     pub fn select(
         &mut self,
         table: &mut NodeTable<'a>,
-        view: &dyn StateView,
+        view: &'a dyn StateView,
         job: &Job,
         penalty_node: Option<&str>,
         counters: &mut Counters,
     ) -> Option<(u32, f64)> {
+        self.evictions.clear();
+        let best = self.walk(table, view, job, penalty_node, counters, false);
+        if best.is_some() || !self.preempt {
+            return best;
+        }
+        *counters = self.counters();
+        self.walk(table, view, job, penalty_node, counters, true)
+    }
+
+    fn walk(
+        &mut self,
+        table: &mut NodeTable<'a>,
+        view: &'a dyn StateView,
+        job: &Job,
+        penalty_node: Option<&str>,
+        counters: &mut Counters,
+        preempt: bool,
+    ) -> Option<(u32, f64)> {
         // The walk calls back into `self`; take the selector out for its duration.
         let mut selector = std::mem::take(&mut self.selector);
-        let (best, _) =
-            selector.select(|pos| self.evaluate(pos, table, view, job, penalty_node, counters));
+        let (best, _) = selector.select(|pos| {
+            self.evaluate_with(pos, table, view, job, penalty_node, counters, preempt)
+        });
         self.selector = selector;
         best
     }
 
-    /// Records a placement on the node at `pos` and returns the ports it was given.
+    /// Records a placement on the node at `pos`, chosen by the last `select` or `evaluate`,
+    /// and returns the ports it was given and the allocations it evicts.
     pub fn commit(
         &mut self,
         pos: u32,
@@ -441,10 +604,20 @@ impl<'a> GroupStack<'a> {
         view: &dyn StateView,
         job: &Job,
         rng: &mut impl Rng,
-    ) -> Vec<(String, u16)> {
+    ) -> Committed<'a> {
         let node = table.nodes[pos as usize];
+        let preempted = self.evictions.remove(&pos).unwrap_or_default();
+        self.evictions.clear();
+        table.evict(pos, &preempted, view, job);
         table.add_group_alloc(pos, self.tg_idx);
         let state = table.state(pos, view, job);
+        debug_assert!(
+            self.ask
+                .exceeds(&node.schedulable().sub(&state.used))
+                .is_none(),
+            "placement on node {} does not fit",
+            node.id
+        );
         state.used = state.used.add(&self.ask);
         state.job_allocs += 1;
 
@@ -464,7 +637,10 @@ impl<'a> GroupStack<'a> {
         if let Some(s) = &mut self.spread {
             s.observe(node, true);
         }
-        assigned
+        Committed {
+            ports: assigned,
+            preempted,
+        }
     }
 
     /// Tells this group about a placement made by another group of the same job.

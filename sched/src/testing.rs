@@ -92,6 +92,7 @@ impl MemView {
             .node_update
             .values()
             .flatten()
+            .chain(plan.node_preemptions.values().flatten())
             .chain(plan.node_allocation.values().flatten())
         {
             self.upsert_alloc(a.clone());

@@ -736,3 +736,201 @@ fn invalid_constraint_is_an_error() {
     let err = sched::process(&view, &eval, &mut env).unwrap_err();
     assert!(err.to_string().contains("${attr.x} regexp (["), "{err}");
 }
+
+/// Two 1000/1000 nodes, each full with two allocations of the priority-20 job `low`, and the
+/// job `high` (priority 80) asking for two 500/500 allocations.
+fn full_cluster_with_low_priority_work(job_type: JobType) -> (Fixture, Vec<String>) {
+    let ns = vec![node("n0", 1000, 1000), node("n1", 1000, 1000)];
+    let mut low = job("low", job_type, vec![group("web", 4, 500, 500)]);
+    low.priority = 20;
+    let mut high = job("high", job_type, vec![group("web", 2, 500, 500)]);
+    high.priority = 80;
+    let mut allocs = Vec::new();
+    for (i, n) in ns.iter().chain(&ns).enumerate() {
+        let mut a = alloc_on(&format!("low{i}"), n, 500, 500);
+        a.job_id = "low".into();
+        a.name = format!("low.web[{i}]");
+        allocs.push(a);
+    }
+    let ids = allocs.iter().map(|a| a.id.clone()).collect();
+    let mut f = Fixture::new(ns, low);
+    f.jobs.push(high);
+    f.allocs = allocs;
+    (f, ids)
+}
+
+fn run_with(f: &Fixture, config: sched::SchedulerConfig) -> sched::structs::SchedOutcome {
+    let view = f.view();
+    let eval = sched::testing::eval_for(f.jobs.last().unwrap(), "eval-p");
+    let mut env = sched::SchedEnv::for_eval(&eval.id, 1_000, config);
+    sched::process(&view, &eval, &mut env).expect("process succeeds")
+}
+
+/// Asserts the plan evicts `n` of the `low` job's allocations, each linked both ways to a
+/// placement on its node, and asks for one follow-up evaluation of `low`.
+fn assert_preempted(out: &sched::structs::SchedOutcome, low_ids: &[String], n: usize) {
+    let evicted: Vec<&Allocation> = out.plan.node_preemptions.values().flatten().collect();
+    assert_eq!(evicted.len(), n, "{:?}", out.plan.node_preemptions);
+    let placed: Vec<&Allocation> = out.plan.node_allocation.values().flatten().collect();
+    for a in &evicted {
+        assert!(low_ids.contains(&a.id));
+        assert_eq!(a.desired_status, sched::structs::DesiredStatus::Evict);
+        let by = placed
+            .iter()
+            .find(|p| p.id == a.preempted_by_allocation)
+            .expect("the evicting placement is in the plan");
+        assert_eq!(by.node_id, a.node_id);
+        assert!(by.preempted_allocations.contains(&a.id));
+        assert_eq!(
+            a.desired_description,
+            format!("Preempted by alloc ID {}", by.id)
+        );
+    }
+    let ids: std::collections::HashSet<&str> = evicted.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(ids.len(), evicted.len(), "an allocation evicted twice");
+    assert_eq!(out.plan.annotations["web"].preemptions, n as u64);
+    let followups: Vec<_> = out
+        .followup_evals
+        .iter()
+        .filter(|e| e.triggered_by == "preemption")
+        .collect();
+    assert_eq!(followups.len(), 1, "{followups:?}");
+    assert_eq!(followups[0].job_id, "low");
+    assert_eq!(followups[0].priority, 20);
+    assert_eq!(followups[0].status, sched::structs::EvalStatus::Pending);
+}
+
+#[test]
+fn high_priority_service_preempts_low_priority_allocations_when_enabled() {
+    let (f, low_ids) = full_cluster_with_low_priority_work(JobType::Service);
+    let config = sched::SchedulerConfig {
+        preempt_service: true,
+        ..Default::default()
+    };
+    let out = run_with(&f, config);
+    assert_eq!(out.plan.placement_count(), 2);
+    assert!(out.failed_tg_allocs.is_empty());
+    assert!(out.blocked_eval.is_none());
+    // Each 500/500 placement needs exactly one 500/500 eviction.
+    assert_preempted(&out, &low_ids, 2);
+    assert_eq!(out.followup_evals[0].job_type, JobType::Service);
+}
+
+#[test]
+fn high_priority_service_blocks_when_preemption_is_disabled() {
+    let (f, _) = full_cluster_with_low_priority_work(JobType::Service);
+    let out = run_with(&f, sched::SchedulerConfig::default());
+    assert_eq!(out.plan.placement_count(), 0);
+    assert!(out.plan.node_preemptions.is_empty());
+    assert!(out.followup_evals.is_empty());
+    assert!(out.blocked_eval.is_some());
+    let metric = &out.failed_tg_allocs["web"];
+    assert_eq!(metric.nodes_exhausted, 2);
+    assert!(metric.dimension_exhausted.contains_key("cpu"), "{metric:?}");
+}
+
+#[test]
+fn preemption_prefers_nodes_that_need_no_eviction() {
+    let (mut f, _) = full_cluster_with_low_priority_work(JobType::Service);
+    f.nodes.push(node("free", 1000, 1000));
+    let config = sched::SchedulerConfig {
+        preempt_service: true,
+        ..Default::default()
+    };
+    let out = run_with(&f, config);
+    // Two 500/500 placements fit on the free node: nothing is evicted.
+    assert_eq!(out.plan.placement_count(), 2);
+    assert!(out.plan.node_preemptions.is_empty());
+    assert!(out.plan.node_allocation.contains_key("free"));
+}
+
+#[test]
+fn jobs_within_the_priority_delta_do_not_preempt() {
+    let (mut f, _) = full_cluster_with_low_priority_work(JobType::Service);
+    f.jobs.last_mut().unwrap().priority = 29;
+    let config = sched::SchedulerConfig {
+        preempt_service: true,
+        ..Default::default()
+    };
+    let out = run_with(&f, config);
+    assert_eq!(out.plan.placement_count(), 0);
+    assert!(out.plan.node_preemptions.is_empty());
+    assert!(out.blocked_eval.is_some());
+}
+
+#[test]
+fn batch_preempts_only_with_its_own_flag() {
+    let (f, low_ids) = full_cluster_with_low_priority_work(JobType::Batch);
+    let service_only = sched::SchedulerConfig {
+        preempt_service: true,
+        ..Default::default()
+    };
+    assert!(run_with(&f, service_only).plan.node_preemptions.is_empty());
+    let batch = sched::SchedulerConfig {
+        preempt_batch: true,
+        ..Default::default()
+    };
+    let out = run_with(&f, batch);
+    assert_eq!(out.plan.placement_count(), 2);
+    assert_preempted(&out, &low_ids, 2);
+}
+
+#[test]
+fn system_jobs_preempt_by_default_and_sysbatch_only_when_enabled() {
+    let (f, low_ids) = full_cluster_with_low_priority_work(JobType::System);
+    let mut f = f;
+    f.jobs.last_mut().unwrap().task_groups[0].count = 1;
+    let out = run_with(&f, sched::SchedulerConfig::default());
+    // One allocation per node, each evicting one low-priority allocation there.
+    assert_eq!(out.plan.placement_count(), 2);
+    assert_preempted(&out, &low_ids, 2);
+    let nodes: std::collections::BTreeSet<&str> = out
+        .plan
+        .node_preemptions
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(nodes.len(), 2);
+
+    let (mut f, low_ids) = full_cluster_with_low_priority_work(JobType::SysBatch);
+    f.jobs.last_mut().unwrap().task_groups[0].count = 1;
+    let out = run_with(&f, sched::SchedulerConfig::default());
+    assert!(out.plan.node_preemptions.is_empty());
+    let config = sched::SchedulerConfig {
+        preempt_sysbatch: true,
+        ..Default::default()
+    };
+    let out = run_with(&f, config);
+    assert_preempted(&out, &low_ids, 2);
+}
+
+#[test]
+fn evictions_of_one_placement_are_not_repeated_by_the_next() {
+    // One node with three 300/300 low allocations and 100/100 free; two 400/400
+    // placements. The first evicts one (400 free); the second finds the node full again
+    // and must evict the two that are left, never the one already evicted.
+    let n = node("n0", 1000, 1000);
+    let mut low = job("low", JobType::Service, vec![group("web", 3, 300, 300)]);
+    low.priority = 10;
+    let mut high = job("high", JobType::Service, vec![group("web", 2, 400, 400)]);
+    high.priority = 70;
+    let mut allocs = Vec::new();
+    for i in 0..3 {
+        let mut a = alloc_on(&format!("low{i}"), &n, 300, 300);
+        a.job_id = "low".into();
+        allocs.push(a);
+    }
+    let mut f = Fixture::new(vec![n], low);
+    f.jobs.push(high);
+    f.allocs = allocs;
+    let config = sched::SchedulerConfig {
+        preempt_service: true,
+        ..Default::default()
+    };
+    let out = run_with(&f, config);
+    assert_eq!(out.plan.placement_count(), 2);
+    let evicted: Vec<&Allocation> = out.plan.node_preemptions.values().flatten().collect();
+    assert_eq!(evicted.len(), 3);
+    let ids: std::collections::HashSet<&str> = evicted.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(ids.len(), 3);
+}

@@ -287,3 +287,142 @@ proptest! {
         prop_assert!(third.plan.node_update.values().all(Vec::is_empty), "{:?}", third.plan.node_update);
     }
 }
+
+/// A cluster partly filled by three other jobs of random priorities, and a job of random
+/// type and priority to place, with preemption enabled for every type.
+#[derive(Debug, Clone)]
+struct PreemptScenario {
+    nodes: Vec<(u64, u64)>,
+    other_priorities: [u16; 3],
+    /// (node index, job index, cpu, memory).
+    others: Vec<(usize, usize, u64, u64)>,
+    job_type: JobType,
+    priority: u16,
+    count: u32,
+    ask: (u64, u64),
+}
+
+fn preempt_scenario() -> impl Strategy<Value = PreemptScenario> {
+    (
+        prop::collection::vec((500u64..3000, 500u64..3000), 1..8),
+        [1u16..100, 1u16..100, 1u16..100],
+        prop::collection::vec((0usize..8, 0usize..3, 50u64..1500, 50u64..1500), 0..24),
+        prop_oneof![
+            Just(JobType::Service),
+            Just(JobType::Batch),
+            Just(JobType::System),
+            Just(JobType::SysBatch)
+        ],
+        1u16..100,
+        0u32..8,
+        (50u64..1500, 50u64..1500),
+    )
+        .prop_map(
+            |(nodes, other_priorities, others, job_type, priority, count, ask)| PreemptScenario {
+                nodes,
+                other_priorities,
+                others,
+                job_type,
+                priority,
+                count,
+                ask,
+            },
+        )
+}
+
+fn build_preempt(s: &PreemptScenario) -> MemView {
+    let nodes: Vec<_> = s
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, (cpu, mem))| node(&format!("n{i}"), *cpu, *mem))
+        .collect();
+    let mut jobs = Vec::new();
+    for (k, p) in s.other_priorities.iter().enumerate() {
+        let mut o = job(
+            &format!("o{k}"),
+            JobType::Service,
+            vec![group("web", 1, 1, 1)],
+        );
+        o.priority = *p;
+        jobs.push(o);
+    }
+    let mut j = job(
+        "job",
+        s.job_type,
+        vec![group("web", s.count, s.ask.0, s.ask.1)],
+    );
+    j.priority = s.priority;
+    jobs.push(j);
+    let mut used: HashMap<usize, (u64, u64)> = HashMap::new();
+    let mut allocs = Vec::new();
+    for (i, (ni, ji, cpu, mem)) in s.others.iter().enumerate() {
+        let Some(n) = nodes.get(*ni) else { continue };
+        let u = used.entry(*ni).or_default();
+        if u.0 + cpu > n.resources.cpu_mhz || u.1 + mem > n.resources.memory_mb {
+            continue;
+        }
+        *u = (u.0 + cpu, u.1 + mem);
+        let mut a = alloc_on(&format!("o{i}"), n, *cpu, *mem);
+        a.job_id = format!("o{ji}");
+        allocs.push(a);
+    }
+    MemView::new(nodes, jobs, allocs)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn preemption_frees_enough_and_only_evicts_much_lower_priorities(s in preempt_scenario()) {
+        let mut view = build_preempt(&s);
+        let placing = view.job("default", "job").unwrap().clone();
+        let eval = eval_for(&placing, "ep");
+        let config = SchedulerConfig {
+            preempt_service: true,
+            preempt_batch: true,
+            preempt_system: true,
+            preempt_sysbatch: true,
+            ..SchedulerConfig::default()
+        };
+        let mut env = SchedEnv::for_eval("ep", 7, config);
+        let out = process(&view, &eval, &mut env).unwrap();
+        let placed: HashMap<&str, &sched::structs::Allocation> = out
+            .plan
+            .node_allocation
+            .values()
+            .flatten()
+            .map(|a| (a.id.as_str(), a))
+            .collect();
+        let mut evicted = HashSet::new();
+        for (node_id, list) in &out.plan.node_preemptions {
+            for a in list {
+                prop_assert!(evicted.insert(a.id.clone()), "{} evicted twice", a.id);
+                prop_assert_eq!(&a.node_id, node_id);
+                prop_assert_ne!(&a.job_id, "job");
+                let priority = view.job("default", &a.job_id).unwrap().priority;
+                prop_assert!(
+                    priority + 10 <= s.priority,
+                    "priority {} evicted for {}", priority, s.priority
+                );
+                let before = view.allocs().iter().find(|b| b.id == a.id).unwrap();
+                prop_assert!(!before.is_terminal());
+                let by = placed.get(a.preempted_by_allocation.as_str()).copied();
+                prop_assert!(by.is_some_and(|p| p.node_id == a.node_id
+                    && p.preempted_allocations.contains(&a.id)));
+            }
+        }
+        let lowest = *s.other_priorities.iter().min().unwrap();
+        if s.priority < lowest + 10 {
+            prop_assert!(out.plan.node_preemptions.is_empty(), "below the delta, nothing is evicted");
+        }
+        view.apply(&out.plan);
+        for n in view.nodes() {
+            let usage = view.node_usage(&n.id);
+            prop_assert!(
+                usage.exceeds(&n.schedulable()).is_none(),
+                "node {} over capacity with evictions freed: {:?}", n.id, usage
+            );
+        }
+    }
+}

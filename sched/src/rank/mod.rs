@@ -3,11 +3,13 @@
 mod affinity;
 mod anti_affinity;
 mod binpack;
+mod preemption;
 mod spread;
 
 pub use affinity::AffinityScorer;
 pub use anti_affinity::{job_anti_affinity, reschedule_penalty};
 pub use binpack::fit_score;
+pub use preemption::preemption_score;
 pub use spread::SpreadScorer;
 
 /// Collects the scores that apply to one node and normalises them to their mean, like Nomad's

@@ -48,6 +48,7 @@ pub mod triggers {
     pub const MAX_PLAN_ATTEMPTS: &str = "max-plan-attempts";
     pub const FAILED_FOLLOW_UP: &str = "failed-follow-up";
     pub const ALLOC_STOP: &str = "alloc-stop";
+    pub const PREEMPTION: &str = "preemption";
 }
 
 /// An evaluation of one job's desired state against the cluster.
