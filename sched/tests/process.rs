@@ -449,26 +449,91 @@ fn version_changes_update_in_place_or_destructively() {
     assert_eq!(out.plan.annotations["web"].destructive_update, 1);
 }
 
-#[test]
-fn draining_node_migrates_allocations() {
-    let mut ns = nodes(2);
-    ns[0].drain = Some(DrainStrategy {
+fn draining(ignore_system_jobs: bool) -> Option<DrainStrategy> {
+    Some(DrainStrategy {
         deadline_ns: 0,
-        ignore_system_jobs: false,
+        ignore_system_jobs,
         force_deadline_unix_ns: 0,
         started_at_unix_ns: 0,
-    });
+    })
+}
+
+#[test]
+fn draining_node_moves_only_allocations_marked_for_migration() {
+    let mut ns = nodes(2);
+    ns[0].drain = draining(false);
     let mut f = Fixture::new(
         ns.clone(),
-        job("job", JobType::Service, vec![group("web", 1, 100, 100)]),
+        job("job", JobType::Service, vec![group("web", 2, 100, 100)]),
     );
-    f.allocs = vec![existing("a0", &ns[0], 0)];
-    check(
+    let mut marked = existing("a0", &ns[0], 0);
+    marked.desired_transition.migrate = true;
+    f.allocs = vec![marked, existing("a1", &ns[0], 1)];
+    let out = check(
         &f,
         &Expect {
             placed: Some(1),
             stopped: Some(vec![("a0", ALLOC_MIGRATING)]),
             only_on: Some(vec!["n1"]),
+            replaces: vec!["a0"],
+            ..Expect::default()
+        },
+    );
+    assert_eq!(out.plan.annotations["web"].migrate, 1);
+    assert_eq!(out.plan.annotations["web"].ignore, 1);
+
+    // A mark left over from a cancelled drain moves nothing.
+    f.nodes = nodes(2);
+    check(
+        &f,
+        &Expect {
+            placed: Some(0),
+            stopped: Some(vec![]),
+            ..Expect::default()
+        },
+    );
+}
+
+#[test]
+fn draining_node_keeps_system_allocations_until_marked_or_ignored() {
+    let mut ns = nodes(2);
+    ns[0].drain = draining(false);
+    let mut f = Fixture::new(
+        ns.clone(),
+        job("job", JobType::System, vec![group("web", 1, 100, 100)]),
+    );
+    let mut a0 = existing("a0", &ns[0], 0);
+    f.allocs = vec![a0.clone(), existing("a1", &ns[1], 0)];
+    check(
+        &f,
+        &Expect {
+            placed: Some(0),
+            stopped: Some(vec![]),
+            ..Expect::default()
+        },
+    );
+
+    // Marked: it stops, and nothing replaces it on the draining node.
+    a0.desired_transition.migrate = true;
+    f.allocs = vec![a0.clone(), existing("a1", &ns[1], 0)];
+    let out = check(
+        &f,
+        &Expect {
+            placed: Some(0),
+            stopped: Some(vec![("a0", ALLOC_MIGRATING)]),
+            ..Expect::default()
+        },
+    );
+    assert_eq!(out.plan.annotations["web"].migrate, 1);
+
+    // A drain that ignores system jobs keeps it even when marked.
+    ns[0].drain = draining(true);
+    f.nodes = ns;
+    check(
+        &f,
+        &Expect {
+            placed: Some(0),
+            stopped: Some(vec![]),
             ..Expect::default()
         },
     );

@@ -380,10 +380,11 @@ impl Cluster for Handle {
                 id: node_id.to_string(),
             });
         }
-        // Every job with a live allocation on the node is evaluated: its scheduler migrates
-        // what the drain covers.
-        let evals = if drain.is_some() {
-            super::shard::node_evals(&state, node_id, sched::structs::triggers::NODE_DRAIN, false)
+        // Starting a drain needs no evaluation: the drainer marks allocations in turn and
+        // evaluates their jobs. A cancelled drain that makes the node eligible again evaluates
+        // the jobs on it and every system job, which may place there again (as Nomad does).
+        let evals = if drain.is_none() && mark_eligible {
+            super::shard::node_evals(&state, node_id, sched::structs::triggers::NODE_UPDATE, true)
         } else {
             Vec::new()
         };

@@ -8,6 +8,7 @@
 pub mod broker;
 pub mod client;
 pub mod cluster;
+pub mod drainer;
 pub mod handle;
 pub mod heartbeat;
 pub mod leader;

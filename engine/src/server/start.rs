@@ -425,6 +425,9 @@ pub fn start_clustered<T: PeerTransport>(
             .spawn(move || async move {
                 let core = ShardCore::new(i, shared);
                 glommio::spawn_local(core.clone().tick_loop()).detach();
+                if i == super::drainer::DRAINER_HOME_SHARD {
+                    glommio::spawn_local(super::drainer::drain_loop(core.clone())).detach();
+                }
                 for _ in 0..workers_per_shard {
                     glommio::spawn_local(worker_loop(core.clone())).detach();
                 }

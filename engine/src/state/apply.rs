@@ -4,7 +4,8 @@
 //! every server. The wall clock comes from the envelope (stamped by the leader), never from here.
 
 use sched::structs::{
-    ClientStatus, DesiredStatus, EvalStatus, Evaluation, JobStatus, NodeEvent, NodeStatus,
+    ClientStatus, DesiredStatus, DesiredTransition, EvalStatus, Evaluation, JobStatus, NodeEvent,
+    NodeStatus,
 };
 use sched::StateView;
 use serde::{Deserialize, Serialize};
@@ -188,6 +189,7 @@ impl ClusterState {
             }
             Command::UpdateAllocsFromClient { updates, evals } => {
                 let mut touched = std::collections::BTreeSet::new();
+                let mut finished_on = std::collections::BTreeSet::new();
                 for update in updates {
                     let Some(old) = self.allocs.get(&update.alloc_id) else {
                         continue;
@@ -205,6 +207,7 @@ impl ClusterState {
                     alloc.modify_time_ns = now;
                     if alloc.client_status.is_terminal() && !old.client_status.is_terminal() {
                         effects.capacity_freed = true;
+                        finished_on.insert(alloc.node_id.clone());
                     }
                     touched.insert((alloc.namespace.clone(), alloc.job_id.clone()));
                     self.put_alloc(alloc);
@@ -215,6 +218,8 @@ impl ClusterState {
                 for (ns, job_id) in touched {
                     self.refresh_job_status(&ns, &job_id, index);
                 }
+                // A batch allocation that finishes by itself may be the last a drain waited for.
+                self.complete_drains(index, now, finished_on);
                 CommandResult::Applied
             }
             Command::UpdateNodeEligibility { node_id, eligible } => {
@@ -310,6 +315,13 @@ impl ClusterState {
                 }
                 let create = if create == 0 { index } else { create };
                 self.autopilot = Some((config.clone(), create, index));
+                CommandResult::Applied
+            }
+            Command::UpdateAllocDesiredTransition { transitions, evals } => {
+                self.apply_desired_transitions(index, now, transitions);
+                for eval in evals {
+                    self.upsert_eval(index, now, eval.clone(), effects);
+                }
                 CommandResult::Applied
             }
         }
@@ -521,6 +533,42 @@ impl ClusterState {
             node.modify_index = index;
             push_event(&mut node, index, now, "Node drain complete");
             self.put_node(node);
+        }
+    }
+}
+
+impl ClusterState {
+    /// Sets the desired transition of each listed allocation. An id no longer known is
+    /// skipped: the allocation was collected after the leader read it.
+    fn apply_desired_transitions(
+        &mut self,
+        index: u64,
+        now: i64,
+        transitions: &[(String, DesiredTransition)],
+    ) {
+        for (alloc_id, transition) in transitions {
+            let Some(old) = self.allocs.get(alloc_id).cloned() else {
+                continue;
+            };
+            assert!(
+                index > old.alloc_modify_index,
+                "alloc {alloc_id} transition out of order: index={index} alloc_modify_index={}",
+                old.alloc_modify_index
+            );
+            let usage_before = self.node_usage.get(&old.node_id).copied();
+            let mut alloc = (*old).clone();
+            alloc.desired_transition = *transition;
+            alloc.modify_index = index;
+            alloc.alloc_modify_index = index;
+            alloc.modify_time_ns = now;
+            self.put_alloc(alloc);
+            // A transition is a request to the scheduler; by itself it frees or takes nothing.
+            assert_eq!(
+                self.node_usage.get(&old.node_id).copied(),
+                usage_before,
+                "alloc {alloc_id} transition changed the usage of node {}",
+                old.node_id
+            );
         }
     }
 }

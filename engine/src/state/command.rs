@@ -4,7 +4,9 @@
 //! log entries and snapshots must still decode after an upgrade.
 
 use rkyv::{Archive, Deserialize, Serialize};
-use sched::structs::{Allocation, DrainStrategy, Evaluation, Job, Node, NodeStatus};
+use sched::structs::{
+    Allocation, DesiredTransition, DrainStrategy, Evaluation, Job, Node, NodeStatus,
+};
 use sched::SchedulerConfig;
 
 use crate::client_proto::AllocUpdate;
@@ -83,6 +85,12 @@ pub enum Command {
     SetAutopilotConfig {
         config: AutopilotRecord,
         cas: Option<u64>,
+    },
+    /// Sets the desired transition of allocations (the drainer marks them for migration),
+    /// with the evaluations that act on the marks.
+    UpdateAllocDesiredTransition {
+        transitions: Vec<(String, DesiredTransition)>,
+        evals: Vec<Evaluation>,
     },
 }
 

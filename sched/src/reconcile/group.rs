@@ -89,6 +89,8 @@ pub fn reconcile_groups<'a>(
                                 kind: ReplaceKind::Lost,
                             }
                         }
+                        // Not marked by the drainer yet: it waits where it is for its turn.
+                        NodeCondition::Draining if !super::migrate_now(a) => Slot::Keep(a),
                         NodeCondition::Draining => {
                             out.stops.push(Stop {
                                 alloc: a,

@@ -119,10 +119,13 @@ pub enum NodeCondition {
     Healthy,
     /// Down, disconnected or deregistered: the allocation is lost.
     Lost,
-    /// Draining: the allocation must move.
+    /// Draining. Only allocations the drainer marked (`desired_transition.migrate`) move;
+    /// the others stay where they are until their turn, as Nomad's reconciler does.
     Draining,
 }
 
+/// Returns where an allocation of a `job_type` job stands because of its node. A drain that
+/// ignores system jobs leaves their allocations `Healthy`.
 pub fn node_condition(view: &dyn StateView, node_id: &str, job_type: JobType) -> NodeCondition {
     match view.node(node_id) {
         None => NodeCondition::Lost,
@@ -146,6 +149,12 @@ pub fn group_changed(old: &TaskGroup, new: &TaskGroup) -> bool {
         || old.constraints != new.constraints
         || old.ephemeral_disk_mb != new.ephemeral_disk_mb
         || old.meta != new.meta
+}
+
+/// Reports whether the reconciler moves an allocation off its draining node now: only once the
+/// drainer has marked it for migration.
+pub fn migrate_now(alloc: &Allocation) -> bool {
+    alloc.desired_transition.migrate
 }
 
 /// Reports whether an allocation of an older job version must be replaced rather than updated

@@ -3,8 +3,8 @@
 use std::collections::{HashMap, HashSet};
 
 use super::{
-    needs_destructive, node_condition, JobAllocs, NodeCondition, Reconciled, Stop, ALLOC_LOST,
-    ALLOC_MIGRATING, ALLOC_NOT_NEEDED, ALLOC_UPDATING,
+    migrate_now, needs_destructive, node_condition, JobAllocs, NodeCondition, Reconciled, Stop,
+    ALLOC_LOST, ALLOC_MIGRATING, ALLOC_NOT_NEEDED, ALLOC_UPDATING,
 };
 use crate::structs::{Allocation, ClientStatus, DesiredStatus, Job, JobType};
 use crate::view::StateView;
@@ -63,7 +63,13 @@ pub fn reconcile_system<'a>(
             }
             continue;
         }
-        match node_condition(view, &a.node_id, job.job_type) {
+        // An allocation on a draining node that the drainer has not marked yet is treated as
+        // on a healthy node: system allocations go last, once the rest of the node is empty.
+        let condition = match node_condition(view, &a.node_id, job.job_type) {
+            NodeCondition::Draining if !migrate_now(a) => NodeCondition::Healthy,
+            condition => condition,
+        };
+        match condition {
             NodeCondition::Lost => {
                 updates.stop += 1;
                 out.stops.push(Stop {

@@ -30,6 +30,18 @@ fn task_states(a: &Allocation) -> Value {
     )
 }
 
+/// Renders Nomad's `DesiredTransition`, whose fields are pointers: unset is null.
+fn desired_transition(a: &Allocation) -> Value {
+    let t = &a.desired_transition;
+    json!({
+        "Migrate": t.migrate.then_some(true),
+        "Reschedule": null,
+        "ForceReschedule": t.force_reschedule.then_some(true),
+        "NoShutdownDelay": null,
+        "MigrateDisablePlacement": null,
+    })
+}
+
 /// Builds `AllocatedResources`: per-task asks come from the job's group when it is known.
 pub fn allocated_resources(a: &Allocation, job: Option<&Job>) -> Value {
     let group = job.and_then(|j| j.group(&a.task_group));
@@ -105,6 +117,7 @@ pub fn allocation(a: &Allocation, job: Option<&Job>, job_json: Option<Value>) ->
         "DesiredDescription": a.desired_description,
         "ClientStatus": a.client_status.as_str(),
         "ClientDescription": a.client_description,
+        "DesiredTransition": desired_transition(a),
         "TaskStates": task_states(a),
         "PreviousAllocation": a.previous_allocation,
         "NextAllocation": a.next_allocation,
@@ -134,13 +147,7 @@ pub fn alloc_list_stub(a: &Allocation, job_type: &str) -> Value {
         "DesiredDescription": a.desired_description,
         "ClientStatus": a.client_status.as_str(),
         "ClientDescription": a.client_description,
-        "DesiredTransition": {
-            "Migrate": null,
-            "Reschedule": null,
-            "ForceReschedule": null,
-            "NoShutdownDelay": null,
-            "MigrateDisablePlacement": null,
-        },
+        "DesiredTransition": desired_transition(a),
         "TaskStates": task_states(a),
         "DeploymentStatus": null,
         "FollowupEvalID": a.followup_eval_id,
