@@ -251,3 +251,32 @@ fn applied_marks_are_not_chosen_again() {
     }
     assert!(drain_round(&s, NOW).is_empty());
 }
+
+#[test]
+fn a_drain_ends_when_its_last_batch_allocation_finishes_by_itself() {
+    let ns = nodes(drain(0, false));
+    let j = job("batch", JobType::Batch, vec![group("web", 1, 100, 100)]);
+    let mut s = state(&ns, std::slice::from_ref(&j), &[alloc("b", &j, &ns[0], 0)]);
+    assert!(
+        drain_round(&s, NOW).is_empty(),
+        "batch work is left to finish"
+    );
+    let envelope = crate::state::CommandEnvelope {
+        now_unix_ns: NOW,
+        commands: vec![Command::UpdateAllocsFromClient {
+            updates: vec![crate::client_proto::AllocUpdate {
+                alloc_id: "b".into(),
+                node_id: "n0".into(),
+                client_status: ClientStatus::Complete,
+                client_description: String::new(),
+                task_states: Default::default(),
+            }],
+            evals: Vec::new(),
+        }],
+    };
+    s.apply(2, &envelope, &mut crate::state::ApplyEffects::default());
+    let node = &s.nodes["n0"];
+    assert!(node.drain.is_none(), "the drain did not end");
+    assert!(!node.eligible, "a drained node stays ineligible");
+    assert_eq!(node.events.last().unwrap().message, "Node drain complete");
+}
