@@ -4,6 +4,11 @@
 //! Schedulers plan optimistically against a view that may be stale; this is where two plans
 //! that both wanted the last free memory on a node are told apart. A node whose part of a
 //! plan no longer fits is rejected as a whole; the scheduler retries with a fresher view.
+//!
+//! Allocations a plan evicts (preemptions) free their resources and ports on their node
+//! like stops do, and are committed as updates with their `Evict` status. Evictions of
+//! allocations that are already terminal or gone are dropped: nothing is left to free, and
+//! the node's placements are verified by capacity as usual.
 
 // PERF-CRITICAL: every placement passes through here on the leader's Raft core.
 
@@ -59,6 +64,7 @@ pub fn verify_plan(state: &ClusterState, plan: &Plan, pending: &PendingUsage) ->
         .node_update
         .keys()
         .chain(plan.node_allocation.keys())
+        .chain(plan.node_preemptions.keys())
         .collect();
     nodes.sort();
     nodes.dedup();
@@ -68,9 +74,14 @@ pub fn verify_plan(state: &ClusterState, plan: &Plan, pending: &PendingUsage) ->
             .node_allocation
             .get(node_id)
             .map_or(&[], |v| v.as_slice());
-        match verify_node(state, node_id, updates, placements, pending) {
+        let preemptions = live_preemptions(state, node_id, plan.node_preemptions.get(node_id));
+        match verify_node(state, node_id, updates, &preemptions, placements, pending) {
             Some(added) => {
                 verdict.accepted.updates.extend(updates.iter().cloned());
+                verdict
+                    .accepted
+                    .updates
+                    .extend(preemptions.into_iter().cloned());
                 verdict
                     .accepted
                     .placements
@@ -100,20 +111,43 @@ pub fn verify_plan(state: &ClusterState, plan: &Plan, pending: &PendingUsage) ->
     verdict
 }
 
+/// Returns the plan's evictions on a node whose allocations are still live there.
+fn live_preemptions<'p>(
+    state: &ClusterState,
+    node_id: &str,
+    preemptions: Option<&'p Vec<Allocation>>,
+) -> Vec<&'p Allocation> {
+    preemptions
+        .into_iter()
+        .flatten()
+        .filter(|p| {
+            state
+                .allocs
+                .get(&p.id)
+                .is_some_and(|a| a.node_id == node_id && !a.is_terminal())
+        })
+        .collect()
+}
+
 /// Checks one node's part of a plan. Returns the usage and ports it adds when it fits.
 fn verify_node(
     state: &ClusterState,
     node_id: &str,
     updates: &[Allocation],
+    preemptions: &[&Allocation],
     placements: &[Allocation],
     pending: &PendingUsage,
 ) -> Option<(Resources, HashSet<u16>)> {
     if placements.is_empty() {
-        // Stopping allocations always fits.
+        // Stopping or evicting allocations always fits.
         return Some((Resources::default(), HashSet::new()));
     }
     let node = state.node(node_id)?;
-    let stopping: HashSet<&str> = updates.iter().map(|a| a.id.as_str()).collect();
+    let stopping: HashSet<&str> = updates
+        .iter()
+        .map(|a| a.id.as_str())
+        .chain(preemptions.iter().map(|a| a.id.as_str()))
+        .collect();
     let replaced: HashSet<&str> = placements.iter().map(|a| a.id.as_str()).collect();
     // Start from the usage table and take out what this plan stops or replaces, so the
     // common case costs O(plan) and not O(allocations on the node).
@@ -321,6 +355,88 @@ mod tests {
         let v = verify_plan(&s, &p, &PendingUsage::default());
         assert!(v.accepted.placements.is_empty());
         assert_eq!(v.rejected_nodes.len(), 2);
+    }
+
+    /// Marks `victim` as evicted by `by`, the way the scheduler puts it into a plan.
+    fn preempt(p: &mut Plan, victim: &Allocation, by: &str) {
+        let mut a = victim.clone();
+        a.desired_status = DesiredStatus::Evict;
+        a.desired_description = format!("Preempted by alloc ID {by}");
+        a.preempted_by_allocation = by.to_string();
+        p.node_preemptions
+            .entry(a.node_id.clone())
+            .or_default()
+            .push(a);
+    }
+
+    #[test]
+    fn preemptions_free_capacity_and_are_committed_as_evictions() {
+        let mut s = state();
+        let low = alloc("low", "n1", 800, 800);
+        s.put_alloc(low.clone());
+        let mut p = plan(vec![alloc("a", "n1", 500, 500)]);
+        let without = verify_plan(&s, &p, &PendingUsage::default());
+        assert_eq!(without.rejected_nodes, vec!["n1".to_string()]);
+
+        preempt(&mut p, &low, "a");
+        let v = verify_plan(&s, &p, &PendingUsage::default());
+        assert!(v.rejected_nodes.is_empty(), "{:?}", v.rejected_nodes);
+        assert_eq!(v.accepted.placements.len(), 1);
+        assert_eq!(v.accepted.updates.len(), 1);
+        let evicted = &v.accepted.updates[0];
+        assert_eq!(evicted.id, "low");
+        assert_eq!(evicted.desired_status, DesiredStatus::Evict);
+        assert_eq!(evicted.preempted_by_allocation, "a");
+    }
+
+    #[test]
+    fn preemptions_free_ports() {
+        let mut s = state();
+        let mut low = alloc("low", "n1", 1, 1);
+        low.ports = vec![("http".into(), 8080)];
+        s.put_alloc(low.clone());
+        let mut new = alloc("a", "n1", 1, 1);
+        new.ports = vec![("http".into(), 8080)];
+        let mut p = plan(vec![new]);
+        preempt(&mut p, &low, "a");
+        let v = verify_plan(&s, &p, &PendingUsage::default());
+        assert!(v.rejected_nodes.is_empty(), "{:?}", v.rejected_nodes);
+    }
+
+    #[test]
+    fn evictions_of_terminal_or_missing_allocations_are_dropped() {
+        let mut s = state();
+        let mut done = alloc("done", "n1", 800, 800);
+        done.client_status = ClientStatus::Complete;
+        s.put_alloc(done.clone());
+        let gone = alloc("gone", "n1", 800, 800);
+        let mut p = plan(vec![alloc("a", "n1", 500, 500)]);
+        preempt(&mut p, &done, "a");
+        preempt(&mut p, &gone, "a");
+        let v = verify_plan(&s, &p, &PendingUsage::default());
+        assert!(v.rejected_nodes.is_empty(), "{:?}", v.rejected_nodes);
+        assert!(v.accepted.updates.is_empty(), "{:?}", v.accepted.updates);
+        assert_eq!(v.accepted.placements.len(), 1);
+
+        // A vanished eviction frees nothing: a node full of other work still rejects.
+        s.put_alloc(alloc("busy", "n1", 900, 900));
+        let v = verify_plan(&s, &p, &PendingUsage::default());
+        assert_eq!(v.rejected_nodes, vec!["n1".to_string()]);
+        assert!(v.accepted.updates.is_empty());
+    }
+
+    #[test]
+    fn a_rejected_node_keeps_its_allocations_from_eviction() {
+        let mut s = state();
+        let low = alloc("low", "n1", 300, 300);
+        s.put_alloc(low.clone());
+        s.put_alloc(alloc("other", "n1", 600, 600));
+        // Evicting 300 leaves 700 free: a 800 placement still does not fit.
+        let mut p = plan(vec![alloc("a", "n1", 800, 800)]);
+        preempt(&mut p, &low, "a");
+        let v = verify_plan(&s, &p, &PendingUsage::default());
+        assert_eq!(v.rejected_nodes, vec!["n1".to_string()]);
+        assert!(v.accepted.updates.is_empty());
     }
 
     #[test]
