@@ -7,6 +7,7 @@ use crate::env::SchedEnv;
 use crate::error::SchedError;
 use crate::feasible::{DatacenterChecker, PoolChecker, ReadyChecker};
 use crate::preempt::{preemption_enabled, Candidate};
+use crate::reconcile::reschedule::{self, FOLLOWUP_BATCH_WINDOW_NS};
 use crate::reconcile::{
     reconcile_groups, reconcile_system, stop_all, JobAllocs, Reconciled, Stop,
     ALLOC_NODE_INFEASIBLE,
@@ -101,8 +102,9 @@ fn place_by_count<'a>(
     env: &mut SchedEnv,
     out: &mut SchedOutcome,
 ) -> Result<(), SchedError> {
-    let rec = reconcile_groups(view, job, allocs);
+    let rec = reconcile_groups(view, job, allocs, &eval.id, env.now_unix_ns);
     apply_reconciled(&mut out.plan, &rec, Some(job), eval, env);
+    reschedule_later(&rec, job, eval, env, out);
     let stopped: Vec<&Allocation> = rec.stops.iter().map(|s| s.alloc).collect();
     let (nodes, in_pool) = candidates(view, job);
     let mut table = NodeTable::new(nodes, in_pool, &stopped, job.task_groups.len());
@@ -156,6 +158,14 @@ fn place_by_count<'a>(
                         p.previous,
                     );
                     record_preemptions(&mut out.plan, &mut alloc, &committed.preempted, env);
+                    if let (Some(prev), Some(delay_ns)) = (p.previous, p.reschedule_delay_ns) {
+                        alloc.reschedule_events = reschedule::replacement_events(
+                            tg.reschedule.as_ref(),
+                            prev,
+                            env.now_unix_ns,
+                            delay_ns,
+                        );
+                    }
                     out.plan
                         .node_allocation
                         .entry(node.id.clone())
@@ -274,6 +284,68 @@ fn place_per_node<'a>(
     }
     apply_reconciled(&mut out.plan, &rec, Some(job), eval, env);
     Ok(())
+}
+
+/// Creates the follow-up evaluations that replace failed allocations once their reschedule
+/// delay has passed, and points each allocation at its evaluation. Allocations due within
+/// `FOLLOWUP_BATCH_WINDOW_NS` of the first of a batch share its evaluation.
+fn reschedule_later(
+    rec: &Reconciled<'_>,
+    job: &Job,
+    eval: &Evaluation,
+    env: &mut SchedEnv,
+    out: &mut SchedOutcome,
+) {
+    let mut later = rec.reschedule_later.clone();
+    later.sort_by(|a, b| {
+        (a.at_unix_ns, a.alloc.id.as_str()).cmp(&(b.at_unix_ns, b.alloc.id.as_str()))
+    });
+    let mut batch_start = i64::MIN;
+    for l in later {
+        if out.followup_evals.is_empty() || l.at_unix_ns - batch_start >= FOLLOWUP_BATCH_WINDOW_NS {
+            batch_start = l.at_unix_ns;
+            out.followup_evals.push(Evaluation {
+                id: new_id(&mut env.rng),
+                namespace: eval.namespace.clone(),
+                priority: eval.priority,
+                job_type: eval.job_type,
+                triggered_by: triggers::ALLOC_FAILURE.to_string(),
+                job_id: eval.job_id.clone(),
+                job_modify_index: job.job_modify_index,
+                node_id: String::new(),
+                node_modify_index: 0,
+                status: EvalStatus::Pending,
+                status_description: "created for delayed rescheduling".to_string(),
+                wait_until_unix_ns: l.at_unix_ns,
+                next_eval: String::new(),
+                previous_eval: eval.id.clone(),
+                blocked_eval: String::new(),
+                failed_tg_allocs: BTreeMap::new(),
+                class_eligibility: BTreeMap::new(),
+                escaped_computed_class: false,
+                queued_allocations: BTreeMap::new(),
+                snapshot_index: 0,
+                create_index: 0,
+                modify_index: 0,
+                create_time_ns: env.now_unix_ns,
+                modify_time_ns: env.now_unix_ns,
+            });
+        }
+        let followup = out.followup_evals.last().expect("pushed above");
+        let mut a = l.alloc.clone();
+        a.followup_eval_id = followup.id.clone();
+        a.modify_time_ns = env.now_unix_ns;
+        assert_eq!(
+            a.desired_status,
+            DesiredStatus::Run,
+            "only a live failure waits"
+        );
+        out.plan
+            .node_update
+            .entry(a.node_id.clone())
+            .or_default()
+            .push(a);
+    }
 }
 
 /// Stops a kept system allocation whose node no longer suits the job.

@@ -9,9 +9,11 @@ use sched::reconcile::{
 };
 use sched::structs::{
     Affinity, Allocation, ClientStatus, Constraint, DrainStrategy, JobType, NetworkResource, Node,
-    NodeStatus, Port, ReschedulePolicy, Spread,
+    NodeStatus, Port, RescheduleEvent, ReschedulePolicy, Spread,
 };
 use sched::testing::{alloc_on, group, job, node};
+
+const SECOND_NS: i64 = 1_000_000_000;
 
 fn nodes(n: usize) -> Vec<Node> {
     (0..n).map(|i| node(&format!("n{i}"), 4000, 4000)).collect()
@@ -344,6 +346,8 @@ fn failed_service_allocations_are_rescheduled_away_from_their_node() {
     );
     let mut failed = existing("f0", &ns[0], 0);
     failed.client_status = ClientStatus::Failed;
+    // Failed long enough ago that the default 30 s delay has passed.
+    failed.modify_time_ns = -SECOND_NS * 100;
     f.allocs = vec![failed];
     check(
         &f,
@@ -366,6 +370,7 @@ fn batch_reschedules_once_and_never_reruns_completed_work() {
     );
     let mut first = existing("f0", &ns[0], 0);
     first.client_status = ClientStatus::Failed;
+    first.modify_time_ns = -SECOND_NS * 100;
     let mut done = existing("d1", &ns[1], 1);
     done.client_status = ClientStatus::Complete;
     f.allocs = vec![first.clone(), done.clone()];
@@ -382,6 +387,13 @@ fn batch_reschedules_once_and_never_reruns_completed_work() {
     let mut second = existing("f1", &ns[1], 0);
     second.client_status = ClientStatus::Failed;
     second.previous_allocation = "f0".into();
+    second.modify_time_ns = -SECOND_NS * 10;
+    second.reschedule_events = vec![RescheduleEvent {
+        reschedule_time_unix_ns: -SECOND_NS * 50,
+        prev_alloc_id: "f0".into(),
+        prev_node_id: "n0".into(),
+        delay_ns: SECOND_NS * 5,
+    }];
     f.allocs = vec![first.clone(), done.clone(), second.clone()];
     check(
         &f,
@@ -408,6 +420,125 @@ fn batch_reschedules_once_and_never_reruns_completed_work() {
             replaces: vec!["f1"],
             ..Expect::default()
         },
+    );
+}
+
+#[test]
+fn failed_allocations_wait_for_their_reschedule_delay_in_a_follow_up_evaluation() {
+    let ns = nodes(2);
+    let mut f = Fixture::new(
+        ns.clone(),
+        job("job", JobType::Service, vec![group("web", 2, 100, 100)]),
+    );
+    f.jobs[0].task_groups[0].reschedule = Some(ReschedulePolicy {
+        attempts: 0,
+        interval_ns: 0,
+        delay_ns: SECOND_NS * 10,
+        delay_function: "exponential".into(),
+        max_delay_ns: SECOND_NS * 600,
+        unlimited: true,
+    });
+    // Both failed just now (the clock of `run` is 1,000 ns): due in 10 s, 1 ms apart.
+    let mut a = existing("f0", &ns[0], 0);
+    a.client_status = ClientStatus::Failed;
+    let mut b = existing("f1", &ns[1], 1);
+    b.client_status = ClientStatus::Failed;
+    b.modify_time_ns = 1_000_000;
+    f.allocs = vec![a, b];
+    let (_, out) = run(&f, "e1");
+    assert_eq!(
+        out.plan.placement_count(),
+        0,
+        "nothing is replaced before the delay"
+    );
+    assert_eq!(
+        out.followup_evals.len(),
+        1,
+        "one evaluation for failures 1 ms apart"
+    );
+    let followup = &out.followup_evals[0];
+    assert_eq!(followup.wait_until_unix_ns, SECOND_NS * 10);
+    assert_eq!(followup.triggered_by, "alloc-failure");
+    assert!(out.blocked_eval.is_none());
+    let marked: Vec<&Allocation> = out.plan.node_update.values().flatten().collect();
+    assert_eq!(marked.len(), 2);
+    assert!(marked.iter().all(|m| m.followup_eval_id == followup.id
+        && m.desired_status == sched::structs::DesiredStatus::Run));
+
+    // A later evaluation that is not the follow-up leaves them waiting.
+    let mut waiting = f.allocs.clone();
+    for w in &mut waiting {
+        w.followup_eval_id = followup.id.clone();
+    }
+    f.allocs = waiting;
+    let (_, out) = run(&f, "e2");
+    assert_eq!(out.plan.placement_count(), 0);
+    assert!(out.followup_evals.is_empty(), "no second follow-up");
+
+    // The follow-up places both replacements and records the reschedule on them.
+    let (_, out) = run(&f, &followup.id.clone());
+    let placed: Vec<&Allocation> = out.plan.node_allocation.values().flatten().collect();
+    assert_eq!(placed.len(), 2);
+    for p in placed {
+        assert_eq!(p.reschedule_events.len(), 1);
+        assert_eq!(p.reschedule_events[0].delay_ns, SECOND_NS * 10);
+        assert_eq!(p.reschedule_events[0].prev_alloc_id, p.previous_allocation);
+    }
+}
+
+#[test]
+fn failures_far_apart_get_their_own_follow_ups_and_limits_hold() {
+    let ns = nodes(2);
+    let mut f = Fixture::new(
+        ns.clone(),
+        job("job", JobType::Batch, vec![group("web", 2, 100, 100)]),
+    );
+    f.jobs[0].task_groups[0].reschedule = Some(ReschedulePolicy {
+        attempts: 2,
+        interval_ns: SECOND_NS * 3600,
+        delay_ns: SECOND_NS * 5,
+        delay_function: "constant".into(),
+        max_delay_ns: 0,
+        unlimited: false,
+    });
+    let mut a = existing("f0", &ns[0], 0);
+    a.client_status = ClientStatus::Failed;
+    let mut b = existing("f1", &ns[1], 1);
+    b.client_status = ClientStatus::Failed;
+    b.modify_time_ns = SECOND_NS * 60;
+    // `b` already used both attempts within the hour.
+    b.reschedule_events = (0..2)
+        .map(|i| RescheduleEvent {
+            reschedule_time_unix_ns: SECOND_NS * (10 + i),
+            prev_alloc_id: format!("old{i}"),
+            prev_node_id: "n0".into(),
+            delay_ns: SECOND_NS * 5,
+        })
+        .collect();
+    f.allocs = vec![a.clone(), b.clone()];
+    let (_, out) = run(&f, "e1");
+    assert_eq!(
+        out.followup_evals.len(),
+        1,
+        "only the allocation with attempts left"
+    );
+    assert_eq!(out.followup_evals[0].wait_until_unix_ns, SECOND_NS * 5);
+
+    let mut c = b.clone();
+    c.id = "f2".into();
+    c.reschedule_events.clear();
+    f.allocs = vec![a, c];
+    let (_, out) = run(&f, "e2");
+    let mut due: Vec<i64> = out
+        .followup_evals
+        .iter()
+        .map(|e| e.wait_until_unix_ns)
+        .collect();
+    due.sort();
+    assert_eq!(
+        due,
+        vec![SECOND_NS * 5, SECOND_NS * 65],
+        "55 s apart: two evaluations"
     );
 }
 

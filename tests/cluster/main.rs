@@ -13,4 +13,5 @@ mod heartbeat;
 mod node_lifecycle;
 mod placement;
 mod python_nomad;
+mod reschedule;
 mod scheduler_config;

@@ -2,9 +2,10 @@
 
 use std::collections::HashSet;
 
+use super::reschedule::{self, Decision};
 use super::{
-    needs_destructive, node_condition, reschedule_limit, JobAllocs, NodeCondition, Placement,
-    Reconciled, Stop, ALLOC_LOST, ALLOC_MIGRATING, ALLOC_NOT_NEEDED, ALLOC_UPDATING,
+    needs_destructive, node_condition, JobAllocs, NodeCondition, Placement, Reconciled,
+    RescheduleLater, Stop, ALLOC_LOST, ALLOC_MIGRATING, ALLOC_NOT_NEEDED, ALLOC_UPDATING,
 };
 use crate::structs::{Allocation, ClientStatus, DesiredStatus, Job, JobType};
 use crate::view::StateView;
@@ -29,14 +30,17 @@ enum ReplaceKind {
     Lost,
     Migrate,
     Destructive,
-    Reschedule,
+    Reschedule { delay_ns: i64 },
 }
 
-/// Reconciles every task group of a live job against its allocations.
+/// Reconciles every task group of a live job against its allocations, in the evaluation
+/// `eval_id` running at `now_unix_ns` (reschedule delays are measured against it).
 pub fn reconcile_groups<'a>(
     view: &dyn StateView,
     job: &'a Job,
     allocs: &JobAllocs<'a>,
+    eval_id: &str,
+    now_unix_ns: i64,
 ) -> Reconciled<'a> {
     let mut out = Reconciled::default();
     for a in allocs.live() {
@@ -51,7 +55,6 @@ pub fn reconcile_groups<'a>(
     }
     for (tg_idx, tg) in job.task_groups.iter().enumerate() {
         let mut slots: Vec<(u32, Slot<'a>)> = Vec::new();
-        let limit = reschedule_limit(job.job_type, tg);
         for a in allocs.all.iter().copied() {
             if a.task_group != tg.name || a.desired_status != DesiredStatus::Run {
                 continue;
@@ -63,13 +66,21 @@ pub fn reconcile_groups<'a>(
                 ClientStatus::Complete => continue,
                 ClientStatus::Failed | ClientStatus::Lost if allocs.is_replaced(a) => continue,
                 ClientStatus::Failed => {
-                    if limit.is_none() || limit.is_some_and(|l| allocs.reschedule_depth(a) < l) {
-                        Slot::Replace {
+                    match reschedule::decide(job.job_type, tg, a, eval_id, now_unix_ns) {
+                        Decision::Now { delay_ns } => Slot::Replace {
                             old: a,
-                            kind: ReplaceKind::Reschedule,
+                            kind: ReplaceKind::Reschedule { delay_ns },
+                        },
+                        Decision::Later { at_unix_ns, .. } => {
+                            out.reschedule_later.push(RescheduleLater {
+                                alloc: a,
+                                at_unix_ns,
+                            });
+                            Slot::Keep(a)
                         }
-                    } else {
-                        Slot::Done
+                        // It keeps its index until its follow-up evaluation replaces it.
+                        Decision::Waiting => Slot::Keep(a),
+                        Decision::Never => Slot::Done,
                     }
                 }
                 ClientStatus::Lost => Slot::Replace {
@@ -179,16 +190,20 @@ pub fn reconcile_groups<'a>(
                     match kind {
                         ReplaceKind::Destructive => updates.destructive_update += 1,
                         ReplaceKind::Migrate => updates.migrate += 1,
-                        ReplaceKind::Lost | ReplaceKind::Reschedule => updates.place += 1,
+                        ReplaceKind::Lost | ReplaceKind::Reschedule { .. } => updates.place += 1,
                     }
-                    let penalty_node =
-                        (*kind == ReplaceKind::Reschedule).then_some(old.node_id.as_str());
+                    let reschedule_delay_ns = match kind {
+                        ReplaceKind::Reschedule { delay_ns } => Some(*delay_ns),
+                        _ => None,
+                    };
+                    let penalty_node = reschedule_delay_ns.map(|_| old.node_id.as_str());
                     let index = if *idx == u32::MAX { 0 } else { *idx };
                     out.places.push(Placement {
                         tg_idx,
                         index,
                         previous: Some(old),
                         penalty_node,
+                        reschedule_delay_ns,
                     });
                 }
             }
@@ -202,6 +217,7 @@ pub fn reconcile_groups<'a>(
                     index: idx,
                     previous: None,
                     penalty_node: None,
+                    reschedule_delay_ns: None,
                 });
                 updates.place += 1;
                 missing -= 1;
@@ -209,5 +225,10 @@ pub fn reconcile_groups<'a>(
             idx += 1;
         }
     }
+    // A failed allocation stopped for being over count is not replaced later either.
+    let stopped: std::collections::HashSet<&str> =
+        out.stops.iter().map(|s| s.alloc.id.as_str()).collect();
+    out.reschedule_later
+        .retain(|l| !stopped.contains(l.alloc.id.as_str()));
     out
 }

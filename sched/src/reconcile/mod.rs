@@ -3,9 +3,10 @@
 //! It decides *what* must happen; the stack decides *where*.
 
 mod group;
+pub mod reschedule;
 mod system;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 pub use group::reconcile_groups;
 pub use system::{reconcile_system, SystemGroup};
@@ -38,6 +39,15 @@ pub struct Placement<'a> {
     pub previous: Option<&'a Allocation>,
     /// A node to avoid (the one a failed allocation ran on).
     pub penalty_node: Option<&'a str>,
+    /// Set when this replaces a failed allocation: the delay its policy imposed.
+    pub reschedule_delay_ns: Option<i64>,
+}
+
+/// A failed allocation whose replacement waits for its reschedule delay.
+#[derive(Clone, Copy, Debug)]
+pub struct RescheduleLater<'a> {
+    pub alloc: &'a Allocation,
+    pub at_unix_ns: i64,
 }
 
 /// The result of reconciling a job.
@@ -46,51 +56,30 @@ pub struct Reconciled<'a> {
     pub stops: Vec<Stop<'a>>,
     pub places: Vec<Placement<'a>>,
     pub inplace: Vec<&'a Allocation>,
+    /// Failed allocations to replace later, through follow-up evaluations.
+    pub reschedule_later: Vec<RescheduleLater<'a>>,
     pub updates: BTreeMap<String, DesiredUpdates>,
 }
 
 /// A job's allocations, indexed for the questions reconciliation asks.
 pub struct JobAllocs<'a> {
     pub all: Vec<&'a Allocation>,
-    by_id: HashMap<&'a str, &'a Allocation>,
     /// Ids named as `previous_allocation` by some allocation: already replaced.
     replaced: HashSet<&'a str>,
 }
 
 impl<'a> JobAllocs<'a> {
     pub fn new(all: Vec<&'a Allocation>) -> JobAllocs<'a> {
-        let by_id = all.iter().map(|a| (a.id.as_str(), *a)).collect();
         let replaced = all
             .iter()
             .filter(|a| !a.previous_allocation.is_empty())
             .map(|a| a.previous_allocation.as_str())
             .collect();
-        JobAllocs {
-            all,
-            by_id,
-            replaced,
-        }
+        JobAllocs { all, replaced }
     }
 
     pub fn is_replaced(&self, alloc: &Allocation) -> bool {
         self.replaced.contains(alloc.id.as_str())
-    }
-
-    /// Counts the allocations this one descends from through `previous_allocation`.
-    pub fn reschedule_depth(&self, alloc: &Allocation) -> u32 {
-        let mut depth = 0;
-        let mut current = alloc;
-        // The bound guards against a cycle in corrupt data.
-        while depth < 10_000 {
-            match self.by_id.get(current.previous_allocation.as_str()) {
-                Some(prev) if !current.previous_allocation.is_empty() => {
-                    depth += 1;
-                    current = prev;
-                }
-                _ => break,
-            }
-        }
-        depth
     }
 
     /// Allocations that still hold resources (desired run, client not finished).
@@ -175,16 +164,5 @@ pub fn needs_destructive(
                     .is_some_and(|old_tg| group_changed(old_tg, tg))
         }
         None => alloc.resources != tg.total_resources(),
-    }
-}
-
-/// Returns how many times a failed allocation of the group may be rescheduled; `None` means
-/// without limit (service default), batch defaults to once.
-pub fn reschedule_limit(job_type: JobType, tg: &TaskGroup) -> Option<u32> {
-    match &tg.reschedule {
-        Some(p) if p.unlimited => None,
-        Some(p) => Some(u32::try_from(p.attempts.max(0)).unwrap_or(u32::MAX)),
-        None if job_type == JobType::Batch => Some(1),
-        None => None,
     }
 }

@@ -122,12 +122,33 @@ pub fn allocation(a: &Allocation, job: Option<&Job>, job_json: Option<Value>) ->
         "PreviousAllocation": a.previous_allocation,
         "NextAllocation": a.next_allocation,
         "FollowupEvalID": a.followup_eval_id,
+        "RescheduleTracker": reschedule_tracker(a),
         "CreateIndex": a.create_index,
         "ModifyIndex": a.modify_index,
         "AllocModifyIndex": a.alloc_modify_index,
         "CreateTime": a.create_time_ns,
         "ModifyTime": a.modify_time_ns,
     }))
+}
+
+/// Renders Nomad's `RescheduleTracker`: the reschedules that led to this allocation, or null.
+fn reschedule_tracker(a: &Allocation) -> Value {
+    if a.reschedule_events.is_empty() {
+        return Value::Null;
+    }
+    let events: Vec<Value> = a
+        .reschedule_events
+        .iter()
+        .map(|e| {
+            json!({
+                "RescheduleTime": e.reschedule_time_unix_ns,
+                "PrevAllocID": e.prev_alloc_id,
+                "PrevNodeID": e.prev_node_id,
+                "Delay": e.delay_ns,
+            })
+        })
+        .collect();
+    json!({"Events": events, "LastReschedule": ""})
 }
 
 /// Renders an `AllocListStub`; `job_type` is the type of the allocation's job ("" if gone).
@@ -152,7 +173,7 @@ pub fn alloc_list_stub(a: &Allocation, job_type: &str) -> Value {
         "DeploymentStatus": null,
         "FollowupEvalID": a.followup_eval_id,
         "NextAllocation": a.next_allocation,
-        "RescheduleTracker": null,
+        "RescheduleTracker": reschedule_tracker(a),
         "PreemptedAllocations": null,
         "PreemptedByAllocation": "",
         "CreateIndex": a.create_index,
