@@ -406,17 +406,29 @@ mod tests {
         b.enqueue_at(later, 500);
         b.enqueue_at(eval("now", "j", 50), 500);
         assert_eq!(b.delayed_count(), 1);
-        assert_eq!(run(b.dequeue()).unwrap().id, "now", "the delayed one does not block its job");
+        assert_eq!(
+            run(b.dequeue()).unwrap().id,
+            "now",
+            "the delayed one does not block its job"
+        );
         assert_eq!(b.promote_due(999), 0);
         assert_eq!(b.promote_due(1_000), 1);
         assert_eq!(b.delayed_count(), 0);
-        assert_eq!(b.stats().0, 0, "it waits behind the job's running evaluation");
+        assert_eq!(
+            b.stats().0,
+            0,
+            "it waits behind the job's running evaluation"
+        );
         b.ack("now");
         assert_eq!(run(b.dequeue()).unwrap().id, "later");
         let mut again = eval("later", "j", 50);
         again.wait_until_unix_ns = 5_000;
         b.enqueue_at(again, 500);
-        assert_eq!(b.delayed_count(), 0, "a known evaluation is not queued twice");
+        assert_eq!(
+            b.delayed_count(),
+            0,
+            "a known evaluation is not queued twice"
+        );
     }
 
     #[test]
