@@ -618,6 +618,7 @@ pub fn render_plan(response: &Value, job_id: &str, file: &str, verbose: bool) ->
             out.push_str(&format_failed_tg_allocs(failed, 2));
         }
     }
+    out.push_str(&render_preemptions(response));
     let index = int_field(response, "JobModifyIndex");
     out.push_str(&format!(
         "\nJob Modify Index: {index}\nTo submit the job with version verification run:\n\n\
@@ -628,6 +629,30 @@ pub fn render_plan(response: &Value, job_id: &str, file: &str, verbose: bool) ->
          potentially invalid.\n"
     ));
     out
+}
+
+/// Renders the allocations the plan would evict, or "" when there are none.
+fn render_preemptions(response: &Value) -> String {
+    let Some(preempted) = response
+        .pointer("/Annotations/PreemptedAllocs")
+        .and_then(Value::as_array)
+        .filter(|p| !p.is_empty())
+    else {
+        return String::new();
+    };
+    let mut rows = vec![vec![
+        "Alloc ID".to_string(),
+        "Job ID".to_string(),
+        "Task Group".to_string(),
+    ]];
+    for a in preempted {
+        rows.push(vec![
+            str_field(a, "ID").to_string(),
+            str_field(a, "JobID").to_string(),
+            str_field(a, "TaskGroup").to_string(),
+        ]);
+    }
+    format!("\nPreemptions:\n\n{}", table(&rows))
 }
 
 /// Returns the marker Nomad prints before a diff line.
@@ -964,6 +989,27 @@ mod tests {
         );
         assert!(
             out.contains("drover job run -check-index 0 web.nomad\n"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn plan_lists_preemptions() {
+        let mut response = json!({
+            "Annotations": {"DesiredTGUpdates": {"web": {"Place": 1}}, "PreemptedAllocs": null},
+            "JobModifyIndex": 0
+        });
+        let out = render_plan(&response, "high", "high.nomad", false);
+        assert!(!out.contains("Preemptions:"), "{out}");
+        response["Annotations"]["PreemptedAllocs"] = json!([
+            {"ID": "0f6f3c5e-1111-2222-3333-444455556666", "JobID": "low", "TaskGroup": "web"}
+        ]);
+        let out = render_plan(&response, "high", "high.nomad", false);
+        assert!(
+            out.contains(
+                "\nPreemptions:\n\nAlloc ID                              Job ID  Task Group\n\
+                 0f6f3c5e-1111-2222-3333-444455556666  low     web\n"
+            ),
             "{out}"
         );
     }

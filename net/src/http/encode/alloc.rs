@@ -42,6 +42,14 @@ fn desired_transition(a: &Allocation) -> Value {
     })
 }
 
+/// Renders `PreemptedAllocations`: the ids this allocation evicted, or null (Go's nil slice).
+fn preempted_allocations(a: &Allocation) -> Value {
+    if a.preempted_allocations.is_empty() {
+        return Value::Null;
+    }
+    json!(a.preempted_allocations)
+}
+
 /// Builds `AllocatedResources`: per-task asks come from the job's group when it is known.
 pub fn allocated_resources(a: &Allocation, job: Option<&Job>) -> Value {
     let group = job.and_then(|j| j.group(&a.task_group));
@@ -123,6 +131,8 @@ pub fn allocation(a: &Allocation, job: Option<&Job>, job_json: Option<Value>) ->
         "NextAllocation": a.next_allocation,
         "FollowupEvalID": a.followup_eval_id,
         "RescheduleTracker": reschedule_tracker(a),
+        "PreemptedAllocations": preempted_allocations(a),
+        "PreemptedByAllocation": a.preempted_by_allocation,
         "CreateIndex": a.create_index,
         "ModifyIndex": a.modify_index,
         "AllocModifyIndex": a.alloc_modify_index,
@@ -174,8 +184,8 @@ pub fn alloc_list_stub(a: &Allocation, job_type: &str) -> Value {
         "FollowupEvalID": a.followup_eval_id,
         "NextAllocation": a.next_allocation,
         "RescheduleTracker": reschedule_tracker(a),
-        "PreemptedAllocations": null,
-        "PreemptedByAllocation": "",
+        "PreemptedAllocations": preempted_allocations(a),
+        "PreemptedByAllocation": a.preempted_by_allocation,
         "CreateIndex": a.create_index,
         "ModifyIndex": a.modify_index,
         "CreateTime": a.create_time_ns,
