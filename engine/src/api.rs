@@ -314,6 +314,18 @@ pub trait Cluster: Clone + 'static {
         purge: bool,
     ) -> Result<EvalReply, EngineError>;
     async fn evaluate_job(&self, namespace: &str, job_id: &str) -> Result<EvalReply, EngineError>;
+    /// Launches a child of a periodic job now (`periodic force`).
+    async fn periodic_force(
+        &self,
+        namespace: &str,
+        job_id: &str,
+    ) -> Result<EvalReply, EngineError> {
+        let _ = (namespace, job_id);
+        Err(EngineError::invalid(
+            "job",
+            "periodic launches are not served here",
+        ))
+    }
     /// Replaces the scheduler configuration. With `cas`, only when the stored configuration's
     /// modify index equals it. Returns whether it was updated and the write's index.
     async fn set_scheduler_config(

@@ -56,6 +56,11 @@ pub fn process(
             eval_type: eval.job_type.as_str(),
         });
     }
+    // A periodic or parameterized template only describes the children launched from it:
+    // there is nothing to place, and whatever an earlier version placed is left alone.
+    if job.is_periodic_parent() || job.is_parameterized_parent() {
+        return Ok(out);
+    }
     out.plan.all_at_once = job.all_at_once;
     match job.job_type {
         JobType::Service | JobType::Batch => {

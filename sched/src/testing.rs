@@ -252,6 +252,10 @@ pub fn job(id: &str, job_type: JobType, groups: Vec<TaskGroup>) -> Job {
         create_index: 1,
         modify_index: 1,
         job_modify_index: 1,
+        periodic: None,
+        parameterized: None,
+        dispatched: false,
+        payload: Vec::new(),
         extra_json: "{}".to_string(),
     }
 }

@@ -106,6 +106,9 @@ impl StateMachine {
 /// Name of the autopilot configuration among a snapshot's extra sections.
 const AUTOPILOT_EXTRA: &str = "autopilot";
 
+/// Name of the periodic launch records among a snapshot's extra sections.
+const PERIODIC_LAUNCHES_EXTRA: &str = "periodic_launches";
+
 /// Builds the in-memory state from a snapshot image.
 pub fn state_from_image(image: StateImage, job_tracked_versions: usize) -> ClusterState {
     let mut state = ClusterState::new(job_tracked_versions);
@@ -133,6 +136,20 @@ pub fn state_from_image(image: StateImage, job_tracked_versions: usize) -> Clust
                 Ok(record) => state.autopilot = Some(record),
                 Err(e) => {
                     tracing::error!(error = %e, "snapshot: undecodable autopilot configuration")
+                }
+            }
+        }
+        if name == PERIODIC_LAUNCHES_EXTRA {
+            match serde_json::from_slice::<Vec<crate::state::PeriodicLaunch>>(bytes) {
+                Ok(launches) => {
+                    for l in launches {
+                        state
+                            .periodic_launches
+                            .insert((l.namespace.clone(), l.job_id.clone()), l);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "snapshot: undecodable periodic launches")
                 }
             }
         }
@@ -173,6 +190,13 @@ pub fn image_from_state(state: &ClusterState) -> StateImage {
                     serde_json::to_vec(a).expect("autopilot record encodes"),
                 )
             })
+            .chain((!state.periodic_launches.is_empty()).then(|| {
+                let launches: Vec<_> = state.periodic_launches.values().collect();
+                (
+                    PERIODIC_LAUNCHES_EXTRA.to_string(),
+                    serde_json::to_vec(&launches).expect("periodic launches encode"),
+                )
+            }))
             .collect(),
     }
 }

@@ -175,6 +175,15 @@ impl Cluster for Handle {
         }
     }
 
+    async fn periodic_force(
+        &self,
+        namespace: &str,
+        job_id: &str,
+    ) -> Result<EvalReply, EngineError> {
+        self.leader_required()?;
+        super::periodic::force_launch(&self.core, namespace, job_id).await
+    }
+
     async fn deregister_job(
         &self,
         namespace: &str,

@@ -13,6 +13,7 @@ pub mod handle;
 pub mod heartbeat;
 pub mod leader;
 pub mod messages;
+pub mod periodic;
 pub mod plan_apply;
 pub mod proposer;
 pub mod rejections;

@@ -428,6 +428,9 @@ pub fn start_clustered<T: PeerTransport>(
                 if i == super::drainer::DRAINER_HOME_SHARD {
                     glommio::spawn_local(super::drainer::drain_loop(core.clone())).detach();
                 }
+                if i == super::periodic::PERIODIC_HOME_SHARD {
+                    glommio::spawn_local(super::periodic::periodic_loop(core.clone())).detach();
+                }
                 for _ in 0..workers_per_shard {
                     glommio::spawn_local(worker_loop(core.clone())).detach();
                 }

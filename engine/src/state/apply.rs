@@ -90,6 +90,7 @@ impl ClusterState {
                         let k = (namespace.clone(), job_id.clone());
                         self.jobs.remove(&k);
                         self.job_versions.remove(&k);
+                        self.periodic_launches.remove(&k);
                         self.touch(crate::api::Table::Jobs);
                     } else if !job.stop {
                         let mut stopped = job;
@@ -324,6 +325,11 @@ impl ClusterState {
                 }
                 CommandResult::Applied
             }
+            Command::UpsertPeriodicLaunch {
+                namespace,
+                job_id,
+                launch_unix_ns,
+            } => self.apply_periodic_launch(index, namespace, job_id, *launch_unix_ns),
         }
     }
 
@@ -575,3 +581,42 @@ impl ClusterState {
 
 /// Node events kept per node; older ones are dropped.
 pub const NODE_EVENTS_MAX: usize = 10;
+
+impl ClusterState {
+    /// Records a periodic launch. Launch times only move forward: a proposal that lost a race
+    /// with a newer launch is ignored, so the stored time never goes back and no launch repeats.
+    fn apply_periodic_launch(
+        &mut self,
+        index: u64,
+        namespace: &str,
+        job_id: &str,
+        launch_unix_ns: i64,
+    ) -> CommandResult {
+        let k = (namespace.to_string(), job_id.to_string());
+        let previous = self.periodic_launches.get(&k).cloned();
+        if let Some(prev) = &previous {
+            if prev.launch_unix_ns >= launch_unix_ns {
+                return CommandResult::Refused {
+                    message: format!(
+                        "periodic job {job_id:?} already launched at {} (not after {launch_unix_ns})",
+                        prev.launch_unix_ns
+                    ),
+                };
+            }
+        }
+        let launch = super::command::PeriodicLaunch {
+            namespace: namespace.to_string(),
+            job_id: job_id.to_string(),
+            launch_unix_ns,
+            create_index: previous.as_ref().map_or(index, |p| p.create_index),
+            modify_index: index,
+        };
+        assert!(
+            launch.create_index <= launch.modify_index,
+            "periodic launch of {job_id} recorded out of order: index={index} created={}",
+            launch.create_index
+        );
+        self.periodic_launches.insert(k, launch);
+        CommandResult::Applied
+    }
+}

@@ -50,6 +50,9 @@ pub struct ClusterState {
     /// The autopilot configuration once an operator set it, with its (create, modify) indexes;
     /// `None` means the agent's `autopilot {}` block applies.
     pub autopilot: Option<(super::command::AutopilotRecord, u64, u64)>,
+    /// The last launch of each periodic job, kept after the job changes so a new version
+    /// does not repeat a launch; removed when the job is purged.
+    pub periodic_launches: OrdMap<JobKey, super::command::PeriodicLaunch>,
     /// How many versions of a job to keep (`job_tracked_versions`).
     pub job_tracked_versions: usize,
 }
@@ -217,7 +220,10 @@ impl ClusterState {
                     .is_some_and(|e| matches!(e.status, EvalStatus::Pending))
             })
         });
-        let status = if any_live {
+        // A periodic or parameterized template runs nothing itself; Nomad shows it as
+        // running while it can launch children.
+        let template = !job.stop && (job.is_periodic_parent() || job.is_parameterized_parent());
+        let status = if any_live || template {
             JobStatus::Running
         } else if job.stop || (any_alloc && !pending_eval) {
             JobStatus::Dead

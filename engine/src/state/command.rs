@@ -92,6 +92,34 @@ pub enum Command {
         transitions: Vec<(String, DesiredTransition)>,
         evals: Vec<Evaluation>,
     },
+    /// Records that a periodic job launched a child for `launch_unix_ns` (Nomad's
+    /// `periodic_launch`). Proposed in the same entry as the child's registration, so a new
+    /// leader never launches the same time again. An older time than the stored one is ignored.
+    UpsertPeriodicLaunch {
+        namespace: String,
+        job_id: String,
+        launch_unix_ns: i64,
+    },
+}
+
+/// The last launch of a periodic job, as replicated and kept in snapshots.
+#[derive(
+    Archive,
+    Serialize,
+    Deserialize,
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+pub struct PeriodicLaunch {
+    pub namespace: String,
+    pub job_id: String,
+    pub launch_unix_ns: i64,
+    pub create_index: u64,
+    pub modify_index: u64,
 }
 
 /// The autopilot configuration as replicated (durations in milliseconds).

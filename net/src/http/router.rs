@@ -9,7 +9,7 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderValue, LOCATION};
 use hyper::{Method, Request, StatusCode};
 
-use super::handlers::{agent, allocs, evals, jobs, nodes, operator, Ctx};
+use super::handlers::{agent, allocs, evals, jobs, nodes, operator, templates, Ctx};
 use super::query::{percent_decode, Query};
 use super::reply::{HttpError, HttpResponse};
 use super::HttpLimits;
@@ -224,6 +224,8 @@ async fn route_job<C: Cluster>(
         "/summary",
         "/plan",
         "/evaluate",
+        "/periodic/force",
+        "/dispatch",
     ];
     for suffix in suffixes {
         let Some(id) = rest.strip_suffix(suffix) else {
@@ -252,6 +254,14 @@ async fn route_job<C: Cluster>(
             "/plan" => {
                 allow(method, WRITE)?;
                 jobs::plan(ctx, id).await
+            }
+            "/periodic/force" => {
+                allow(method, WRITE)?;
+                templates::periodic_force(ctx, id).await
+            }
+            "/dispatch" => {
+                allow(method, WRITE)?;
+                templates::dispatch(ctx, id).await
             }
             _ => {
                 allow(method, WRITE)?;

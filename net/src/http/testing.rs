@@ -739,6 +739,10 @@ pub fn sample_job(id: &str, count: u32) -> Job {
         create_index: 5,
         modify_index: 5,
         job_modify_index: 5,
+        periodic: None,
+        parameterized: None,
+        dispatched: false,
+        payload: Vec::new(),
         extra_json: "{}".into(),
     }
 }

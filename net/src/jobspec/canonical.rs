@@ -143,6 +143,9 @@ pub(super) fn canonicalize(job: &mut Value, job_default_priority: u16) {
         set_default(periodic, "ProhibitOverlap", Value::Bool(false));
         set_default(periodic, "TimeZone", Value::from("UTC"));
     }
+    if let Some(Value::Object(parameterized)) = job.get_mut("ParameterizedJob") {
+        set_default(parameterized, "Payload", Value::from("optional"));
+    }
     if let Some(Value::Object(multiregion)) = job.get_mut("Multiregion") {
         set_default(
             multiregion,

@@ -56,7 +56,7 @@ const AFFINITY_OPERANDS: [&str; 14] = [
     "set_contains_any",
 ];
 
-const JOB_FIELDS: [&str; 27] = [
+const JOB_FIELDS: [&str; 31] = [
     "ID",
     "Name",
     "Namespace",
@@ -84,6 +84,10 @@ const JOB_FIELDS: [&str; 27] = [
     "JobModifyIndex",
     "Reschedule",
     "Migrate",
+    "Periodic",
+    "ParameterizedJob",
+    "Dispatched",
+    "Payload",
 ];
 
 const GROUP_FIELDS: [&str; 14] = [
@@ -123,12 +127,12 @@ const TASK_FIELDS: [&str; 14] = [
 const RESOURCE_FIELDS: [&str; 5] = ["CPU", "MemoryMB", "MemoryMaxMB", "DiskMB", "Networks"];
 
 /// Reads fields with type checks, collecting every problem with its path.
-struct Reader {
-    errors: Vec<FieldError>,
+pub(super) struct Reader {
+    pub(super) errors: Vec<FieldError>,
 }
 
 /// Looks a field up like Go's JSON decoder: exact name first, then case-insensitively.
-fn field<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+pub(super) fn field<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     obj.get(key)
         .or_else(|| {
             obj.iter()
@@ -139,7 +143,7 @@ fn field<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
 }
 
 impl Reader {
-    fn error(&mut self, path: &str, message: impl Into<String>) {
+    pub(super) fn error(&mut self, path: &str, message: impl Into<String>) {
         self.errors.push(FieldError {
             path: path.to_string(),
             line: None,
@@ -147,7 +151,7 @@ impl Reader {
         });
     }
 
-    fn string(&mut self, obj: &Map<String, Value>, key: &str, path: &str) -> String {
+    pub(super) fn string(&mut self, obj: &Map<String, Value>, key: &str, path: &str) -> String {
         match field(obj, key) {
             None => String::new(),
             Some(Value::String(s)) => s.clone(),
@@ -178,7 +182,7 @@ impl Reader {
         }
     }
 
-    fn boolean(&mut self, obj: &Map<String, Value>, key: &str, path: &str) -> bool {
+    pub(super) fn boolean(&mut self, obj: &Map<String, Value>, key: &str, path: &str) -> bool {
         match field(obj, key) {
             None => false,
             Some(Value::Bool(b)) => *b,
@@ -192,7 +196,12 @@ impl Reader {
         }
     }
 
-    fn strings(&mut self, obj: &Map<String, Value>, key: &str, path: &str) -> Vec<String> {
+    pub(super) fn strings(
+        &mut self,
+        obj: &Map<String, Value>,
+        key: &str,
+        path: &str,
+    ) -> Vec<String> {
         match field(obj, key) {
             None => Vec::new(),
             Some(Value::Array(items)) => {
@@ -283,7 +292,7 @@ impl Reader {
         }
     }
 
-    fn object<'a>(
+    pub(super) fn object<'a>(
         &mut self,
         obj: &'a Map<String, Value>,
         key: &str,
@@ -925,6 +934,8 @@ pub(super) fn job_from_api(job: &Value, priority_bounds: (u16, u16)) -> Result<J
         }
         task_groups.push(group);
     }
+    let periodic = r.periodic(j, path, job_type);
+    let parameterized = r.parameterized(j, path, job_type);
     let status = match r.string(j, "Status", path).as_str() {
         "running" => JobStatus::Running,
         "dead" => JobStatus::Dead,
@@ -956,6 +967,10 @@ pub(super) fn job_from_api(job: &Value, priority_bounds: (u16, u16)) -> Result<J
         create_index: r.int(j, "CreateIndex", path).max(0) as u64,
         modify_index: r.int(j, "ModifyIndex", path).max(0) as u64,
         job_modify_index: r.int(j, "JobModifyIndex", path).max(0) as u64,
+        periodic,
+        parameterized,
+        dispatched: r.boolean(j, "Dispatched", path),
+        payload: r.payload(j, path),
         extra_json: Value::Object(extras(j, &JOB_FIELDS)).to_string(),
     };
     if r.errors.is_empty() {
@@ -1204,8 +1219,10 @@ pub(super) fn job_to_api(job: &Job) -> Value {
         "Affinities": affinities_json(&job.affinities), "Spreads": spreads_json(&job.spreads),
         "TaskGroups": job.task_groups.iter().map(group_json).collect::<Vec<_>>(),
         "Update": update_json(job.update.as_ref().unwrap_or(&zero_update)),
-        "Multiregion": null, "Periodic": null, "ParameterizedJob": null, "Dispatched": false,
-        "DispatchIdempotencyToken": "", "Payload": null, "Meta": map_json(&job.meta),
+        "Multiregion": null, "Periodic": super::templates::periodic_json(job.periodic.as_ref()),
+        "ParameterizedJob": super::templates::parameterized_json(job.parameterized.as_ref()),
+        "Dispatched": job.dispatched, "DispatchIdempotencyToken": "",
+        "Payload": super::templates::payload_json(&job.payload), "Meta": map_json(&job.meta),
         "ConsulNamespace": "", "VaultNamespace": "", "NomadTokenID": "",
         "Status": job.status.as_str(), "StatusDescription": job.status_description,
         "Stable": job.stable, "Version": job.version, "SubmitTime": job.submit_time_ns,
@@ -1216,15 +1233,14 @@ pub(super) fn job_to_api(job: &Job) -> Value {
     out
 }
 
-/// The list stub's fields that come from unmodelled job fields: `Multiregion` (as given) and
+/// The list stub's fields that are not plain job fields: `Multiregion` (as given) and
 /// whether `Periodic` and `ParameterizedJob` are set.
 pub(super) fn list_stub_extras(job: &Job) -> (Value, bool, bool) {
     let extra = parse_extra(&job.extra_json);
-    let present = |k: &str| extra.get(k).is_some_and(|v| !v.is_null());
     (
         extra.get("Multiregion").cloned().unwrap_or(Value::Null),
-        present("Periodic"),
-        present("ParameterizedJob"),
+        job.periodic.is_some(),
+        job.parameterized.is_some(),
     )
 }
 

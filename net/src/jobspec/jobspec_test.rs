@@ -171,7 +171,17 @@ job "cron" {
     assert_eq!(api["Periodic"]["TimeZone"], "UTC");
     let job = job_from_api(&api, BOUNDS).unwrap_or_else(|e| panic!("{e}"));
     let out = job_to_api(&job);
-    assert_eq!(out["Periodic"], api["Periodic"]);
+    for key in [
+        "Specs",
+        "SpecType",
+        "ProhibitOverlap",
+        "TimeZone",
+        "Enabled",
+    ] {
+        assert_eq!(out["Periodic"][key], api["Periodic"][key], "Periodic.{key}");
+    }
+    // A single expression is also shown as `Spec`, for clients that read only that.
+    assert_eq!(out["Periodic"]["Spec"], "*/5 * * * *");
     assert_eq!(
         out["TaskGroups"][0]["Services"],
         api["TaskGroups"][0]["Services"]
@@ -586,4 +596,245 @@ job "app" {
     );
     let undeclared = parse_hcl_with_variables(src, "image = \"x\"\nnope = 1\n").unwrap_err();
     assert_eq!(undeclared.errors[0].path, "variables.nope");
+}
+
+fn batch_job_with(extra: &str) -> serde_json::Value {
+    let src = format!(
+        r#"
+job "tmpl" {{
+  type = "batch"
+  {extra}
+  group "g" {{
+    task "t" {{
+      driver = "exec"
+    }}
+  }}
+}}
+"#
+    );
+    let mut api = parse_hcl(&src).unwrap_or_else(|e| panic!("{e}"));
+    canonicalize(&mut api, 50);
+    api
+}
+
+fn error_paths(api: &serde_json::Value) -> Vec<(String, String)> {
+    match job_from_api(api, BOUNDS) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.errors.into_iter().map(|f| (f.path, f.message)).collect(),
+    }
+}
+
+#[test]
+fn periodic_blocks_are_modelled() {
+    let api = batch_job_with(
+        r#"periodic {
+    crons            = ["0 3 * * *", "30 4 * * 1"]
+    time_zone        = "Europe/Berlin"
+    prohibit_overlap = true
+  }"#,
+    );
+    let job = job_from_api(&api, BOUNDS).unwrap_or_else(|e| panic!("{e}"));
+    let p = job.periodic.as_ref().expect("periodic");
+    assert!(p.enabled);
+    assert_eq!(p.spec_type, "cron");
+    assert_eq!(p.crons, vec!["0 3 * * *", "30 4 * * 1"]);
+    assert_eq!(p.time_zone, "Europe/Berlin");
+    assert!(p.prohibit_overlap);
+    assert!(
+        job.extra_json.find("Periodic").is_none(),
+        "{}",
+        job.extra_json
+    );
+    let single = batch_job_with(r#"periodic { cron = "*/5 * * * *" }"#);
+    let job = job_from_api(&single, BOUNDS).unwrap();
+    assert_eq!(job.periodic.unwrap().crons, vec!["*/5 * * * *"]);
+}
+
+#[test]
+fn periodic_errors_name_the_field() {
+    let bad_cron = batch_job_with(r#"periodic { cron = "61 * * * *" }"#);
+    let errors = error_paths(&bad_cron);
+    assert!(
+        errors
+            .iter()
+            .any(|(p, m)| p == "Job.Periodic.Specs[0]" && m.contains("Invalid cron spec")),
+        "{errors:?}"
+    );
+    let bad_zone = batch_job_with(
+        r#"periodic {
+    cron      = "0 * * * *"
+    time_zone = "Mars/Olympus_Mons"
+  }"#,
+    );
+    let errors = error_paths(&bad_zone);
+    assert!(
+        errors
+            .iter()
+            .any(|(p, m)| p == "Job.Periodic.TimeZone" && m.contains("Mars/Olympus_Mons")),
+        "{errors:?}"
+    );
+    let mut service = batch_job_with(r#"periodic { cron = "0 * * * *" }"#);
+    service["Type"] = json!("service");
+    let errors = error_paths(&service);
+    assert!(
+        errors
+            .iter()
+            .any(|(p, m)| p == "Job.Periodic" && m.contains("batch")),
+        "{errors:?}"
+    );
+    // A disabled block is not validated, as in Nomad.
+    let disabled = batch_job_with(
+        r#"periodic {
+    cron    = "not a cron"
+    enabled = false
+  }"#,
+    );
+    assert!(error_paths(&disabled).is_empty());
+}
+
+#[test]
+fn parameterized_blocks_are_modelled_and_checked() {
+    let api = batch_job_with(
+        r#"parameterized {
+    payload       = "required"
+    meta_required = ["owner"]
+    meta_optional = ["note"]
+  }"#,
+    );
+    let job = job_from_api(&api, BOUNDS).unwrap_or_else(|e| panic!("{e}"));
+    let p = job.parameterized.as_ref().expect("parameterized");
+    assert_eq!(p.payload, "required");
+    assert_eq!(p.meta_required, vec!["owner"]);
+    assert_eq!(p.meta_optional, vec!["note"]);
+    let out = job_to_api(&job);
+    assert_eq!(out["ParameterizedJob"]["Payload"], "required");
+    assert_eq!(out["ParameterizedJob"]["MetaRequired"], json!(["owner"]));
+    let stub = job_list_stub(&job, json!({}));
+    assert_eq!(stub["ParameterizedJob"], true);
+    assert_eq!(stub["Periodic"], false);
+    // Payload defaults to optional.
+    let plain = batch_job_with("parameterized {}");
+    assert_eq!(
+        job_from_api(&plain, BOUNDS)
+            .unwrap()
+            .parameterized
+            .unwrap()
+            .payload,
+        "optional"
+    );
+    let bad = batch_job_with(r#"parameterized { payload = "sometimes" }"#);
+    let errors = error_paths(&bad);
+    assert!(
+        errors
+            .iter()
+            .any(|(p, m)| p == "Job.ParameterizedJob.Payload" && m.contains("sometimes")),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn dispatched_children_round_trip_with_their_payload() {
+    let api = batch_job_with(r#"parameterized { meta_required = ["owner"] }"#);
+    let parent = job_from_api(&api, BOUNDS).unwrap();
+    let req = crate::jobspec::DispatchRequest {
+        payload: b"hello".to_vec(),
+        meta: [("owner".to_string(), "ops".to_string())].into(),
+        idempotency_token: String::new(),
+    };
+    let child =
+        crate::jobspec::dispatch_child(&parent, &req, 1_700_000_000_500_000_000, "0a1b2c3d")
+            .unwrap();
+    assert_eq!(child.id, "tmpl/dispatch-1700000000-0a1b2c3d");
+    assert_eq!(child.name, child.id);
+    assert_eq!(child.parent_id, "tmpl");
+    assert!(child.dispatched);
+    assert_eq!(child.meta["owner"], "ops");
+    let out = job_to_api(&child);
+    assert_eq!(out["Payload"], "aGVsbG8=");
+    assert_eq!(out["Dispatched"], true);
+    let again = job_from_api(&out, BOUNDS).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(again, child);
+}
+
+#[test]
+fn dispatch_requests_are_checked_against_the_parameterized_job() {
+    use crate::jobspec::{dispatch_child, DispatchRequest, DISPATCH_PAYLOAD_BYTES_MAX};
+    let api = batch_job_with(
+        r#"parameterized {
+    payload       = "forbidden"
+    meta_required = ["owner"]
+    meta_optional = ["note"]
+  }"#,
+    );
+    let parent = job_from_api(&api, BOUNDS).unwrap();
+    let meta = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let message = |req: DispatchRequest| {
+        dispatch_child(&parent, &req, 0, "00000000")
+            .unwrap_err()
+            .errors[0]
+            .message
+            .clone()
+    };
+    let missing = message(DispatchRequest::default());
+    assert!(
+        missing.contains("required meta keys") && missing.contains("owner"),
+        "{missing}"
+    );
+    let extra = message(DispatchRequest {
+        meta: meta(&[("owner", "a"), ("colour", "red")]),
+        ..Default::default()
+    });
+    assert!(
+        extra.contains("unpermitted") && extra.contains("colour"),
+        "{extra}"
+    );
+    let payload = message(DispatchRequest {
+        meta: meta(&[("owner", "a")]),
+        payload: b"x".to_vec(),
+        ..Default::default()
+    });
+    assert!(payload.contains("Payload is not allowed"), "{payload}");
+    let big = message(DispatchRequest {
+        meta: meta(&[("owner", "a")]),
+        payload: vec![0; DISPATCH_PAYLOAD_BYTES_MAX + 1],
+        ..Default::default()
+    });
+    assert!(big.contains("exceeds maximum size"), "{big}");
+    assert!(dispatch_child(
+        &parent,
+        &DispatchRequest {
+            meta: meta(&[("owner", "a"), ("note", "n")]),
+            ..Default::default()
+        },
+        0,
+        "00000000"
+    )
+    .is_ok());
+    let mut required = parent.clone();
+    required.parameterized.as_mut().unwrap().payload = "required".into();
+    let err = dispatch_child(
+        &required,
+        &DispatchRequest {
+            meta: meta(&[("owner", "a")]),
+            ..Default::default()
+        },
+        0,
+        "00000000",
+    )
+    .unwrap_err();
+    assert!(err.errors[0]
+        .message
+        .contains("required by parameterized job"));
+    let mut plain = parent.clone();
+    plain.parameterized = None;
+    let err = dispatch_child(&plain, &DispatchRequest::default(), 0, "00000000").unwrap_err();
+    assert_eq!(
+        err.errors[0].message,
+        "Specified job \"tmpl\" is not a parameterized job"
+    );
 }

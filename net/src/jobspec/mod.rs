@@ -7,6 +7,7 @@
 mod canonical;
 mod convert;
 mod hcl;
+mod templates;
 
 use std::fmt;
 
@@ -93,7 +94,7 @@ pub fn job_list_stub(job: &Job, summary_json: serde_json::Value) -> serde_json::
     convert::job_list_stub(job, summary_json)
 }
 
-/// The list stub's fields taken from unmodelled job fields: `Multiregion`, and whether
+/// The list stub's fields that are not plain job fields: `Multiregion`, and whether
 /// `Periodic` and `ParameterizedJob` are set.
 pub fn list_stub_extras(job: &Job) -> (serde_json::Value, bool, bool) {
     convert::list_stub_extras(job)
@@ -101,3 +102,8 @@ pub fn list_stub_extras(job: &Job) -> (serde_json::Value, bool, bool) {
 
 #[cfg(test)]
 mod jobspec_test;
+
+pub use templates::{
+    decode_payload, dispatch_child, dispatched_with_token, DispatchRequest,
+    DISPATCH_PAYLOAD_BYTES_MAX,
+};

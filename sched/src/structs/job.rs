@@ -216,6 +216,30 @@ impl TaskGroup {
     }
 }
 
+/// The `periodic` block: the job is a template launched as a child job on a cron schedule.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct PeriodicConfig {
+    pub enabled: bool,
+    /// Only "cron" is supported, as in Nomad.
+    pub spec_type: String,
+    /// Cron expressions; a launch is due when any of them matches (Nomad's `crons`; a single
+    /// `cron` is one entry).
+    pub crons: Vec<String>,
+    /// Skips a launch while a previous child is still pending or running.
+    pub prohibit_overlap: bool,
+    /// IANA time zone the expressions are evaluated in ("UTC" by default).
+    pub time_zone: String,
+}
+
+/// The `parameterized` block: the job is a template instantiated by dispatch requests.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ParameterizedConfig {
+    /// "optional", "required" or "forbidden".
+    pub payload: String,
+    pub meta_required: Vec<String>,
+    pub meta_optional: Vec<String>,
+}
+
 /// A job: the unit users submit. Versions are immutable once stored; a change makes a new version.
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Job {
@@ -244,11 +268,30 @@ pub struct Job {
     pub create_index: u64,
     pub modify_index: u64,
     pub job_modify_index: u64,
-    /// Unmodelled job fields (periodic, parameterized, multiregion, ui, ...) as JSON object text.
+    /// Set on periodic templates; children launched from them have `None`.
+    pub periodic: Option<PeriodicConfig>,
+    /// Set on parameterized templates and kept on the children dispatched from them.
+    pub parameterized: Option<ParameterizedConfig>,
+    /// Whether this job was dispatched from a parameterized job.
+    pub dispatched: bool,
+    /// The input given at dispatch, made available to the tasks.
+    pub payload: Vec<u8>,
+    /// Unmodelled job fields (multiregion, ui, ...) as JSON object text.
     pub extra_json: String,
 }
 
 impl Job {
+    /// Reports whether this is an enabled periodic template, which is never placed itself.
+    pub fn is_periodic_parent(&self) -> bool {
+        self.periodic.as_ref().is_some_and(|p| p.enabled)
+    }
+
+    /// Reports whether this is a parameterized template (not a dispatched child), which is
+    /// never placed itself.
+    pub fn is_parameterized_parent(&self) -> bool {
+        self.parameterized.is_some() && !self.dispatched
+    }
+
     /// Returns the task group with the given name.
     pub fn group(&self, name: &str) -> Option<&TaskGroup> {
         self.task_groups.iter().find(|tg| tg.name == name)

@@ -95,6 +95,10 @@ pub fn job(id: &str, version: u64) -> Job {
         create_index: 10,
         modify_index: 10 + version,
         job_modify_index: 10 + version,
+        periodic: None,
+        parameterized: None,
+        dispatched: false,
+        payload: Vec::new(),
         extra_json: "{}".to_string(),
     }
 }

@@ -6,6 +6,7 @@ pub(crate) mod evals;
 pub(crate) mod jobs;
 pub(crate) mod nodes;
 pub(crate) mod operator;
+pub(crate) mod templates;
 
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
