@@ -12,6 +12,7 @@ mod ha_more;
 mod heartbeat;
 mod node_lifecycle;
 mod placement;
+mod preemption;
 mod python_nomad;
 mod reschedule;
 mod scheduler_config;
