@@ -11,6 +11,7 @@ mod ha;
 mod ha_more;
 mod heartbeat;
 mod node_lifecycle;
+mod periodic;
 mod placement;
 mod preemption;
 mod python_nomad;

@@ -1,0 +1,247 @@
+//! Periodic and parameterized jobs through a real dev agent: periodic templates launch
+//! `<id>/periodic-<unix>` children and never run themselves, `prohibit_overlap` holds a launch
+//! back while a child runs, `periodic/force` launches at once, and dispatch creates
+//! `<id>/dispatch-...` children carrying their meta and payload.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::harness::Agent;
+
+/// A batch job with `block` (a `periodic` or `parameterized` block) and one small task.
+fn template_job(name: &str, block: &str) -> String {
+    format!(
+        r#"job "{name}" {{
+  datacenters = ["dc1"]
+  type = "batch"
+  {block}
+  group "g" {{
+    task "t" {{
+      driver = "raw_exec"
+      config {{
+        command = "/bin/sleep"
+        args    = ["3600"]
+      }}
+      resources {{
+        cpu    = 10
+        memory = 10
+      }}
+    }}
+  }}
+}}
+"#
+    )
+}
+
+/// Returns the list stubs of the children of `parent` (jobs whose ParentID is `parent`).
+fn children(agent: &Agent, parent: &str) -> Vec<Value> {
+    agent
+        .get("/v1/jobs")
+        .ok()
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|j| j["ParentID"] == parent)
+        .collect()
+}
+
+fn job_stub(agent: &Agent, id: &str) -> Option<Value> {
+    agent
+        .get("/v1/jobs")
+        .ok()?
+        .as_array()?
+        .iter()
+        .find(|j| j["ID"] == id)
+        .cloned()
+}
+
+/// Waits until the job is running with at least one running allocation.
+fn wait_child_running(agent: &Agent, id: &str) {
+    agent.wait_for(&format!("{id} to run"), Duration::from_secs(30), |a| {
+        let allocs = a.job_allocs(id);
+        allocs
+            .iter()
+            .any(|al| al["ClientStatus"] == "running")
+            .then_some(())
+    });
+}
+
+#[test]
+fn periodic_jobs_launch_children_and_respect_prohibit_overlap() {
+    let agent = Agent::start(1, "");
+
+    eprintln!("a periodic job due every second launches children and runs nothing itself");
+    // Seven fields: seconds first and a year last, as in Nomad's cron syntax.
+    agent.run_hcl(&template_job(
+        "tick",
+        r#"periodic {
+    crons = ["* * * * * * *"]
+  }"#,
+    ));
+    let launched = agent.wait_for("two periodic children", Duration::from_secs(30), |a| {
+        let c = children(a, "tick");
+        (c.len() >= 2).then_some(c)
+    });
+    for child in &launched {
+        let id = child["ID"].as_str().unwrap();
+        let launch = id
+            .strip_prefix("tick/periodic-")
+            .unwrap_or_else(|| panic!("child {id} not named after its launch"));
+        assert!(launch.parse::<i64>().is_ok(), "{id}");
+        assert_eq!(child["Periodic"], false, "a child is not periodic itself");
+    }
+    wait_child_running(&agent, launched[0]["ID"].as_str().unwrap());
+    let parent = job_stub(&agent, "tick").expect("parent listed");
+    assert_eq!(parent["Periodic"], true);
+    assert_eq!(parent["Status"], "running");
+    assert!(
+        agent.job_allocs("tick").is_empty(),
+        "the periodic parent must not be placed"
+    );
+    let full = agent.get("/v1/job/tick").unwrap();
+    assert_eq!(full["Periodic"]["Specs"], json!(["* * * * * * *"]));
+    // Stopping the parent stops the launches.
+    let (code, reply) = agent.send("DELETE", "/v1/job/tick", "");
+    assert_eq!(code, 200, "{reply}");
+
+    eprintln!("with prohibit_overlap a running child holds every later launch back");
+    agent.run_hcl(&template_job(
+        "solo",
+        r#"periodic {
+    crons            = ["* * * * * * *"]
+    prohibit_overlap = true
+  }"#,
+    ));
+    let first = agent.wait_for("the first solo child", Duration::from_secs(30), |a| {
+        children(a, "solo").first().cloned()
+    });
+    let first_id = first["ID"].as_str().unwrap().to_string();
+    wait_child_running(&agent, &first_id);
+    // Several launch times pass while the first child runs.
+    std::thread::sleep(Duration::from_secs(3));
+    let now = children(&agent, "solo");
+    assert_eq!(now.len(), 1, "launched over a running child: {now:?}");
+    eprintln!("once the child is stopped the next launch happens");
+    let (code, reply) = agent.send("DELETE", &format!("/v1/job/{first_id}"), "");
+    assert_eq!(code, 200, "{reply}");
+    agent.wait_for("a second solo child", Duration::from_secs(30), |a| {
+        (children(a, "solo").len() >= 2).then_some(())
+    });
+    let (code, reply) = agent.send("DELETE", "/v1/job/solo", "");
+    assert_eq!(code, 200, "{reply}");
+
+    eprintln!("periodic/force launches a child at once");
+    agent.run_hcl(&template_job(
+        "yearly",
+        r#"periodic {
+    cron = "0 0 1 1 *"
+  }"#,
+    ));
+    let (code, reply) = agent.send("POST", "/v1/job/yearly/periodic/force", "");
+    assert_eq!(code, 200, "{reply}");
+    let reply: Value = serde_json::from_str(&reply).unwrap();
+    assert!(!reply["EvalID"].as_str().unwrap().is_empty(), "{reply}");
+    assert!(reply["EvalCreateIndex"].as_u64().unwrap() > 0, "{reply}");
+    assert!(reply["Index"].as_u64().unwrap() > 0, "{reply}");
+    let forced = children(&agent, "yearly");
+    assert_eq!(forced.len(), 1, "{forced:?}");
+    let forced_id = forced[0]["ID"].as_str().unwrap();
+    assert!(forced_id.starts_with("yearly/periodic-"), "{forced_id}");
+    wait_child_running(&agent, forced_id);
+    let eval = agent
+        .get(&format!(
+            "/v1/evaluation/{}",
+            reply["EvalID"].as_str().unwrap()
+        ))
+        .unwrap();
+    assert_eq!(eval["JobID"], forced_id);
+    assert_eq!(eval["TriggeredBy"], "periodic-job");
+
+    eprintln!("forcing a job that is not periodic is refused");
+    agent.run_hcl(&template_job("plain", ""));
+    let (code, reply) = agent.send("POST", "/v1/job/plain/periodic/force", "");
+    assert_eq!(code, 400, "{reply}");
+    assert!(reply.contains("non-periodic"), "{reply}");
+}
+
+#[test]
+fn parameterized_jobs_dispatch_children_with_meta_and_payload() {
+    let agent = Agent::start(1, "");
+
+    eprintln!("a parameterized job is a template: running, with nothing placed");
+    agent.run_hcl(&template_job(
+        "render",
+        r#"parameterized {
+    payload       = "optional"
+    meta_required = ["owner"]
+    meta_optional = ["note"]
+  }"#,
+    ));
+    agent.wait_for(
+        "the template to show as running",
+        Duration::from_secs(20),
+        |a| {
+            let stub = job_stub(a, "render")?;
+            (stub["Status"] == "running").then_some(())
+        },
+    );
+    let stub = job_stub(&agent, "render").unwrap();
+    assert_eq!(stub["ParameterizedJob"], true);
+    assert!(agent.job_allocs("render").is_empty());
+
+    eprintln!("two dispatches give two children with their own meta");
+    let mut dispatched = Vec::new();
+    for (owner, payload) in [("alice", "aGVsbG8="), ("bob", "")] {
+        let body = json!({ "Meta": { "owner": owner }, "Payload": payload }).to_string();
+        let (code, reply) = agent.send("POST", "/v1/job/render/dispatch", &body);
+        assert_eq!(code, 200, "{reply}");
+        let reply: Value = serde_json::from_str(&reply).unwrap();
+        let id = reply["DispatchedJobID"].as_str().unwrap().to_string();
+        assert!(id.starts_with("render/dispatch-"), "{id}");
+        assert!(!reply["EvalID"].as_str().unwrap().is_empty(), "{reply}");
+        assert!(reply["JobCreateIndex"].as_u64().unwrap() > 0, "{reply}");
+        assert!(reply["Index"].as_u64().unwrap() > 0, "{reply}");
+        dispatched.push((id, owner, payload));
+    }
+    assert_ne!(dispatched[0].0, dispatched[1].0);
+    for (id, owner, payload) in &dispatched {
+        let job = agent.get(&format!("/v1/job/{id}")).unwrap();
+        assert_eq!(job["ParentID"], "render");
+        assert_eq!(job["Dispatched"], true);
+        assert_eq!(job["Meta"]["owner"], *owner);
+        if payload.is_empty() {
+            assert_eq!(job["Payload"], Value::Null);
+        } else {
+            assert_eq!(job["Payload"], *payload);
+        }
+        wait_child_running(&agent, id);
+    }
+    assert!(agent.job_allocs("render").is_empty());
+
+    eprintln!("a dispatch without a required meta key is refused, naming the key");
+    let (code, reply) = agent.send(
+        "POST",
+        "/v1/job/render/dispatch",
+        &json!({ "Meta": { "note": "x" } }).to_string(),
+    );
+    assert_eq!(code, 400, "{reply}");
+    assert!(reply.contains("owner"), "{reply}");
+    let (code, reply) = agent.send(
+        "POST",
+        "/v1/job/render/dispatch",
+        &json!({ "Meta": { "owner": "a", "colour": "red" } }).to_string(),
+    );
+    assert_eq!(code, 400, "{reply}");
+    assert!(reply.contains("colour"), "{reply}");
+    assert_eq!(children(&agent, "render").len(), 2);
+
+    eprintln!("only parameterized jobs can be dispatched");
+    agent.run_hcl(&template_job("plain", ""));
+    let (code, reply) = agent.send("POST", "/v1/job/plain/dispatch", "{}");
+    assert_eq!(code, 400, "{reply}");
+    assert!(
+        reply.contains("Specified job \"plain\" is not a parameterized job"),
+        "{reply}"
+    );
+}
