@@ -7,7 +7,25 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::harness::Agent;
+use crate::harness::{bin, Agent};
+
+/// Runs the drover CLI against the agent; returns the exit code and stdout + stderr.
+fn cli(agent: &Agent, args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(bin("drover"))
+        .args(args)
+        .arg("-address")
+        .arg(agent.url(""))
+        .env_remove("NOMAD_ADDR")
+        .env_remove("DROVER_ADDR")
+        .output()
+        .expect("running the drover CLI");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
 
 /// A batch job with `block` (a `periodic` or `parameterized` block) and one small task.
 fn template_job(name: &str, block: &str) -> String {
@@ -158,6 +176,12 @@ fn periodic_jobs_launch_children_and_respect_prohibit_overlap() {
     assert_eq!(eval["JobID"], forced_id);
     assert_eq!(eval["TriggeredBy"], "periodic-job");
 
+    eprintln!("the CLI forces a launch too");
+    let (code, out) = cli(&agent, &["job", "periodic", "force", "-detach", "yearly"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Evaluation ID"), "{out}");
+    assert_eq!(children(&agent, "yearly").len(), 2);
+
     eprintln!("forcing a job that is not periodic is refused");
     agent.run_hcl(&template_job("plain", ""));
     let (code, reply) = agent.send("POST", "/v1/job/plain/periodic/force", "");
@@ -235,6 +259,36 @@ fn parameterized_jobs_dispatch_children_with_meta_and_payload() {
     assert_eq!(code, 400, "{reply}");
     assert!(reply.contains("colour"), "{reply}");
     assert_eq!(children(&agent, "render").len(), 2);
+
+    eprintln!("the CLI dispatches with -meta and an input file");
+    let input = agent.dir.path().join("input.txt");
+    std::fs::write(&input, "hi").unwrap();
+    let (code, out) = cli(
+        &agent,
+        &[
+            "job",
+            "dispatch",
+            "-detach",
+            "-meta",
+            "owner=carol",
+            "render",
+            input.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Dispatched Job ID = "))
+        .unwrap_or_else(|| panic!("no dispatched job id in {out}"))
+        .trim()
+        .to_string();
+    assert!(out.contains("Evaluation ID"), "{out}");
+    let job = agent.get(&format!("/v1/job/{id}")).unwrap();
+    assert_eq!(job["Meta"]["owner"], "carol");
+    assert_eq!(job["Payload"], "aGk=");
+    let (code, out) = cli(&agent, &["job", "dispatch", "-detach", "render"]);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("owner"), "{out}");
 
     eprintln!("only parameterized jobs can be dispatched");
     agent.run_hcl(&template_job("plain", ""));

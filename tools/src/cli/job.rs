@@ -52,6 +52,10 @@ pub enum JobSub {
     History(super::job_version::HistoryArgs),
     /// Reverts a job to an earlier version.
     Revert(super::job_version::RevertArgs),
+    /// Acts on periodic jobs (`periodic force`).
+    Periodic(super::job_template::PeriodicCommand),
+    /// Creates a child of a parameterized job with a payload and meta.
+    Dispatch(super::job_template::DispatchArgs),
 }
 
 /// Flags of `job run`.
@@ -165,6 +169,8 @@ pub fn run(cmd: JobCommand) -> Result<i32> {
         JobSub::Inspect(args) => inspect(&client, &args),
         JobSub::History(args) => super::job_version::history(&client, &args),
         JobSub::Revert(args) => super::job_version::revert(&client, &args),
+        JobSub::Periodic(cmd) => super::job_template::periodic(&client, &cmd),
+        JobSub::Dispatch(args) => super::job_template::dispatch(&client, &args),
     }
 }
 

@@ -12,6 +12,7 @@ pub mod deployment;
 pub mod eval;
 pub mod format;
 pub mod job;
+pub mod job_template;
 pub mod job_version;
 pub mod node;
 pub mod operator;
