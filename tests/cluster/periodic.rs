@@ -260,6 +260,18 @@ fn parameterized_jobs_dispatch_children_with_meta_and_payload() {
     assert!(reply.contains("colour"), "{reply}");
     assert_eq!(children(&agent, "render").len(), 2);
 
+    eprintln!("a repeated dispatch with the same idempotency token gives the same child");
+    let body = json!({ "Meta": { "owner": "dave" }, "IdempotencyToken": "once" }).to_string();
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let (code, reply) = agent.send("POST", "/v1/job/render/dispatch", &body);
+        assert_eq!(code, 200, "{reply}");
+        let reply: Value = serde_json::from_str(&reply).unwrap();
+        ids.push(reply["DispatchedJobID"].as_str().unwrap().to_string());
+    }
+    assert_eq!(ids[0], ids[1]);
+    assert_eq!(children(&agent, "render").len(), 3);
+
     eprintln!("the CLI dispatches with -meta and an input file");
     let input = agent.dir.path().join("input.txt");
     std::fs::write(&input, "hi").unwrap();
@@ -298,4 +310,76 @@ fn parameterized_jobs_dispatch_children_with_meta_and_payload() {
         reply.contains("Specified job \"plain\" is not a parameterized job"),
         "{reply}"
     );
+}
+
+fn unix_seconds() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// The launch second a periodic child is named after.
+fn launch_second(child_id: &str, parent: &str) -> i64 {
+    child_id
+        .strip_prefix(&format!("{parent}/periodic-"))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{child_id} is not a periodic child of {parent}"))
+}
+
+#[test]
+fn periodic_launches_after_a_restart_neither_repeat_nor_replay_missed_times() {
+    let mut agent = Agent::start(1, "");
+
+    eprintln!("a job due every second launches while the server runs");
+    agent.run_hcl(&template_job(
+        "beat",
+        r#"periodic {
+    crons = ["* * * * * * *"]
+  }"#,
+    ));
+    agent.wait_for("two beat children", Duration::from_secs(30), |a| {
+        (children(a, "beat").len() >= 2).then_some(())
+    });
+
+    eprintln!("the server is down while several launch times pass");
+    agent.kill9();
+    let down_from = unix_seconds();
+    std::thread::sleep(Duration::from_secs(4));
+    let down_until = unix_seconds();
+    agent.spawn();
+    agent.wait_ready();
+    agent.wait_for("launches after the restart", Duration::from_secs(30), |a| {
+        let after = children(a, "beat")
+            .iter()
+            .filter(|c| launch_second(c["ID"].as_str().unwrap(), "beat") >= down_until)
+            .count();
+        (after >= 2).then_some(())
+    });
+
+    eprintln!("missed times are not replayed one by one, and no launch is repeated");
+    let all = children(&agent, "beat");
+    let replayed: Vec<&str> = all
+        .iter()
+        .map(|c| c["ID"].as_str().unwrap())
+        .filter(|id| {
+            let s = launch_second(id, "beat");
+            s > down_from && s < down_until
+        })
+        .collect();
+    assert!(
+        replayed.is_empty(),
+        "times missed while down were launched: {replayed:?}"
+    );
+    for child in &all {
+        let id = child["ID"].as_str().unwrap();
+        let evals = agent.get(&format!("/v1/job/{id}/evaluations")).unwrap();
+        let launches = evals
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["TriggeredBy"] == "periodic-job")
+            .count();
+        assert_eq!(launches, 1, "{id} launched {launches} times");
+    }
 }
