@@ -31,26 +31,50 @@ impl HeartbeatConfig {
 }
 
 /// Deadlines of the nodes one shard watches.
+///
+/// PERF-CRITICAL: `reset` runs for every heartbeat. A node known to the table is moved by
+/// slot number, so a heartbeat allocates no string; only a node's first heartbeat stores its id.
 #[derive(Default)]
 pub struct HeartbeatTable {
-    deadlines: HashMap<String, Instant>,
+    /// Per node id: its slot and current deadline.
+    deadlines: HashMap<String, (u32, Instant)>,
+    /// Node id per slot; slots of nodes no longer watched are reused.
+    slots: Vec<String>,
+    free_slots: Vec<u32>,
     /// Ordered by deadline for a cheap scan of what expired.
-    by_deadline: BTreeSet<(Instant, String)>,
+    by_deadline: BTreeSet<(Instant, u32)>,
 }
 
 impl HeartbeatTable {
     /// Sets (or moves) a node's deadline.
     pub fn reset(&mut self, node_id: &str, deadline: Instant) {
-        if let Some(old) = self.deadlines.insert(node_id.to_string(), deadline) {
-            self.by_deadline.remove(&(old, node_id.to_string()));
+        if let Some((slot, current)) = self.deadlines.get_mut(node_id) {
+            let removed = self.by_deadline.remove(&(*current, *slot));
+            debug_assert!(removed, "a watched node has its deadline indexed");
+            *current = deadline;
+            self.by_deadline.insert((deadline, *slot));
+            return;
         }
-        self.by_deadline.insert((deadline, node_id.to_string()));
+        let slot = match self.free_slots.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = node_id.to_string();
+                slot
+            }
+            None => {
+                self.slots.push(node_id.to_string());
+                u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 nodes per shard")
+            }
+        };
+        self.deadlines.insert(node_id.to_string(), (slot, deadline));
+        self.by_deadline.insert((deadline, slot));
     }
 
     /// Stops watching a node.
     pub fn remove(&mut self, node_id: &str) {
-        if let Some(old) = self.deadlines.remove(node_id) {
-            self.by_deadline.remove(&(old, node_id.to_string()));
+        if let Some((slot, deadline)) = self.deadlines.remove(node_id) {
+            self.by_deadline.remove(&(deadline, slot));
+            self.slots[slot as usize].clear();
+            self.free_slots.push(slot);
         }
     }
 
@@ -61,8 +85,10 @@ impl HeartbeatTable {
             if *deadline > now {
                 break;
             }
-            let (_, node_id) = self.by_deadline.pop_first().expect("checked non-empty");
+            let (_, slot) = self.by_deadline.pop_first().expect("checked non-empty");
+            let node_id = std::mem::take(&mut self.slots[slot as usize]);
             self.deadlines.remove(&node_id);
+            self.free_slots.push(slot);
             expired.push(node_id);
         }
         expired
@@ -71,6 +97,8 @@ impl HeartbeatTable {
     /// Forgets every node (this server lost leadership).
     pub fn clear(&mut self) {
         self.deadlines.clear();
+        self.slots.clear();
+        self.free_slots.clear();
         self.by_deadline.clear();
     }
 
@@ -141,6 +169,33 @@ mod tests {
         );
         assert_eq!(table.len(), 1);
         table.remove("a");
+        assert!(table.is_empty());
+    }
+
+    #[test]
+    fn slots_are_reused_after_expiry_and_removal() {
+        let mut table = HeartbeatTable::default();
+        let now = Instant::now();
+        for i in 0..100 {
+            table.reset(&format!("n{i}"), now + Duration::from_millis(i));
+        }
+        let expired = table.expire(now + Duration::from_millis(49));
+        assert_eq!(expired.len(), 50);
+        assert_eq!(expired[0], "n0");
+        table.remove("n99");
+        for i in 0..51 {
+            table.reset(&format!("m{i}"), now + Duration::from_secs(60));
+        }
+        assert_eq!(table.slots.len(), 100, "freed slots were taken again");
+        assert_eq!(table.len(), 100);
+        table.reset("n50", now + Duration::from_secs(120));
+        let later = table.expire(now + Duration::from_secs(61));
+        assert_eq!(later.len(), 48 + 51, "n51..n98 and every m, not n50");
+        assert!(table.contains("n50") && !table.contains("n99"));
+        assert_eq!(
+            table.expire(now + Duration::from_secs(200)),
+            vec!["n50".to_string()]
+        );
         assert!(table.is_empty());
     }
 }
