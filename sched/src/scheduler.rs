@@ -309,32 +309,21 @@ fn reschedule_later(
     for l in later {
         if out.followup_evals.is_empty() || l.at_unix_ns - batch_start >= FOLLOWUP_BATCH_WINDOW_NS {
             batch_start = l.at_unix_ns;
-            out.followup_evals.push(Evaluation {
-                id: new_id(&mut env.rng),
-                namespace: eval.namespace.clone(),
-                priority: eval.priority,
-                job_type: eval.job_type,
-                triggered_by: triggers::ALLOC_FAILURE.to_string(),
-                job_id: eval.job_id.clone(),
-                job_modify_index: job.job_modify_index,
-                node_id: String::new(),
-                node_modify_index: 0,
-                status: EvalStatus::Pending,
-                status_description: "created for delayed rescheduling".to_string(),
-                wait_until_unix_ns: l.at_unix_ns,
-                next_eval: String::new(),
-                previous_eval: eval.id.clone(),
-                blocked_eval: String::new(),
-                failed_tg_allocs: BTreeMap::new(),
-                class_eligibility: BTreeMap::new(),
-                escaped_computed_class: false,
-                queued_allocations: BTreeMap::new(),
-                snapshot_index: 0,
-                create_index: 0,
-                modify_index: 0,
-                create_time_ns: env.now_unix_ns,
-                modify_time_ns: env.now_unix_ns,
-            });
+            let mut followup = Evaluation::new(
+                new_id(&mut env.rng),
+                &eval.namespace,
+                &eval.job_id,
+                eval.job_type,
+                eval.priority,
+                triggers::ALLOC_FAILURE,
+                EvalStatus::Pending,
+                env.now_unix_ns,
+            );
+            followup.job_modify_index = job.job_modify_index;
+            followup.status_description = "created for delayed rescheduling".to_string();
+            followup.wait_until_unix_ns = l.at_unix_ns;
+            followup.previous_eval = eval.id.clone();
+            out.followup_evals.push(followup);
         }
         let followup = out.followup_evals.last().expect("pushed above");
         let mut a = l.alloc.clone();
@@ -470,32 +459,17 @@ fn preemption_followups(view: &dyn StateView, env: &mut SchedEnv, out: &mut Sche
         let Some(job) = view.job(namespace, job_id) else {
             continue;
         };
-        let eval = Evaluation {
-            id: new_id(&mut env.rng),
-            namespace: namespace.to_string(),
-            priority: job.priority,
-            job_type: job.job_type,
-            triggered_by: triggers::PREEMPTION.to_string(),
-            job_id: job_id.to_string(),
-            job_modify_index: job.job_modify_index,
-            node_id: String::new(),
-            node_modify_index: 0,
-            status: EvalStatus::Pending,
-            status_description: String::new(),
-            wait_until_unix_ns: 0,
-            next_eval: String::new(),
-            previous_eval: String::new(),
-            blocked_eval: String::new(),
-            failed_tg_allocs: BTreeMap::new(),
-            class_eligibility: BTreeMap::new(),
-            escaped_computed_class: false,
-            queued_allocations: BTreeMap::new(),
-            snapshot_index: 0,
-            create_index: 0,
-            modify_index: 0,
-            create_time_ns: env.now_unix_ns,
-            modify_time_ns: env.now_unix_ns,
-        };
+        let mut eval = Evaluation::new(
+            new_id(&mut env.rng),
+            namespace,
+            job_id,
+            job.job_type,
+            job.priority,
+            triggers::PREEMPTION,
+            EvalStatus::Pending,
+            env.now_unix_ns,
+        );
+        eval.job_modify_index = job.job_modify_index;
         out.followup_evals.push(eval);
     }
 }
@@ -553,31 +527,23 @@ fn blocked_eval(
     snapshot_index: u64,
     env: &mut SchedEnv,
 ) -> Evaluation {
-    Evaluation {
-        id: new_id(&mut env.rng),
-        namespace: eval.namespace.clone(),
-        priority: eval.priority,
-        job_type: eval.job_type,
-        triggered_by: triggers::QUEUED_ALLOCS.to_string(),
-        job_id: eval.job_id.clone(),
-        job_modify_index: job.job_modify_index,
-        node_id: String::new(),
-        node_modify_index: 0,
-        status: EvalStatus::Blocked,
-        status_description: "created to place remaining allocations".to_string(),
-        wait_until_unix_ns: 0,
-        next_eval: String::new(),
-        previous_eval: eval.id.clone(),
-        blocked_eval: String::new(),
-        failed_tg_allocs: out.failed_tg_allocs.clone(),
-        class_eligibility: BTreeMap::new(),
-        // drover does not compute node classes, so any node change may unblock it.
-        escaped_computed_class: true,
-        queued_allocations: out.queued_allocations.clone(),
-        snapshot_index,
-        create_index: 0,
-        modify_index: 0,
-        create_time_ns: env.now_unix_ns,
-        modify_time_ns: env.now_unix_ns,
-    }
+    let mut blocked = Evaluation::new(
+        new_id(&mut env.rng),
+        &eval.namespace,
+        &eval.job_id,
+        eval.job_type,
+        eval.priority,
+        triggers::QUEUED_ALLOCS,
+        EvalStatus::Blocked,
+        env.now_unix_ns,
+    );
+    blocked.job_modify_index = job.job_modify_index;
+    blocked.status_description = "created to place remaining allocations".to_string();
+    blocked.previous_eval = eval.id.clone();
+    blocked.failed_tg_allocs = out.failed_tg_allocs.clone();
+    // drover does not compute node classes, so any node change may unblock it.
+    blocked.escaped_computed_class = true;
+    blocked.queued_allocations = out.queued_allocations.clone();
+    blocked.snapshot_index = snapshot_index;
+    blocked
 }

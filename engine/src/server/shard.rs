@@ -345,32 +345,16 @@ pub fn new_eval(
     priority: u16,
     triggered_by: &str,
 ) -> Evaluation {
-    Evaluation {
-        id: sched::structs::new_id(&mut rand::thread_rng()),
-        namespace: namespace.to_string(),
-        priority,
+    Evaluation::new(
+        sched::structs::new_id(&mut rand::thread_rng()),
+        namespace,
+        job_id,
         job_type,
-        triggered_by: triggered_by.to_string(),
-        job_id: job_id.to_string(),
-        job_modify_index: 0,
-        node_id: String::new(),
-        node_modify_index: 0,
-        status: EvalStatus::Pending,
-        status_description: String::new(),
-        wait_until_unix_ns: 0,
-        next_eval: String::new(),
-        previous_eval: String::new(),
-        blocked_eval: String::new(),
-        failed_tg_allocs: Default::default(),
-        class_eligibility: Default::default(),
-        escaped_computed_class: false,
-        queued_allocations: Default::default(),
-        snapshot_index: 0,
-        create_index: 0,
-        modify_index: 0,
-        create_time_ns: 0,
-        modify_time_ns: 0,
-    }
+        priority,
+        triggered_by,
+        EvalStatus::Pending,
+        0,
+    )
 }
 
 /// Returns the evaluations a node status change triggers: one per job with live allocations

@@ -79,3 +79,46 @@ pub struct Evaluation {
     pub create_time_ns: i64,
     pub modify_time_ns: i64,
 }
+
+impl Evaluation {
+    /// An evaluation of a job with every optional field empty; callers set what differs
+    /// (`wait_until_unix_ns`, `previous_eval`, `node_id`...).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: String,
+        namespace: &str,
+        job_id: &str,
+        job_type: JobType,
+        priority: u16,
+        triggered_by: &str,
+        status: EvalStatus,
+        now_unix_ns: i64,
+    ) -> Evaluation {
+        Evaluation {
+            id,
+            namespace: namespace.to_string(),
+            priority,
+            job_type,
+            triggered_by: triggered_by.to_string(),
+            job_id: job_id.to_string(),
+            job_modify_index: 0,
+            node_id: String::new(),
+            node_modify_index: 0,
+            status,
+            status_description: String::new(),
+            wait_until_unix_ns: 0,
+            next_eval: String::new(),
+            previous_eval: String::new(),
+            blocked_eval: String::new(),
+            failed_tg_allocs: BTreeMap::new(),
+            class_eligibility: BTreeMap::new(),
+            escaped_computed_class: false,
+            queued_allocations: BTreeMap::new(),
+            snapshot_index: 0,
+            create_index: 0,
+            modify_index: 0,
+            create_time_ns: now_unix_ns,
+            modify_time_ns: now_unix_ns,
+        }
+    }
+}
