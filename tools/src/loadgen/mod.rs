@@ -1,7 +1,7 @@
 //! `drover-loadgen`: drives a server with a simulated fleet and reports one JSON line.
 //!
 //! Scenarios: `place` (register nodes, submit jobs over HTTP, time until every allocation is
-//! placed and running as the simulated nodes see it), `heartbeats` (hold a fleet on the
+//! placed and running as the simulated nodes see it), `c1m` (`place` at the C1M shape), `heartbeats` (hold a fleet on the
 //! heartbeat path and measure rate, latency and false node-downs), `api` (register many jobs,
 //! time `GET /v1/jobs`) and `failover` (three servers of its own, leader killed per trial).
 //! Start at `run`.
@@ -27,6 +27,9 @@ const PREFLIGHT_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum Scenario {
     /// Register nodes, submit jobs, wait until every allocation is placed and running.
     Place,
+    /// `place` with the C1M shape: 5,000 nodes of 16,000 MHz / 32 GiB, 1,000 service jobs of
+    /// count 1,000 asking 50 MHz / 32 MiB; `-nodes`, `-jobs`, `-count` and the sizes are fixed.
+    C1m,
     /// Keep nodes heartbeating for a while; report rate, latency and false node-downs.
     Heartbeats,
     /// Register `-jobs` jobs, then time `-queries` reads of `GET /v1/jobs`.
@@ -40,6 +43,7 @@ impl Scenario {
     fn as_str(&self) -> &'static str {
         match self {
             Scenario::Place => "place",
+            Scenario::C1m => "c1m",
             Scenario::Heartbeats => "heartbeats",
             Scenario::Failover => "failover",
             Scenario::Api => "api",
@@ -132,8 +136,28 @@ pub struct Report {
     pub completed: bool,
 }
 
+/// The C1M shape (Nomad's million-container challenge): nodes, jobs, count per job.
+pub const C1M_NODES: usize = 5_000;
+pub const C1M_JOBS: usize = 1_000;
+pub const C1M_COUNT: u64 = 1_000;
+
+/// Applies a scenario's fixed shape to the arguments.
+fn with_shape(mut args: LoadgenArgs) -> LoadgenArgs {
+    if args.scenario == Scenario::C1m {
+        args.nodes = C1M_NODES;
+        args.jobs = C1M_JOBS;
+        args.count = C1M_COUNT;
+        args.cpu = 50;
+        args.memory = 32;
+        args.node_cpu = 16_000;
+        args.node_memory = 32_768;
+    }
+    args
+}
+
 /// Runs the scenario; errors when the server is unreachable or the arguments are unusable.
 pub fn run(args: LoadgenArgs) -> anyhow::Result<Report> {
+    let args = with_shape(args);
     validate(&args)?;
     if args.scenario == Scenario::Failover {
         raise_memlock_limit();
@@ -244,6 +268,12 @@ mod tests {
         assert_eq!(args.rpc, "10.0.0.1:4647");
         assert_eq!(args.scenario, Scenario::Place);
         assert_eq!(parse("x heartbeats").scenario, Scenario::Heartbeats);
+        let c1m = with_shape(parse("x -nodes 3 -count 2 c1m"));
+        assert_eq!(
+            (c1m.nodes, c1m.jobs, c1m.count, c1m.node_memory),
+            (C1M_NODES, C1M_JOBS, C1M_COUNT, 32_768),
+            "c1m fixes its shape"
+        );
     }
 
     #[test]

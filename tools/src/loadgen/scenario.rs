@@ -61,7 +61,9 @@ pub(super) async fn run(
         false
     } else {
         match args.scenario {
-            Scenario::Place => place(&args, &http_base, &stats, timeout, &mut report).await,
+            Scenario::Place | Scenario::C1m => {
+                place(&args, &http_base, &stats, timeout, &mut report).await
+            }
             Scenario::Heartbeats => heartbeats(&args, &http_base, &stats, &mut report).await,
             Scenario::Api => api(&args, &http_base, &mut report).await,
             // Runs before any fleet is started (see `super::run`).
