@@ -346,6 +346,7 @@ fn args(http: SocketAddr, rpc: SocketAddr, scenario: Scenario) -> LoadgenArgs {
         trials: 1,
         queries: 1,
         datacenter: "dc1".into(),
+        out: None,
         scenario,
     }
 }
@@ -355,9 +356,27 @@ fn place_scenario_reports_every_allocation_placed_and_running() {
     let world = Arc::new(Mutex::new(World::default()));
     let rpc = start_rpc(world.clone());
     let http = start_http(world.clone());
-    let report = run(args(http, rpc, Scenario::Place)).expect("run");
+    let out = tempfile::tempdir().expect("out dir");
+    let report = run(LoadgenArgs {
+        out: Some(out.path().join("series")),
+        ..args(http, rpc, Scenario::Place)
+    })
+    .expect("run");
     let json = &report.json;
     assert!(report.completed, "place did not complete: {json}");
+    let series: Vec<serde_json::Value> = serde_json::from_slice(
+        &std::fs::read(out.path().join("series/series.json")).expect("series.json written"),
+    )
+    .expect("series is JSON");
+    assert!(!series.is_empty(), "at least the closing sample");
+    assert_eq!(
+        series.last().unwrap()["allocs_running"],
+        15,
+        "the last sample saw every allocation running: {series:?}"
+    );
+    assert!(std::fs::read_to_string(out.path().join("series/chart.svg"))
+        .expect("chart.svg written")
+        .contains("<polyline"));
     assert_eq!(json["scenario"], "place");
     assert_eq!(json["nodes_registered"], 4);
     assert_eq!(json["jobs_submitted"], 3);

@@ -9,6 +9,7 @@
 mod failover;
 mod http;
 mod scenario;
+pub mod series;
 
 use std::io::IsTerminal;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -106,6 +107,10 @@ pub struct LoadgenArgs {
     /// Leader kills in the failover scenario.
     #[arg(long = "trials", default_value_t = 10)]
     pub trials: usize,
+    /// Writes the per-second series (`series.json`) and a chart (`chart.svg`) into this
+    /// directory (place, c1m, heartbeats, api).
+    #[arg(long = "out")]
+    pub out: Option<std::path::PathBuf>,
     /// Scenario to run.
     #[arg(value_enum)]
     pub scenario: Scenario,
@@ -187,6 +192,9 @@ fn validate(args: &LoadgenArgs) -> anyhow::Result<()> {
     }
     if args.scenario == Scenario::Place && (args.jobs == 0 || args.count == 0) {
         anyhow::bail!("-jobs and -count: must be at least 1 for the place scenario");
+    }
+    if args.scenario == Scenario::Failover && args.out.is_some() {
+        anyhow::bail!("-out: the failover scenario reports trials, not a time series");
     }
     if args.scenario == Scenario::Failover && args.trials == 0 {
         anyhow::bail!("-trials: must be at least 1");

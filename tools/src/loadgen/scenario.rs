@@ -1,5 +1,6 @@
 //! The scenarios, run on the load generator's executor beside the simulated fleet.
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -56,6 +57,15 @@ pub(super) async fn run(
         "nodes_registered": stats.snapshot().nodes_registered,
         "seconds_to_register": seconds_to_register,
     });
+    let samples = Rc::new(RefCell::new(Vec::new()));
+    let recorder_stop = StopSignal::new();
+    let recorder = args.out.as_ref().map(|_| {
+        glommio::spawn_local(super::series::record(
+            stats.clone(),
+            recorder_stop.clone(),
+            samples.clone(),
+        ))
+    });
     let completed = if !registered {
         report["error"] = json!("timed out waiting for the nodes to register");
         false
@@ -70,11 +80,24 @@ pub(super) async fn run(
             Scenario::Failover => false,
         }
     };
+    recorder_stop.stop();
+    if let Some(recorder) = recorder {
+        recorder.await;
+    }
     let last = stats.snapshot();
     report["sim_errors"] = json!(last.errors);
     report["reregistrations"] = json!(last.reregistrations);
     stop.stop();
     fleet.await;
+    if let Some(dir) = args.out.as_ref() {
+        let title = format!(
+            "drover-loadgen {} ({} nodes)",
+            args.scenario.as_str(),
+            args.nodes
+        );
+        super::series::write(dir, &title, &samples.borrow())?;
+        report["out"] = json!(dir.display().to_string());
+    }
     Ok(Report {
         json: report,
         completed,
