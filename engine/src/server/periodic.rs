@@ -362,28 +362,22 @@ pub async fn force_launch(
     }
 }
 
-/// Runs the dispatcher on its home shard until the shard stops. It wakes on every published
-/// view and on `PERIODIC_TICK`, and acts only while this server leads, so it starts and stops
-/// with leadership. A round waits until its launches are visible before the next one, or the
-/// next round would see no record and launch the same time again.
+/// Runs the dispatcher on its home shard until the shard stops. It wakes every
+/// `PERIODIC_TICK` (launches are due by time, so a new view alone changes nothing), and acts
+/// only while this server leads, so it starts and stops with leadership. A round waits until
+/// its launches are visible before the next one, or the next round would see no record and
+/// launch the same time again.
 pub async fn periodic_loop(core: Rc<ShardCore>) {
     assert_eq!(
         core.id, PERIODIC_HOME_SHARD,
         "periodic dispatcher started off its home shard"
     );
-    let mut view = core.shared.view.clone();
     // Skipped launch times are this leader's own: a new leader may launch once more for a
     // time skipped here, which is what Nomad does too.
     let mut cursors: BTreeMap<JobKey, i64> = BTreeMap::new();
     let mut was_leader = false;
     while !core.stopped.get() {
-        futures_lite::future::or(
-            async {
-                let _ = view.changed().await;
-            },
-            glommio::timer::sleep(PERIODIC_TICK),
-        )
-        .await;
+        glommio::timer::sleep(PERIODIC_TICK).await;
         let leading = core.is_leader.get();
         if leading != was_leader {
             cursors.clear();
@@ -392,7 +386,7 @@ pub async fn periodic_loop(core: Rc<ShardCore>) {
         if !leading {
             continue;
         }
-        let state: Arc<ClusterState> = view.borrow_and_update().clone();
+        let state: Arc<ClusterState> = core.state();
         let round = launch_round(&state, &cursors, now_unix_ns());
         for (k, skipped) in &round.skipped {
             tracing::info!(job = %k.1, launch_unix_ns = skipped, "periodic: skipping launch, a previous child still runs");
