@@ -1,7 +1,8 @@
 //! Periodic and parameterized jobs through a real dev agent: periodic templates launch
 //! `<id>/periodic-<unix>` children and never run themselves, `prohibit_overlap` holds a launch
 //! back while a child runs, `periodic/force` launches at once, and dispatch creates
-//! `<id>/dispatch-...` children carrying their meta and payload.
+//! `<id>/dispatch-...` children carrying their meta and payload. Launches survive a restart
+//! and a leader change without repeats.
 
 use std::time::Duration;
 
@@ -374,6 +375,69 @@ fn periodic_launches_after_a_restart_neither_repeat_nor_replay_missed_times() {
     for child in &all {
         let id = child["ID"].as_str().unwrap();
         let evals = agent.get(&format!("/v1/job/{id}/evaluations")).unwrap();
+        let launches = evals
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["TriggeredBy"] == "periodic-job")
+            .count();
+        assert_eq!(launches, 1, "{id} launched {launches} times");
+    }
+}
+
+#[test]
+fn a_new_leader_continues_periodic_launches_without_repeating_any() {
+    use crate::ha_harness::{register_hcl, Servers};
+    let mut c = Servers::start(3, "", "");
+    let leader = c.wait_for_leader(Duration::from_secs(60));
+
+    eprintln!("the first leader launches children of a job due every second");
+    let (code, body) = register_hcl(
+        &c.servers[leader],
+        &template_job(
+            "relay",
+            r#"periodic {
+    crons = ["* * * * * * *"]
+  }"#,
+        ),
+    )
+    .unwrap();
+    assert_eq!(code, 200, "{body}");
+    let list = |c: &Servers, i: usize| -> Vec<String> {
+        c.servers[i]
+            .get("/v1/jobs")
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|j| j["ParentID"] == "relay")
+            .map(|j| j["ID"].as_str().unwrap().to_string())
+            .collect()
+    };
+    c.wait_for(
+        "launches by the first leader",
+        Duration::from_secs(30),
+        |c| (list(c, leader).len() >= 2).then_some(()),
+    );
+
+    eprintln!("the leader dies; the next one carries on from the replicated launch record");
+    c.servers[leader].kill9();
+    let killed_s = unix_seconds();
+    let new = c.wait_for_leader(Duration::from_secs(60));
+    assert_ne!(new, leader);
+    c.wait_for("launches by the new leader", Duration::from_secs(30), |c| {
+        let later = list(c, new)
+            .iter()
+            .filter(|id| launch_second(id, "relay") > killed_s + 1)
+            .count();
+        (later >= 2).then_some(())
+    });
+
+    eprintln!("every launch happened exactly once");
+    for id in list(&c, new) {
+        let evals = c.servers[new]
+            .get(&format!("/v1/job/{id}/evaluations"))
+            .unwrap();
         let launches = evals
             .as_array()
             .unwrap()
