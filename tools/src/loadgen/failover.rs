@@ -82,19 +82,19 @@ impl Drop for Server {
     }
 }
 
-fn get(base: &str, path: &str) -> anyhow::Result<Value> {
+pub(super) fn get(base: &str, path: &str) -> anyhow::Result<Value> {
     Ok(http::agent(Duration::from_secs(5))
         .get(&format!("{base}{path}"))
         .call()?
         .into_json()?)
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(super) fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// The `drover` binary next to this one.
-fn drover_binary() -> anyhow::Result<PathBuf> {
+pub(super) fn drover_binary() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let path = exe
         .parent()

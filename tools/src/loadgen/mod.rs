@@ -3,11 +3,13 @@
 //! Scenarios: `place` (register nodes, submit jobs over HTTP, time until every allocation is
 //! placed and running as the simulated nodes see it), `c1m` (`place` at the C1M shape), `heartbeats` (hold a fleet on the
 //! heartbeat path and measure rate, latency and false node-downs), `api` (register many jobs,
-//! time `GET /v1/jobs`) and `failover` (three servers of its own, leader killed per trial).
+//! time `GET /v1/jobs`), `failover` (three servers of its own, leader killed per trial) and
+//! `restart` (one server of its own, filled, restarted, timed until it serves again).
 //! Start at `run`.
 
 mod failover;
 mod http;
+mod restart;
 mod scenario;
 pub mod series;
 
@@ -35,6 +37,10 @@ pub enum Scenario {
     Heartbeats,
     /// Register `-jobs` jobs, then time `-queries` reads of `GET /v1/jobs`.
     Api,
+    /// Start a server of its own, fill it with `-jobs` × `-count` allocations (as `place`),
+    /// restart it, and time until it serves the whole state again; reports its memory per
+    /// allocation before and after.
+    Restart,
     /// Start 3 servers, kill the leader repeatedly under load; time to a new leader and to
     /// the first placement after it (`-nodes` is per server, `-trials` the repetitions).
     Failover,
@@ -47,6 +53,7 @@ impl Scenario {
             Scenario::C1m => "c1m",
             Scenario::Heartbeats => "heartbeats",
             Scenario::Failover => "failover",
+            Scenario::Restart => "restart",
             Scenario::Api => "api",
         }
     }
@@ -168,6 +175,10 @@ pub fn run(args: LoadgenArgs) -> anyhow::Result<Report> {
         raise_memlock_limit();
         return failover::run(&args);
     }
+    if args.scenario == Scenario::Restart {
+        raise_memlock_limit();
+        return restart::run(&args);
+    }
     let rpc_addr = resolve_rpc(&args.rpc)?;
     let http_base = args.http.trim_end_matches('/').to_string();
     preflight(&http_base, rpc_addr)?;
@@ -193,8 +204,11 @@ fn validate(args: &LoadgenArgs) -> anyhow::Result<()> {
     if args.scenario == Scenario::Place && (args.jobs == 0 || args.count == 0) {
         anyhow::bail!("-jobs and -count: must be at least 1 for the place scenario");
     }
-    if args.scenario == Scenario::Failover && args.out.is_some() {
-        anyhow::bail!("-out: the failover scenario reports trials, not a time series");
+    if matches!(args.scenario, Scenario::Failover | Scenario::Restart) && args.out.is_some() {
+        anyhow::bail!("-out: the failover and restart scenarios report no time series");
+    }
+    if args.scenario == Scenario::Restart && (args.jobs == 0 || args.count == 0) {
+        anyhow::bail!("-jobs and -count: must be at least 1 for the restart scenario");
     }
     if args.scenario == Scenario::Failover && args.trials == 0 {
         anyhow::bail!("-trials: must be at least 1");

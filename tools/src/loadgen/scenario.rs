@@ -76,8 +76,8 @@ pub(super) async fn run(
             }
             Scenario::Heartbeats => heartbeats(&args, &http_base, &stats, &mut report).await,
             Scenario::Api => api(&args, &http_base, &mut report).await,
-            // Runs before any fleet is started (see `super::run`).
-            Scenario::Failover => false,
+            // Run before any fleet is started (see `super::run`).
+            Scenario::Failover | Scenario::Restart => false,
         }
     };
     recorder_stop.stop();
