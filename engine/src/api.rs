@@ -326,6 +326,14 @@ pub trait Cluster: Clone + 'static {
             "periodic launches are not served here",
         ))
     }
+    /// Commits `payload` as one Raft write that changes no state and returns its index: the
+    /// raw write test (`PUT /v1/operator/raft/write-test`), served only with `enable_debug`.
+    async fn raft_write_test(&self, payload: Vec<u8>) -> Result<u64, EngineError> {
+        let _ = payload;
+        Err(EngineError::PermissionDenied {
+            reason: "the Raft write test is not served here".to_string(),
+        })
+    }
     /// Replaces the scheduler configuration. With `cas`, only when the stored configuration's
     /// modify index equals it. Returns whether it was updated and the write's index.
     async fn set_scheduler_config(

@@ -46,6 +46,9 @@ pub struct AgentConfig {
     pub leave_on_interrupt: bool,
     /// Leave the server pool gracefully on SIGTERM (default false).
     pub leave_on_terminate: bool,
+    /// Serves the debugging endpoints (Nomad's `enable_debug`); here that is the raw Raft
+    /// write test, `PUT /v1/operator/raft/write-test`. On in `-dev` mode, as in Nomad.
+    pub enable_debug: bool,
 }
 
 impl Default for AgentConfig {
@@ -65,6 +68,7 @@ impl Default for AgentConfig {
             autopilot: AutopilotConfig::default(),
             leave_on_interrupt: false,
             leave_on_terminate: false,
+            enable_debug: false,
         }
     }
 }
@@ -75,6 +79,7 @@ impl AgentConfig {
         let mut config = AgentConfig {
             bind_addr: "127.0.0.1".to_string(),
             data_dir: PathBuf::from("./drover-data"),
+            enable_debug: true,
             ..AgentConfig::default()
         };
         config.server.enabled = true;

@@ -15,5 +15,6 @@ mod periodic;
 mod placement;
 mod preemption;
 mod python_nomad;
+mod raft_write_test;
 mod reschedule;
 mod scheduler_config;

@@ -222,6 +222,21 @@ impl Cluster for Handle {
         })
     }
 
+    async fn raft_write_test(&self, payload: Vec<u8>) -> Result<u64, EngineError> {
+        if !self.core.shared.config.enable_debug {
+            return Err(EngineError::PermissionDenied {
+                reason: "the Raft write test needs enable_debug = true in the agent configuration"
+                    .to_string(),
+            });
+        }
+        self.leader_required()?;
+        let resp = self
+            .core
+            .propose(vec![Command::WriteTest { payload }])
+            .await?;
+        Ok(resp.index)
+    }
+
     async fn set_scheduler_config(
         &self,
         config: sched::SchedulerConfig,

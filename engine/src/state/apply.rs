@@ -330,6 +330,7 @@ impl ClusterState {
                 job_id,
                 launch_unix_ns,
             } => self.apply_periodic_launch(index, namespace, job_id, *launch_unix_ns),
+            Command::WriteTest { .. } => CommandResult::Applied,
         }
     }
 

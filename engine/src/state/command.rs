@@ -100,6 +100,10 @@ pub enum Command {
         job_id: String,
         launch_unix_ns: i64,
     },
+    /// Commits its payload and changes no state: the raw replicated write behind
+    /// `PUT /v1/operator/raft/write-test` (agents with `enable_debug`), which measures the
+    /// commit rate of the log itself.
+    WriteTest { payload: Vec<u8> },
 }
 
 /// The last launch of a periodic job, as replicated and kept in snapshots.

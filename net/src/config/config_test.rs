@@ -475,3 +475,13 @@ fn leave_on_signal_keys() {
         "{err}"
     );
 }
+
+#[test]
+fn enable_debug_is_off_by_default_on_in_dev_and_must_be_a_bool() {
+    assert!(!AgentConfig::default().enable_debug);
+    assert!(AgentConfig::dev().enable_debug);
+    assert!(parse("enable_debug = true\n").unwrap().enable_debug);
+    let err = parse("enable_debug = 1\n").unwrap_err();
+    assert_eq!(err.errors.len(), 1, "{err}");
+    assert_eq!(err.errors[0].path, "enable_debug");
+}

@@ -95,6 +95,7 @@ impl Apply {
                 "log_json" => set!(self, item, path, boolean, log_json),
                 "leave_on_interrupt" => set!(self, item, path, boolean, leave_on_interrupt),
                 "leave_on_terminate" => set!(self, item, path, boolean, leave_on_terminate),
+                "enable_debug" => set!(self, item, path, boolean, enable_debug),
                 "shards" => {
                     if let Some(v) = self.count(item, &path, usize::MAX as u64) {
                         self.config.shards = Some(v as usize);

@@ -72,7 +72,8 @@ impl From<EngineError> for HttpError {
         };
         let message = match &e {
             EngineError::NotFound { kind, .. } => format!("{kind} not found"),
-            EngineError::PermissionDenied { .. } => "Permission denied".to_string(),
+            // Nomad's wording first (clients match on it), then what to change.
+            EngineError::PermissionDenied { reason } => format!("Permission denied: {reason}"),
             _ => e.to_string(),
         };
         HttpError::new(status, message)

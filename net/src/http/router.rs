@@ -139,6 +139,10 @@ async fn route<C: Cluster>(ctx: &mut Ctx<'_, C>, path: &str) -> Result<HttpRespo
             Method::PUT | Method::POST => operator::set_scheduler(ctx).await,
             _ => Err(HttpError::method_not_allowed()),
         },
+        "operator/raft/write-test" => {
+            allow(&method, WRITE)?;
+            operator::raft_write_test(ctx).await
+        }
         "operator/raft/configuration" => {
             allow(&method, READ)?;
             agent::raft_configuration(ctx)

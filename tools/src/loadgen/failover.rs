@@ -22,7 +22,7 @@ use super::{http, progress, LoadgenArgs, Report};
 /// How long a trial may wait for each of its steps.
 const STEP_TIMEOUT: Duration = Duration::from_secs(60);
 
-struct Server {
+pub(super) struct Server {
     name: String,
     dir: PathBuf,
     http: u16,
@@ -31,7 +31,7 @@ struct Server {
 }
 
 impl Server {
-    fn base(&self) -> String {
+    pub(super) fn base(&self) -> String {
         format!("http://127.0.0.1:{}", self.http)
     }
 
@@ -109,7 +109,7 @@ pub(super) fn drover_binary() -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-fn wait_until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
+pub(super) fn wait_until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
     let deadline = Instant::now() + STEP_TIMEOUT;
     loop {
         if let Some(v) = f() {
@@ -159,12 +159,18 @@ fn summary(values: &[f64]) -> Value {
 }
 
 /// Runs the scenario; `args.nodes` is the number of simulated nodes per server.
-pub(super) fn run(args: &LoadgenArgs) -> anyhow::Result<Report> {
-    let drover = drover_binary()?;
-    let root = tempfile::tempdir()?;
+/// Starts three servers under `root` (one directory each, loopback ports, `extra_hcl` added
+/// to every configuration), each with `dev_nodes` simulated nodes, and waits until they agree
+/// on a leader; returns them and the leader's position.
+pub(super) fn start_three(
+    root: &std::path::Path,
+    drover: &PathBuf,
+    dev_nodes: usize,
+    extra_hcl: &str,
+) -> anyhow::Result<(Vec<Server>, usize)> {
     let mut servers = Vec::new();
     for i in 0..3 {
-        let dir = root.path().join(format!("s{i}"));
+        let dir = root.join(format!("s{i}"));
         std::fs::create_dir_all(&dir)?;
         servers.push((dir, free_port()?, free_port()?, free_port()?));
     }
@@ -175,7 +181,7 @@ pub(super) fn run(args: &LoadgenArgs) -> anyhow::Result<Report> {
     let mut running = Vec::new();
     for (i, (dir, http_port, rpc, serf)) in servers.into_iter().enumerate() {
         let config = format!(
-            "name = \"s{i}\"\nbind_addr = \"127.0.0.1\"\ndata_dir = \"{}\"\nports {{\n  http = {http_port}\n  rpc = {rpc}\n  serf = {serf}\n}}\nserver {{\n  enabled = true\n  bootstrap_expect = 3\n  server_join {{\n    retry_join = [{}]\n    retry_interval = \"1s\"\n  }}\n}}\n",
+            "name = \"s{i}\"\nbind_addr = \"127.0.0.1\"\ndata_dir = \"{}\"\nports {{\n  http = {http_port}\n  rpc = {rpc}\n  serf = {serf}\n}}\nserver {{\n  enabled = true\n  bootstrap_expect = 3\n  server_join {{\n    retry_join = [{}]\n    retry_interval = \"1s\"\n  }}\n}}\n{extra_hcl}\n",
             dir.join("data").display(),
             serfs.join(", ")
         );
@@ -187,18 +193,26 @@ pub(super) fn run(args: &LoadgenArgs) -> anyhow::Result<Report> {
             rpc,
             child: None,
         };
-        s.spawn(&drover, args.nodes)?;
+        s.spawn(drover, dev_nodes)?;
         running.push(s);
     }
-    let mut servers = running;
-    let agreed = |servers: &[Server]| -> Option<usize> {
-        let leaders: Vec<String> = servers.iter().map(Server::leader).collect();
-        if leaders.iter().any(String::is_empty) || leaders.iter().any(|l| *l != leaders[0]) {
-            return None;
-        }
-        servers.iter().position(|s| s.rpc_addr() == leaders[0])
-    };
-    wait_until("the cluster to form", || agreed(&servers))?;
+    let leader = wait_until("the cluster to form", || agreed(&running))?;
+    Ok((running, leader))
+}
+
+/// The position of the leader all servers name, if they agree.
+fn agreed(servers: &[Server]) -> Option<usize> {
+    let leaders: Vec<String> = servers.iter().map(Server::leader).collect();
+    if leaders.iter().any(String::is_empty) || leaders.iter().any(|l| *l != leaders[0]) {
+        return None;
+    }
+    servers.iter().position(|s| s.rpc_addr() == leaders[0])
+}
+
+pub(super) fn run(args: &LoadgenArgs) -> anyhow::Result<Report> {
+    let drover = drover_binary()?;
+    let root = tempfile::tempdir()?;
+    let (mut servers, _) = start_three(root.path(), &drover, args.nodes, "")?;
     let expected_nodes = args.nodes * 3;
     wait_until("every simulated node to register", || {
         let nodes = get(&servers[0].base(), "/v1/nodes?stale=true").ok()?;

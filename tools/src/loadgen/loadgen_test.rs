@@ -346,6 +346,8 @@ fn args(http: SocketAddr, rpc: SocketAddr, scenario: Scenario) -> LoadgenArgs {
         trials: 1,
         queries: 1,
         datacenter: "dc1".into(),
+        payloads: "256,4096".into(),
+        etcd: false,
         out: None,
         scenario,
     }

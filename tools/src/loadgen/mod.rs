@@ -4,11 +4,13 @@
 //! placed and running as the simulated nodes see it), `c1m` (`place` at the C1M shape), `heartbeats` (hold a fleet on the
 //! heartbeat path and measure rate, latency and false node-downs), `api` (register many jobs,
 //! time `GET /v1/jobs`), `failover` (three servers of its own, leader killed per trial) and
-//! `restart` (one server of its own, filled, restarted, timed until it serves again).
+//! `restart` (one server of its own, filled, restarted, timed until it serves again) and
+//! `raft` (three servers of its own, raw replicated writes; optionally a local etcd too).
 //! Start at `run`.
 
 mod failover;
 mod http;
+mod raft;
 mod restart;
 mod scenario;
 pub mod series;
@@ -41,6 +43,10 @@ pub enum Scenario {
     /// restart it, and time until it serves the whole state again; reports its memory per
     /// allocation before and after.
     Restart,
+    /// Start 3 servers with `enable_debug` and time raw Raft writes (`-payloads` sizes,
+    /// `-submitters` concurrent writers, `-duration-secs` each); `-etcd` measures a local
+    /// three-member etcd the same way.
+    Raft,
     /// Start 3 servers, kill the leader repeatedly under load; time to a new leader and to
     /// the first placement after it (`-nodes` is per server, `-trials` the repetitions).
     Failover,
@@ -54,6 +60,7 @@ impl Scenario {
             Scenario::Heartbeats => "heartbeats",
             Scenario::Failover => "failover",
             Scenario::Restart => "restart",
+            Scenario::Raft => "raft",
             Scenario::Api => "api",
         }
     }
@@ -114,6 +121,12 @@ pub struct LoadgenArgs {
     /// Leader kills in the failover scenario.
     #[arg(long = "trials", default_value_t = 10)]
     pub trials: usize,
+    /// Payload sizes in bytes of the raft scenario, comma-separated.
+    #[arg(long = "payloads", default_value = "256,4096")]
+    pub payloads: String,
+    /// The raft scenario also measures a local three-member etcd (Debian's etcd-server).
+    #[arg(long = "etcd")]
+    pub etcd: bool,
     /// Writes the per-second series (`series.json`) and a chart (`chart.svg`) into this
     /// directory (place, c1m, heartbeats, api).
     #[arg(long = "out")]
@@ -179,6 +192,10 @@ pub fn run(args: LoadgenArgs) -> anyhow::Result<Report> {
         raise_memlock_limit();
         return restart::run(&args);
     }
+    if args.scenario == Scenario::Raft {
+        raise_memlock_limit();
+        return raft::run(&args);
+    }
     let rpc_addr = resolve_rpc(&args.rpc)?;
     let http_base = args.http.trim_end_matches('/').to_string();
     preflight(&http_base, rpc_addr)?;
@@ -204,8 +221,23 @@ fn validate(args: &LoadgenArgs) -> anyhow::Result<()> {
     if args.scenario == Scenario::Place && (args.jobs == 0 || args.count == 0) {
         anyhow::bail!("-jobs and -count: must be at least 1 for the place scenario");
     }
-    if matches!(args.scenario, Scenario::Failover | Scenario::Restart) && args.out.is_some() {
-        anyhow::bail!("-out: the failover and restart scenarios report no time series");
+    if matches!(
+        args.scenario,
+        Scenario::Failover | Scenario::Restart | Scenario::Raft
+    ) && args.out.is_some()
+    {
+        anyhow::bail!("-out: the failover, restart and raft scenarios report no time series");
+    }
+    if args.scenario == Scenario::Raft {
+        raft::payload_sizes(&args.payloads)?;
+        if args.submitters == 0 || args.duration_secs == 0 {
+            anyhow::bail!(
+                "-submitters and -duration-secs: must be at least 1 for the raft scenario"
+            );
+        }
+    }
+    if args.etcd && args.scenario != Scenario::Raft {
+        anyhow::bail!("-etcd: only the raft scenario measures etcd");
     }
     if args.scenario == Scenario::Restart && (args.jobs == 0 || args.count == 0) {
         anyhow::bail!("-jobs and -count: must be at least 1 for the restart scenario");

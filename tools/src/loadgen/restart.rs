@@ -154,6 +154,8 @@ pub(super) fn run(args: &LoadgenArgs) -> anyhow::Result<Report> {
         "allocations": allocs,
         "jobs": jobs,
         "seconds_to_fill": fill.json["seconds_to_all_running"],
+        // The fill is a place run; at the C1M shape its figures are the C1M figures.
+        "fill": fill.json,
         "seconds_to_stop": seconds_to_stop,
         "seconds_to_leader": seconds_to_leader,
         "seconds_to_serving": seconds_to_serving,

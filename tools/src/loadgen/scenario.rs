@@ -77,7 +77,7 @@ pub(super) async fn run(
             Scenario::Heartbeats => heartbeats(&args, &http_base, &stats, &mut report).await,
             Scenario::Api => api(&args, &http_base, &mut report).await,
             // Run before any fleet is started (see `super::run`).
-            Scenario::Failover | Scenario::Restart => false,
+            Scenario::Failover | Scenario::Restart | Scenario::Raft => false,
         }
     };
     recorder_stop.stop();

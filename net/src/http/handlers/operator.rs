@@ -118,6 +118,18 @@ pub(crate) async fn set_scheduler<C: Cluster>(
     Ok(write_response(&value, ctx.query.pretty, index))
 }
 
+/// `PUT /v1/operator/raft/write-test`: commits the body (at most the body limit) as one Raft
+/// write that changes no state and answers its index. Needs `enable_debug` on the agent; the
+/// `raft` scenario of the load generator drives it to measure the raw replicated commit rate.
+pub(crate) async fn raft_write_test<C: Cluster>(
+    ctx: &mut Ctx<'_, C>,
+) -> Result<HttpResponse, HttpError> {
+    let body = ctx.body(ctx.limits.body_bytes_max).await?;
+    let index = ctx.cluster.raft_write_test(body.to_vec()).await?;
+    let value = json!({ "Index": index });
+    Ok(write_response(&value, ctx.query.pretty, index))
+}
+
 /// `DELETE /v1/operator/raft/peer?id=X` or `?address=ip:port` (exactly one).
 pub(crate) async fn remove_raft_peer<C: Cluster>(
     ctx: &Ctx<'_, C>,
