@@ -53,9 +53,27 @@ pub struct SchedEnv {
 impl SchedEnv {
     /// Returns an environment whose randomness is derived from the evaluation id.
     pub fn for_eval(eval_id: &str, now_unix_ns: i64, config: SchedulerConfig) -> SchedEnv {
+        SchedEnv::for_run(eval_id, 0, now_unix_ns, config)
+    }
+
+    /// Returns an environment for one run of an evaluation on the view at `snapshot_index`:
+    /// its randomness is derived from both, so a run replays from (view, evaluation), while
+    /// a later run of the same evaluation (a retry after a partly rejected plan, a blocked
+    /// evaluation run again) draws new allocation ids instead of reusing those the earlier
+    /// run already committed.
+    pub fn for_run(
+        eval_id: &str,
+        snapshot_index: u64,
+        now_unix_ns: i64,
+        config: SchedulerConfig,
+    ) -> SchedEnv {
         // FNV-1a: stable across platforms and releases, unlike std's hasher.
         let mut seed: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in eval_id.as_bytes() {
+        for b in eval_id
+            .as_bytes()
+            .iter()
+            .chain(snapshot_index.to_le_bytes().iter())
+        {
             seed ^= u64::from(*b);
             seed = seed.wrapping_mul(0x0100_0000_01b3);
         }

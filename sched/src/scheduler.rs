@@ -150,7 +150,7 @@ fn place_by_count<'a>(
                     let committed = stack.commit(pos, &mut table, view, job, &mut env.rng);
                     let node = table.nodes[pos as usize];
                     let mut metric = stack.metric(&counters, &table);
-                    metric.scores.insert(node.id.clone(), score);
+                    metric.scores = vec![(node.id.clone(), score)];
                     let mut alloc = new_alloc(
                         env,
                         eval,
@@ -241,7 +241,7 @@ fn place_per_node<'a>(
                 Some(score) => {
                     let committed = stack.commit(pos, &mut table, view, job, &mut env.rng);
                     let mut metric = stack.metric(&counters, &table);
-                    metric.scores.insert(node.id.clone(), score);
+                    metric.scores = vec![(node.id.clone(), score)];
                     let mut alloc = new_alloc(
                         env,
                         eval,

@@ -656,7 +656,11 @@ impl<'a> GroupStack<'a> {
             nodes_evaluated: counters.evaluated,
             nodes_filtered: counters.filtered,
             nodes_in_pool: table.nodes_in_pool,
-            nodes_available: table.available_by_dc.clone(),
+            nodes_available: table
+                .available_by_dc
+                .iter()
+                .map(|(dc, n)| (dc.clone(), *n))
+                .collect(),
             nodes_exhausted: counters.exhausted,
             ..AllocMetric::default()
         };

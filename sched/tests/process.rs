@@ -62,7 +62,7 @@ fn places_missing_allocations_with_names_and_metrics() {
     assert_eq!(out.plan.annotations["web"].place, 3);
     let a = out.plan.node_allocation.values().flatten().next().unwrap();
     assert_eq!(a.metrics.nodes_in_pool, 5);
-    assert_eq!(a.metrics.nodes_available.get("dc1"), Some(&5));
+    assert_eq!(a.metrics.nodes_available, vec![("dc1".to_string(), 5)]);
 }
 
 #[test]
@@ -1129,4 +1129,48 @@ fn evictions_of_one_placement_are_not_repeated_by_the_next() {
     assert_eq!(evicted.len(), 3);
     let ids: std::collections::HashSet<&str> = evicted.iter().map(|a| a.id.as_str()).collect();
     assert_eq!(ids.len(), 3);
+}
+
+#[test]
+fn a_later_run_of_the_same_eval_draws_new_allocation_ids() {
+    // The first run's plan is half committed (the other half was rejected); the retry runs
+    // on the newer view and must not hand out the ids the committed half already holds.
+    let mut f = Fixture::new(
+        nodes(50),
+        job("job", JobType::Service, vec![group("web", 20, 100, 100)]),
+    );
+    let eval = sched::testing::eval_for(&f.jobs[0], "eval-r");
+    let first = {
+        let view = f.view();
+        let mut env = sched::SchedEnv::for_run(&eval.id, 10, 1_000, Default::default());
+        sched::process(&view, &eval, &mut env).expect("first run")
+    };
+    let placed: Vec<_> = first
+        .plan
+        .node_allocation
+        .values()
+        .flatten()
+        .cloned()
+        .collect();
+    assert_eq!(placed.len(), 20);
+    f.allocs = placed[..10].to_vec();
+    let committed: std::collections::BTreeSet<String> =
+        f.allocs.iter().map(|a| a.id.clone()).collect();
+
+    let view = f.view();
+    let mut env = sched::SchedEnv::for_run(&eval.id, 11, 1_000, Default::default());
+    let retry = sched::process(&view, &eval, &mut env).expect("retry");
+    let new: Vec<_> = retry.plan.node_allocation.values().flatten().collect();
+    assert_eq!(new.len(), 10, "the retry places the rejected half");
+    for a in new {
+        assert!(
+            !committed.contains(&a.id),
+            "{} reuses a committed id",
+            a.name
+        );
+    }
+    // The same run on the same view still replays exactly.
+    let mut again = sched::SchedEnv::for_run(&eval.id, 11, 1_000, Default::default());
+    let replay = sched::process(&view, &eval, &mut again).expect("replay");
+    assert_eq!(replay.plan, retry.plan);
 }

@@ -178,6 +178,12 @@ fn verify_node(
     let mut added_ports = HashSet::new();
     for alloc in placements {
         let existing = state.allocs.get(&alloc.id);
+        // An id names one allocation for good: a placement may move or update its own
+        // allocation, never take over another's (that would drop the other from the state).
+        if existing.is_some_and(|a| a.name != alloc.name || a.job_id != alloc.job_id) {
+            tracing::warn!(alloc_id = %alloc.id, name = %alloc.name, "plan reuses the id of another allocation; rejecting the node's part");
+            return None;
+        }
         let is_new = existing.is_none_or(|a| a.node_id != alloc.node_id);
         if is_new && !node.ready_for_placement() {
             return None;
@@ -306,6 +312,29 @@ mod tests {
         );
         assert!(v.rejected_nodes.is_empty());
         assert_eq!(v.accepted.placements.len(), 2);
+    }
+
+    #[test]
+    fn a_placement_that_reuses_another_allocations_id_is_rejected() {
+        let mut s = state();
+        s.put_alloc(alloc("x", "n1", 100, 100));
+        // Same id, another allocation (another name): accepting it would drop "x".
+        let mut thief = alloc("x", "n2", 100, 100);
+        thief.name = "j.g[7]".into();
+        let v = verify_plan(
+            &s,
+            &plan(vec![thief, alloc("b", "n1", 100, 100)]),
+            &PendingUsage::default(),
+        );
+        assert_eq!(v.rejected_nodes, vec!["n2".to_string()]);
+        assert_eq!(v.accepted.placements.len(), 1);
+        // The same allocation moving to another node is an update of itself, and fits.
+        let v = verify_plan(
+            &s,
+            &plan(vec![alloc("x", "n2", 100, 100)]),
+            &PendingUsage::default(),
+        );
+        assert!(v.rejected_nodes.is_empty());
     }
 
     #[test]

@@ -104,7 +104,12 @@ async fn process_eval(core: &Rc<ShardCore>, eval: &Evaluation) -> Result<(), Eng
         }
     }
     for attempt in 1..=PLAN_ATTEMPTS_MAX {
-        let mut env = SchedEnv::for_eval(&eval.id, now_unix_ns(), state.scheduler_config.clone());
+        let mut env = SchedEnv::for_run(
+            &eval.id,
+            state.index(),
+            now_unix_ns(),
+            state.scheduler_config.clone(),
+        );
         let outcome = sched::process(&*state, eval, &mut env)
             .map_err(|e| EngineError::invalid(format!("evaluation {}", eval.id), e.to_string()))?;
         let evals = finish_evals(&state, eval, &outcome);

@@ -88,14 +88,17 @@ pub struct AllocMetric {
     pub nodes_evaluated: u64,
     pub nodes_filtered: u64,
     pub nodes_in_pool: u64,
-    pub nodes_available: BTreeMap<String, u64>,
+    /// Ready nodes per datacenter, sorted by datacenter. A list rather than a map: one is
+    /// kept per allocation, and a map's smallest node costs ten times a one-entry list.
+    pub nodes_available: Vec<(String, u64)>,
     pub class_filtered: BTreeMap<String, u64>,
     pub constraint_filtered: BTreeMap<String, u64>,
     pub nodes_exhausted: u64,
     pub class_exhausted: BTreeMap<String, u64>,
     pub dimension_exhausted: BTreeMap<String, u64>,
-    /// Final normalized score per node id for the chosen and best candidates.
-    pub scores: BTreeMap<String, f64>,
+    /// Final normalized score per node id for the chosen and best candidates (a list, as
+    /// `nodes_available`).
+    pub scores: Vec<(String, f64)>,
     pub allocation_time_ns: i64,
     pub coalesced_failures: u64,
 }

@@ -100,7 +100,7 @@ pub fn check(fixture: &Fixture, expect: &Expect) -> SchedOutcome {
             a.name
         );
         assert!(
-            a.metrics.scores.contains_key(&a.node_id),
+            a.metrics.scores.iter().any(|(id, _)| *id == a.node_id),
             "chosen node scored"
         );
         let node = view.node(&a.node_id).expect("placed on a known node");

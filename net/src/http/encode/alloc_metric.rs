@@ -3,7 +3,7 @@
 use sched::structs::AllocMetric;
 use serde_json::{json, Value};
 
-use super::number_map;
+use super::{number_map, number_pairs};
 
 /// Renders an `AllocMetric`.
 pub fn alloc_metric(m: &AllocMetric) -> Value {
@@ -12,7 +12,7 @@ pub fn alloc_metric(m: &AllocMetric) -> Value {
         "NodesFiltered": m.nodes_filtered,
         "NodesInPool": m.nodes_in_pool,
         "NodePool": "",
-        "NodesAvailable": number_map(&m.nodes_available),
+        "NodesAvailable": number_pairs(m.nodes_available.iter().map(|(k, v)| (k, v))),
         "ClassFiltered": number_map(&m.class_filtered),
         "ConstraintFiltered": number_map(&m.constraint_filtered),
         "NodesExhausted": m.nodes_exhausted,
@@ -20,7 +20,7 @@ pub fn alloc_metric(m: &AllocMetric) -> Value {
         "DimensionExhausted": number_map(&m.dimension_exhausted),
         "QuotaExhausted": null,
         "ResourcesExhausted": null,
-        "Scores": number_map(&m.scores),
+        "Scores": number_pairs(m.scores.iter().map(|(k, v)| (k, v))),
         "ScoreMetaData": null,
         "AllocationTime": m.allocation_time_ns,
         "CoalescedFailures": m.coalesced_failures,
@@ -44,5 +44,11 @@ mod tests {
         assert_eq!(v["CoalescedFailures"], 2);
         assert_eq!(v["DimensionExhausted"]["memory"], 2);
         assert_eq!(v["ClassFiltered"], Value::Null);
+        assert_eq!(v["Scores"], Value::Null);
+        m.nodes_available = vec![("dc1".into(), 4), ("dc2".into(), 1)];
+        m.scores = vec![("node-a".into(), 0.75)];
+        let v = alloc_metric(&m);
+        assert_eq!(v["NodesAvailable"], json!({"dc1": 4, "dc2": 1}));
+        assert_eq!(v["Scores"], json!({"node-a": 0.75}));
     }
 }

@@ -104,14 +104,22 @@ pub(crate) fn string_map(map: &BTreeMap<String, String>) -> Value {
 
 /// Renders a map of numbers, `null` when empty.
 pub(crate) fn number_map<T: Into<Value> + Copy>(map: &BTreeMap<String, T>) -> Value {
+    number_pairs(map.iter())
+}
+
+/// Renders `(name, number)` pairs as a JSON object, or null when there are none.
+pub(crate) fn number_pairs<'a, T: Into<Value> + Copy + 'a>(
+    pairs: impl IntoIterator<Item = (&'a String, &'a T)>,
+) -> Value {
+    let map: Map<_, _> = pairs
+        .into_iter()
+        .map(|(k, v)| (k.clone(), (*v).into()))
+        .collect();
     if map.is_empty() {
-        return Value::Null;
+        Value::Null
+    } else {
+        Value::Object(map)
     }
-    Value::Object(
-        map.iter()
-            .map(|(k, v)| (k.clone(), (*v).into()))
-            .collect::<Map<_, _>>(),
-    )
 }
 
 #[cfg(test)]
