@@ -65,12 +65,16 @@ pub struct LogStoreStats {
     pub commits: u64,
     /// Write requests (append, truncate, purge, put_meta) those commits carried.
     pub write_requests: u64,
+    /// Payload bytes handed to `append` since the store was opened (what the log grew by,
+    /// before purges): the snapshot timer snapshots when too many are not yet in a snapshot.
+    pub appended_bytes: u64,
 }
 
 #[derive(Default)]
 struct Counters {
     commits: AtomicU64,
     write_requests: AtomicU64,
+    appended_bytes: AtomicU64,
     /// Set by the storage thread when it stops, normally or by a failed assertion.
     stopped: AtomicBool,
 }
@@ -248,12 +252,17 @@ impl LogStore {
         LogStoreStats {
             commits: self.inner.counters.commits.load(Ordering::Relaxed),
             write_requests: self.inner.counters.write_requests.load(Ordering::Relaxed),
+            appended_bytes: self.inner.counters.appended_bytes.load(Ordering::Relaxed),
         }
     }
 
     fn submit<T: FromOutcome>(&self, op: Op) -> Pending<T> {
         if let Op::Append(records) = &op {
             check_append_size(records)?;
+            self.inner
+                .counters
+                .appended_bytes
+                .fetch_add(append_bytes(records), Ordering::Relaxed);
         }
         if self.inner.counters.stopped.load(Ordering::SeqCst) {
             return Err(StorageError::Closed);

@@ -295,3 +295,28 @@ fn dropping_the_last_handle_finishes_queued_requests_first() {
     assert_eq!(store.last_sync().unwrap(), Some((200, 1)));
     assert_eq!(store.get_meta_sync("vote").unwrap(), Some(vec![9]));
 }
+
+#[test]
+fn appended_bytes_count_every_append_with_its_record_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open(dir.path()).unwrap();
+    assert_eq!(store.stats().appended_bytes, 0);
+    let batch = vec![
+        storage::LogRecord {
+            index: 1,
+            term: 1,
+            bytes: vec![7; 1000],
+        },
+        storage::LogRecord {
+            index: 2,
+            term: 1,
+            bytes: vec![7; 24],
+        },
+    ];
+    store.append_sync(batch).unwrap();
+    let after_one = store.stats().appended_bytes;
+    // 1,024 payload bytes and a header per record.
+    assert!(after_one > 1024 && after_one < 1024 + 2 * 64, "{after_one}");
+    store.append_sync(records(3, 4, 1)).unwrap();
+    assert!(store.stats().appended_bytes > after_one);
+}

@@ -276,21 +276,70 @@ pub struct SnapshotTuning {
     pub trailing_logs: u64,
 }
 
+/// Log bytes appended since the last snapshot that make the next check take one, whatever
+/// the entry count: drover's entries carry whole batches of plans, so a count threshold
+/// alone lets the log grow to gigabytes, and a restart would replay all of it.
+pub const SNAPSHOT_LOG_BYTES: u64 = 128 * 1024 * 1024;
+/// How often the timer checks the byte trigger between `raft_snapshot_interval` rounds.
+const SNAPSHOT_BYTES_CHECK: Duration = Duration::from_secs(5);
+
+/// Decides whether a check takes a snapshot: something new was applied since the last one,
+/// and either the byte trigger fired or this is an interval round with `threshold` entries.
+fn snapshot_due(
+    by_bytes: bool,
+    round: bool,
+    applied: u64,
+    snapshotted: u64,
+    threshold: u64,
+) -> bool {
+    let by_count = round && applied.saturating_sub(snapshotted) >= threshold;
+    (by_bytes || by_count) && applied > snapshotted
+}
+
 /// Takes a snapshot every `interval` when at least `threshold` entries were applied since the
-/// last one (Nomad's `raft_snapshot_interval` and `raft_snapshot_threshold`), then purges the
-/// log up to `trailing_logs` entries before the snapshot. The settings are re-read from
-/// `tuning` every round, so a reload takes effect without a restart.
-pub async fn snapshot_timer(raft: Raft, tuning: watch::Receiver<SnapshotTuning>) {
+/// last one (Nomad's `raft_snapshot_interval` and `raft_snapshot_threshold`), or at the next
+/// 5-second check once `SNAPSHOT_LOG_BYTES` were appended to the log since the last one; then
+/// purges the log up to `trailing_logs` entries before the snapshot. The settings are re-read
+/// from `tuning` every round, so a reload takes effect without a restart.
+pub async fn snapshot_timer(
+    raft: Raft,
+    tuning: watch::Receiver<SnapshotTuning>,
+    store: storage::LogStore,
+) {
+    // Bytes appended when the last snapshot was triggered (the store counts from its open;
+    // what a restart replays is covered by the first snapshot after it).
+    let mut bytes_at_snapshot = 0u64;
+    let mut next_round = Instant::now();
     loop {
         let t = *tuning.borrow();
-        // Jitter keeps the servers of a cluster from snapshotting at the same moment.
-        let jitter = t.interval.mul_f64(rand::random::<f64>() * 0.1);
-        glommio::timer::sleep(t.interval + jitter).await;
+        if Instant::now() >= next_round {
+            // Jitter keeps the servers of a cluster from snapshotting at the same moment.
+            let jitter = t.interval.mul_f64(rand::random::<f64>() * 0.1);
+            next_round = Instant::now() + t.interval + jitter;
+        }
+        glommio::timer::sleep(
+            SNAPSHOT_BYTES_CHECK.min(next_round.saturating_duration_since(Instant::now())),
+        )
+        .await;
         let t = *tuning.borrow();
+        let appended = store.stats().appended_bytes;
+        let by_bytes = appended.saturating_sub(bytes_at_snapshot) >= SNAPSHOT_LOG_BYTES;
+        let round = Instant::now() >= next_round;
+        if !by_bytes && !round {
+            continue;
+        }
         let m = raft.metrics().borrow().clone();
         let applied = m.last_applied.map_or(0, |l| l.index);
         let snapshotted = m.snapshot.map_or(0, |l| l.index);
-        if applied.saturating_sub(snapshotted) >= t.threshold {
+        if snapshot_due(by_bytes, round, applied, snapshotted, t.threshold) {
+            bytes_at_snapshot = appended;
+            tracing::info!(
+                applied,
+                snapshotted,
+                appended_mib = appended / (1024 * 1024),
+                by_bytes,
+                "taking a snapshot"
+            );
             if let Err(e) = raft.trigger().snapshot().await {
                 tracing::error!(error = %e, "snapshot trigger failed");
                 continue;
@@ -314,5 +363,22 @@ pub async fn snapshot_timer(raft: Raft, tuning: watch::Receiver<SnapshotTuning>)
                 tracing::error!(error = %e, "log purge failed");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod snapshot_due_test {
+    use super::snapshot_due;
+
+    #[test]
+    fn bytes_trigger_between_rounds_count_only_on_rounds_and_never_without_news() {
+        // Between rounds only the byte trigger counts.
+        assert!(snapshot_due(true, false, 100, 50, 8192));
+        assert!(!snapshot_due(false, false, 100_000, 0, 8192));
+        // On a round the entry threshold counts too.
+        assert!(snapshot_due(false, true, 9000, 0, 8192));
+        assert!(!snapshot_due(false, true, 9000, 1000, 8192));
+        // Nothing new since the last snapshot: never.
+        assert!(!snapshot_due(true, true, 50, 50, 0));
     }
 }

@@ -292,6 +292,7 @@ pub fn start_clustered<T: PeerTransport>(
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let raft_shared = shared.clone();
     let raft_store = store.clone();
+    let timer_store = store.clone();
     let raft_executor = LocalExecutorBuilder::new(Placement::Unbound)
         .name("drover-raft")
         .io_memory(EXECUTOR_IO_MEMORY)
@@ -377,7 +378,7 @@ pub fn start_clustered<T: PeerTransport>(
             ))
             .detach();
             glommio::spawn_local(serve_admin(raft.clone(), admin_rx)).detach();
-            glommio::spawn_local(snapshot_timer(raft.clone(), tuning_rx)).detach();
+            glommio::spawn_local(snapshot_timer(raft.clone(), tuning_rx, timer_store)).detach();
             let _ = ready_tx.send(Ok(()));
             let proposer = Proposer::new(
                 raft.clone(),

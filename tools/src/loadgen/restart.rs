@@ -117,7 +117,7 @@ pub(super) fn run(args: &LoadgenArgs) -> anyhow::Result<Report> {
         http: http_port,
     };
     let base = server.base();
-    wait_for(&base, SERVING_TIMEOUT, |_| true)
+    wait_for(&mut server, &log, SERVING_TIMEOUT, |_| true)
         .context("the server did not come up to be filled")?;
 
     // Fill it through the place scenario and its simulated fleet.
@@ -131,6 +131,9 @@ pub(super) fn run(args: &LoadgenArgs) -> anyhow::Result<Report> {
     if !fill.completed {
         bail!("filling the server failed: {}", fill.json);
     }
+    // The fill's figures stand on their own (at the C1M shape they are the C1M figures):
+    // keep them even if the restart fails.
+    eprintln!("fill: {}", fill.json);
     let jobs = jobs_listed(&base).unwrap_or(0);
     let allocs = fill.json["allocs_placed_seen"].as_u64().unwrap_or(0);
     let rss_before = server.pid().and_then(rss_bytes);
@@ -141,9 +144,9 @@ pub(super) fn run(args: &LoadgenArgs) -> anyhow::Result<Report> {
 
     let started = Instant::now();
     server.child = Some(Server::start(&drover, &config, &log)?);
-    wait_for(&base, SERVING_TIMEOUT, |_| true)?;
+    wait_for(&mut server, &log, SERVING_TIMEOUT, |_| true)?;
     let seconds_to_leader = started.elapsed().as_secs_f64();
-    wait_for(&base, SERVING_TIMEOUT, |listed| listed >= jobs)?;
+    wait_for(&mut server, &log, SERVING_TIMEOUT, |listed| listed >= jobs)?;
     let seconds_to_serving = started.elapsed().as_secs_f64();
     let rss_after = server.pid().and_then(rss_bytes);
     let per_alloc = |rss: Option<u64>| rss.map(|b| b as f64 / allocs.max(1) as f64);
@@ -171,10 +174,29 @@ pub(super) fn run(args: &LoadgenArgs) -> anyhow::Result<Report> {
     })
 }
 
-/// Waits until the server at `base` has a leader and lists a number of jobs `ready` accepts.
-fn wait_for(base: &str, timeout: Duration, ready: impl Fn(usize) -> bool) -> anyhow::Result<()> {
+/// Waits until the server has a leader and lists a number of jobs `ready` accepts; fails
+/// with the end of its log if it exits meanwhile.
+fn wait_for(
+    server: &mut Server,
+    log: &Path,
+    timeout: Duration,
+    ready: impl Fn(usize) -> bool,
+) -> anyhow::Result<()> {
+    let base = server.base();
+    let base = base.as_str();
     let started = Instant::now();
     loop {
+        if let Some(child) = server.child.as_mut() {
+            if let Some(status) = child.try_wait()? {
+                server.child = None;
+                let text = std::fs::read_to_string(log).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(3).collect();
+                bail!(
+                    "the server exited ({status}) before it served; its log ends:\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+        }
         let leader = get(base, "/v1/status/leader")
             .ok()
             .and_then(|v| v.as_str().map(|s| !s.is_empty()))
