@@ -256,13 +256,19 @@ impl LogStore {
         }
     }
 
+    /// Checks an append's record sizes and counts its bytes (every append path comes here).
+    fn admit_append(&self, records: &[LogRecord]) -> Result<(), StorageError> {
+        check_append_size(records)?;
+        self.inner
+            .counters
+            .appended_bytes
+            .fetch_add(append_bytes(records), Ordering::Relaxed);
+        Ok(())
+    }
+
     fn submit<T: FromOutcome>(&self, op: Op) -> Pending<T> {
         if let Op::Append(records) = &op {
-            check_append_size(records)?;
-            self.inner
-                .counters
-                .appended_bytes
-                .fetch_add(append_bytes(records), Ordering::Relaxed);
+            self.admit_append(records)?;
         }
         if self.inner.counters.stopped.load(Ordering::SeqCst) {
             return Err(StorageError::Closed);
@@ -311,7 +317,7 @@ impl LogStore {
         records: Vec<LogRecord>,
         done: impl FnOnce(Result<(), StorageError>) + Send + 'static,
     ) -> Result<(), StorageError> {
-        check_append_size(&records)?;
+        self.admit_append(&records)?;
         if self.inner.counters.stopped.load(Ordering::SeqCst) {
             return Err(StorageError::Closed);
         }

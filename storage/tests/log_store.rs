@@ -318,5 +318,13 @@ fn appended_bytes_count_every_append_with_its_record_headers() {
     // 1,024 payload bytes and a header per record.
     assert!(after_one > 1024 && after_one < 1024 + 2 * 64, "{after_one}");
     store.append_sync(records(3, 4, 1)).unwrap();
-    assert!(store.stats().appended_bytes > after_one);
+    let after_two = store.stats().appended_bytes;
+    assert!(after_two > after_one);
+    // The path openraft uses (acknowledged from the storage thread) counts as well.
+    let (tx, rx) = std::sync::mpsc::channel();
+    store
+        .append_with(records(5, 5, 1), move |r| tx.send(r).unwrap())
+        .unwrap();
+    rx.recv().unwrap().unwrap();
+    assert!(store.stats().appended_bytes > after_two);
 }
