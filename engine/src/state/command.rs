@@ -188,19 +188,78 @@ pub struct CommandEnvelope {
     pub commands: Vec<Command>,
 }
 
+/// Version of the command layout in Raft entries (`Command` and the `sched` types it carries).
+/// Bump it with `storage::STATE_IMAGE_FORMAT_VERSION` whenever those types change: an entry of
+/// another version is refused by name instead of failing to validate as garbage.
+pub const COMMAND_FORMAT_VERSION: u32 = 1;
+
 impl CommandEnvelope {
-    /// Encodes the envelope for the Raft log.
+    /// Encodes the envelope for the Raft log: the format version (u32, little endian), then
+    /// the rkyv archive.
     pub fn encode(&self) -> Vec<u8> {
-        rkyv::to_bytes::<rkyv::rancor::Error>(self)
-            .expect("encoding a command cannot fail")
-            .into_vec()
+        let archive =
+            rkyv::to_bytes::<rkyv::rancor::Error>(self).expect("encoding a command cannot fail");
+        let mut out = Vec::with_capacity(4 + archive.len());
+        out.extend_from_slice(&COMMAND_FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&archive);
+        out
     }
 
     /// Decodes and validates an envelope read from the log or the network.
     pub fn decode(bytes: &[u8]) -> Result<CommandEnvelope, String> {
-        let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
-        aligned.extend_from_slice(bytes);
+        let Some((version, archive)) = bytes.split_first_chunk::<4>() else {
+            return Err(format!(
+                "command payload is {} bytes, shorter than its format version",
+                bytes.len()
+            ));
+        };
+        let version = u32::from_le_bytes(*version);
+        if version != COMMAND_FORMAT_VERSION {
+            return Err(format!(
+                "command format version {version} is not {COMMAND_FORMAT_VERSION}: the entry was written by another drover version"
+            ));
+        }
+        let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(archive.len());
+        aligned.extend_from_slice(archive);
         rkyv::from_bytes::<CommandEnvelope, rkyv::rancor::Error>(&aligned)
             .map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod envelope_test {
+    use super::{Command, CommandEnvelope, COMMAND_FORMAT_VERSION};
+
+    fn envelope() -> CommandEnvelope {
+        CommandEnvelope {
+            now_unix_ns: 42,
+            commands: vec![Command::WriteTest {
+                payload: b"abc".to_vec(),
+            }],
+        }
+    }
+
+    #[test]
+    fn round_trips_and_leads_with_its_version() {
+        let bytes = envelope().encode();
+        assert_eq!(bytes[..4], COMMAND_FORMAT_VERSION.to_le_bytes());
+        let back = CommandEnvelope::decode(&bytes).unwrap();
+        assert_eq!(back.now_unix_ns, 42);
+        assert!(
+            matches!(&back.commands[..], [Command::WriteTest { payload }] if payload == b"abc")
+        );
+    }
+
+    #[test]
+    fn another_version_or_a_short_payload_is_refused_by_name() {
+        let mut bytes = envelope().encode();
+        bytes[..4].copy_from_slice(&(COMMAND_FORMAT_VERSION + 1).to_le_bytes());
+        let err = CommandEnvelope::decode(&bytes).unwrap_err();
+        assert!(err.contains("command format version"), "{err}");
+        let err = CommandEnvelope::decode(&[1, 0]).unwrap_err();
+        assert!(err.contains("shorter than its format version"), "{err}");
+        let mut garbage = COMMAND_FORMAT_VERSION.to_le_bytes().to_vec();
+        garbage.extend_from_slice(&[0xff; 7]);
+        assert!(CommandEnvelope::decode(&garbage).is_err());
     }
 }

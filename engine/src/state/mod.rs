@@ -6,4 +6,6 @@ mod command;
 
 pub use apply::{ApplyEffects, CommandResult, NODE_EVENTS_MAX};
 pub use cluster_state::{ClusterState, JobKey};
-pub use command::{Command, CommandEnvelope, NodeStatusUpdate, PeriodicLaunch, PlanApply};
+pub use command::{
+    Command, CommandEnvelope, NodeStatusUpdate, PeriodicLaunch, PlanApply, COMMAND_FORMAT_VERSION,
+};
