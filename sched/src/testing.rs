@@ -262,32 +262,20 @@ pub fn job(id: &str, job_type: JobType, groups: Vec<TaskGroup>) -> Job {
 
 /// A pending evaluation for a job.
 pub fn eval_for(job: &Job, id: &str) -> Evaluation {
-    Evaluation {
-        id: id.to_string(),
-        namespace: job.namespace.clone(),
-        priority: job.priority,
-        job_type: job.job_type,
-        triggered_by: "job-register".to_string(),
-        job_id: job.id.clone(),
-        job_modify_index: job.job_modify_index,
-        node_id: String::new(),
-        node_modify_index: 0,
-        status: EvalStatus::Pending,
-        status_description: String::new(),
-        wait_until_unix_ns: 0,
-        next_eval: String::new(),
-        previous_eval: String::new(),
-        blocked_eval: String::new(),
-        failed_tg_allocs: BTreeMap::new(),
-        class_eligibility: BTreeMap::new(),
-        escaped_computed_class: false,
-        queued_allocations: BTreeMap::new(),
-        snapshot_index: 0,
-        create_index: 1,
-        modify_index: 1,
-        create_time_ns: 0,
-        modify_time_ns: 0,
-    }
+    let mut eval = Evaluation::new(
+        id.to_string(),
+        &job.namespace,
+        &job.id,
+        job.job_type,
+        job.priority,
+        "job-register",
+        EvalStatus::Pending,
+        0,
+    );
+    eval.job_modify_index = job.job_modify_index;
+    eval.create_index = 1;
+    eval.modify_index = 1;
+    eval
 }
 
 /// A running allocation `<job>.web[0]` of job `job` on `node` holding the given resources.
