@@ -166,7 +166,9 @@ fn init_logging(config: &AgentConfig) -> anyhow::Result<()> {
         .with_context(|| format!("log_level: {} is not a level", config.log_level))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colour only on a terminal: a log file or a collector gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let result = if config.log_json {
         builder.json().try_init()
     } else {

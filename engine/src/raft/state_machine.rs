@@ -122,9 +122,7 @@ pub fn state_from_image(image: StateImage, job_tracked_versions: usize) -> Clust
     for node in image.nodes {
         state.nodes.insert(node.id.clone(), Arc::new(node));
     }
-    for alloc in image.allocs {
-        state.put_alloc(alloc);
-    }
+    state.load_allocs(image.allocs);
     for eval in image.evals {
         state.put_eval(eval);
     }

@@ -175,8 +175,7 @@ pub fn round_command(state: &ClusterState, round: &DrainRound) -> Command {
         .iter()
         .map(|id| {
             let current = state
-                .allocs
-                .get(id)
+                .alloc_by_id(id)
                 .map(|a| a.desired_transition)
                 .unwrap_or_default();
             (

@@ -239,7 +239,7 @@ fn applied_marks_are_not_chosen_again() {
     s.apply(2, &envelope, &mut effects);
     assert_eq!(effects.pending_evals.len(), 1);
     for id in ["a0", "a1"] {
-        let a = &s.allocs[id];
+        let a = s.alloc_by_id(id).expect("allocation");
         assert!(a.desired_transition.migrate, "{id} marked");
         assert_eq!(a.alloc_modify_index, 2);
         assert_eq!(a.modify_index, 2);

@@ -122,8 +122,7 @@ fn live_preemptions<'p>(
         .flatten()
         .filter(|p| {
             state
-                .allocs
-                .get(&p.id)
+                .alloc_by_id(&p.id)
                 .is_some_and(|a| a.node_id == node_id && !a.is_terminal())
         })
         .collect()
@@ -153,7 +152,7 @@ fn verify_node(
     // common case costs O(plan) and not O(allocations on the node).
     let mut used = state.node_usage(node_id);
     for id in stopping.union(&replaced) {
-        if let Some(a) = state.allocs.get(*id) {
+        if let Some(a) = state.alloc_by_id(id) {
             if a.node_id == node_id && !a.is_terminal() {
                 used = used.sub(&a.resources);
             }
@@ -177,7 +176,7 @@ fn verify_node(
     let mut added = Resources::default();
     let mut added_ports = HashSet::new();
     for alloc in placements {
-        let existing = state.allocs.get(&alloc.id);
+        let existing = state.alloc_by_id(&alloc.id);
         // An id names one allocation for good: a placement may move or update its own
         // allocation, never take over another's (that would drop the other from the state).
         if existing.is_some_and(|a| a.name != alloc.name || a.job_id != alloc.job_id) {

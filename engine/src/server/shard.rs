@@ -399,7 +399,7 @@ fn failure_evals(state: &ClusterState, updates: &[AllocUpdate]) -> Vec<Evaluatio
         if u.client_status != sched::structs::ClientStatus::Failed {
             continue;
         }
-        if let Some(a) = state.allocs.get(&u.alloc_id) {
+        if let Some(a) = state.alloc_by_id(&u.alloc_id) {
             if a.client_status != sched::structs::ClientStatus::Failed {
                 jobs.insert((a.namespace.clone(), a.job_id.clone()));
             }

@@ -98,7 +98,7 @@ async fn wait_for_view(core: &ShardCore, index: u64) -> Arc<ClusterState> {
 /// Processes one evaluation to completion (or returns an error to nack it).
 async fn process_eval(core: &Rc<ShardCore>, eval: &Evaluation) -> Result<(), EngineError> {
     let mut state = core.state();
-    if let Some(current) = state.evals.get(&eval.id) {
+    if let Some(current) = state.eval_by_id(&eval.id) {
         if current.status.is_terminal() {
             return Ok(());
         }
@@ -177,7 +177,8 @@ fn finish_evals(
         .into_iter()
         .flatten()
     {
-        if Some(other) == keep_blocked.as_ref() || *other == eval.id {
+        let other_id = other.to_string();
+        if Some(&other_id) == keep_blocked.as_ref() || other_id == eval.id {
             continue;
         }
         if let Some(e) = state.evals.get(other) {

@@ -192,7 +192,7 @@ impl ClusterState {
                 let mut touched = std::collections::BTreeSet::new();
                 let mut finished_on = std::collections::BTreeSet::new();
                 for update in updates {
-                    let Some(old) = self.allocs.get(&update.alloc_id) else {
+                    let Some(old) = self.alloc_by_id(&update.alloc_id) else {
                         continue;
                     };
                     if old.node_id != update.node_id {
@@ -393,7 +393,7 @@ impl ClusterState {
     fn apply_plan(&mut self, index: u64, now: i64, plan: &PlanApply, effects: &mut ApplyEffects) {
         let mut touched = std::collections::BTreeSet::new();
         for update in &plan.updates {
-            let Some(old) = self.allocs.get(&update.id).cloned() else {
+            let Some(old) = self.alloc_by_id(&update.id).cloned() else {
                 continue;
             };
             let mut alloc = (*old).clone();
@@ -425,7 +425,7 @@ impl ClusterState {
         }
         for placement in &plan.placements {
             let mut alloc = placement.clone();
-            match self.allocs.get(&alloc.id) {
+            match self.alloc_by_id(&alloc.id) {
                 Some(old) => alloc.create_index = old.create_index,
                 None => alloc.create_index = index,
             }
@@ -442,7 +442,7 @@ impl ClusterState {
             }
             alloc.modify_time_ns = now;
             if !alloc.previous_allocation.is_empty() {
-                if let Some(prev) = self.allocs.get(&alloc.previous_allocation).cloned() {
+                if let Some(prev) = self.alloc_by_id(&alloc.previous_allocation).cloned() {
                     let mut prev = (*prev).clone();
                     prev.next_allocation = alloc.id.clone();
                     prev.modify_index = index;
@@ -464,7 +464,7 @@ impl ClusterState {
         mut eval: Evaluation,
         effects: &mut ApplyEffects,
     ) {
-        match self.evals.get(&eval.id) {
+        match self.eval_by_id(&eval.id) {
             Some(old) => {
                 eval.create_index = old.create_index;
                 eval.create_time_ns = old.create_time_ns;
@@ -554,7 +554,7 @@ impl ClusterState {
         transitions: &[(String, DesiredTransition)],
     ) {
         for (alloc_id, transition) in transitions {
-            let Some(old) = self.allocs.get(alloc_id).cloned() else {
+            let Some(old) = self.alloc_by_id(alloc_id).cloned() else {
                 continue;
             };
             assert!(

@@ -14,6 +14,7 @@ use sched::structs::{
 };
 use sched::{SchedulerConfig, StateView};
 
+use super::IdKey;
 use crate::api::{JobSummary, ReadView, Table, TaskGroupSummary};
 
 /// (namespace, job id).
@@ -32,19 +33,21 @@ pub struct ClusterState {
     /// Stored versions per job, oldest first.
     pub job_versions: OrdMap<JobKey, imbl::Vector<Arc<Job>>>,
     pub nodes: OrdMap<String, Arc<Node>>,
-    pub allocs: OrdMap<String, Arc<Allocation>>,
+    /// Allocations by id. Allocation and evaluation ids are keyed by `IdKey`: a UUID is two
+    /// integers inline, so a lookup compares integers instead of chasing a string per node.
+    pub allocs: OrdMap<IdKey, Arc<Allocation>>,
     /// Allocations per node and per job, holding the same `Arc`s as `allocs`, so walking a
     /// node or a job costs no lookups by id.
-    pub allocs_by_node: OrdMap<String, OrdMap<String, Arc<Allocation>>>,
-    pub allocs_by_job: OrdMap<JobKey, OrdMap<String, Arc<Allocation>>>,
-    pub allocs_by_eval: OrdMap<String, OrdSet<String>>,
+    pub allocs_by_node: OrdMap<String, OrdMap<IdKey, Arc<Allocation>>>,
+    pub allocs_by_job: OrdMap<JobKey, OrdMap<IdKey, Arc<Allocation>>>,
+    pub allocs_by_eval: OrdMap<IdKey, OrdSet<IdKey>>,
     /// Resources held on each node by its non-terminal allocations.
     pub node_usage: OrdMap<String, Resources>,
     /// The newest index at which the servers changed any allocation of each node; a node's
     /// blocking `GetAllocs` compares against it instead of scanning the node's allocations.
     pub node_alloc_index: OrdMap<String, u64>,
-    pub evals: OrdMap<String, Arc<Evaluation>>,
-    pub evals_by_job: OrdMap<JobKey, OrdSet<String>>,
+    pub evals: OrdMap<IdKey, Arc<Evaluation>>,
+    pub evals_by_job: OrdMap<JobKey, OrdSet<IdKey>>,
     pub scheduler_config: SchedulerConfig,
     pub scheduler_config_index: u64,
     /// The autopilot configuration once an operator set it, with its (create, modify) indexes;
@@ -70,6 +73,16 @@ impl ClusterState {
         }
     }
 
+    /// Returns an allocation by id.
+    pub fn alloc_by_id(&self, alloc_id: &str) -> Option<&Arc<Allocation>> {
+        self.allocs.get(&IdKey::new(alloc_id))
+    }
+
+    /// Returns an evaluation by id.
+    pub fn eval_by_id(&self, eval_id: &str) -> Option<&Arc<Evaluation>> {
+        self.evals.get(&IdKey::new(eval_id))
+    }
+
     /// Records that `table` changed in the entry being applied.
     pub fn touch(&mut self, table: Table) {
         let slot = &mut self.table_indexes[table as usize];
@@ -85,7 +98,7 @@ impl ClusterState {
     /// Inserts or replaces an allocation, keeping every index and the usage table right.
     pub fn put_alloc(&mut self, alloc: Allocation) {
         self.touch(Table::Allocs);
-        let id = alloc.id.clone();
+        let id = IdKey::new(&alloc.id);
         if let Some(old) = self.allocs.get(&id).cloned() {
             self.release_usage(&old);
             if old.node_id != alloc.node_id {
@@ -114,10 +127,77 @@ impl ClusterState {
             .or_default()
             .insert(id.clone(), alloc.clone());
         self.allocs_by_eval
-            .entry(alloc.eval_id.clone())
+            .entry(IdKey::new(&alloc.eval_id))
             .or_default()
             .insert(id.clone());
         self.allocs.insert(id, alloc);
+    }
+
+    /// Loads allocations into a state that holds none yet (a snapshot restore), building each
+    /// index in one pass: allocations are grouped by node, job and evaluation first, so each
+    /// outer map is touched once per group instead of once per allocation, and each inner map
+    /// is filled in id order.
+    pub fn load_allocs(&mut self, allocs: Vec<Allocation>) {
+        use std::collections::HashMap;
+        assert!(
+            self.allocs.is_empty(),
+            "load_allocs: the state already holds allocations"
+        );
+        self.touch(Table::Allocs);
+        let mut keyed: Vec<(IdKey, Arc<Allocation>)> = allocs
+            .into_iter()
+            .map(|a| (IdKey::new(&a.id), Arc::new(a)))
+            .collect();
+        if !keyed.windows(2).all(|w| w[0].0 < w[1].0) {
+            keyed.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        assert!(
+            keyed.windows(2).all(|w| w[0].0 != w[1].0),
+            "load_allocs: an allocation id appears twice"
+        );
+        let mut by_node: HashMap<&str, Vec<&(IdKey, Arc<Allocation>)>> = HashMap::new();
+        let mut by_job: HashMap<(&str, &str), Vec<&(IdKey, Arc<Allocation>)>> = HashMap::new();
+        let mut by_eval: HashMap<&str, Vec<&IdKey>> = HashMap::new();
+        for entry in &keyed {
+            let a = &entry.1;
+            by_node.entry(a.node_id.as_str()).or_default().push(entry);
+            by_job
+                .entry((a.namespace.as_str(), a.job_id.as_str()))
+                .or_default()
+                .push(entry);
+            by_eval
+                .entry(a.eval_id.as_str())
+                .or_default()
+                .push(&entry.0);
+        }
+        for (node_id, entries) in by_node {
+            let mut usage = Resources::default();
+            let mut changed_at = 0;
+            let mut map = OrdMap::new();
+            for (id, a) in entries.iter().map(|e| (&e.0, &e.1)) {
+                if !a.is_terminal() {
+                    usage = usage.add(&a.resources);
+                }
+                changed_at = changed_at.max(a.alloc_modify_index.max(a.create_index));
+                map.insert(id.clone(), a.clone());
+            }
+            if usage != Resources::default() {
+                self.node_usage.insert(node_id.to_string(), usage);
+            }
+            self.node_alloc_index
+                .insert(node_id.to_string(), changed_at);
+            self.allocs_by_node.insert(node_id.to_string(), map);
+        }
+        for ((namespace, job_id), entries) in by_job {
+            let map: OrdMap<IdKey, Arc<Allocation>> =
+                entries.iter().map(|e| (e.0.clone(), e.1.clone())).collect();
+            self.allocs_by_job.insert(key(namespace, job_id), map);
+        }
+        for (eval_id, ids) in by_eval {
+            let set: OrdSet<IdKey> = ids.into_iter().cloned().collect();
+            self.allocs_by_eval.insert(IdKey::new(eval_id), set);
+        }
+        self.allocs = keyed.into_iter().collect();
     }
 
     fn release_usage(&mut self, alloc: &Allocation) {
@@ -132,43 +212,46 @@ impl ClusterState {
     /// Removes an allocation and its index entries.
     pub fn remove_alloc(&mut self, alloc_id: &str) {
         self.touch(Table::Allocs);
-        let Some(alloc) = self.allocs.remove(alloc_id) else {
+        let id = IdKey::new(alloc_id);
+        let Some(alloc) = self.allocs.remove(&id) else {
             return;
         };
         self.release_usage(&alloc);
         if let Some(set) = self.allocs_by_node.get_mut(&alloc.node_id) {
-            set.remove(alloc_id);
+            set.remove(&id);
         }
         if let Some(set) = self
             .allocs_by_job
             .get_mut(&key(&alloc.namespace, &alloc.job_id))
         {
-            set.remove(alloc_id);
+            set.remove(&id);
         }
-        if let Some(set) = self.allocs_by_eval.get_mut(&alloc.eval_id) {
-            set.remove(alloc_id);
+        if let Some(set) = self.allocs_by_eval.get_mut(&IdKey::new(&alloc.eval_id)) {
+            set.remove(&id);
         }
     }
 
     /// Inserts or replaces an evaluation.
     pub fn put_eval(&mut self, eval: Evaluation) {
         self.touch(Table::Evals);
+        let id = IdKey::new(&eval.id);
         self.evals_by_job
             .entry(key(&eval.namespace, &eval.job_id))
             .or_default()
-            .insert(eval.id.clone());
-        self.evals.insert(eval.id.clone(), Arc::new(eval));
+            .insert(id.clone());
+        self.evals.insert(id, Arc::new(eval));
     }
 
     /// Removes an evaluation.
     pub fn remove_eval(&mut self, eval_id: &str) {
         self.touch(Table::Evals);
-        if let Some(eval) = self.evals.remove(eval_id) {
+        let id = IdKey::new(eval_id);
+        if let Some(eval) = self.evals.remove(&id) {
             if let Some(set) = self
                 .evals_by_job
                 .get_mut(&key(&eval.namespace, &eval.job_id))
             {
-                set.remove(eval_id);
+                set.remove(&id);
             }
         }
     }
@@ -254,7 +337,8 @@ impl ClusterState {
         let mut usage: BTreeMap<&str, Resources> = BTreeMap::new();
         for (id, alloc) in self.allocs.iter() {
             assert_eq!(
-                id, &alloc.id,
+                id,
+                &IdKey::new(&alloc.id),
                 "alloc map key mismatch: key={id} alloc={}",
                 alloc.id
             );
@@ -378,11 +462,11 @@ impl ReadView for ClusterState {
         self.allocs.values().map(|a| &**a).collect()
     }
     fn alloc(&self, alloc_id: &str) -> Option<&Allocation> {
-        self.allocs.get(alloc_id).map(|a| &**a)
+        self.allocs.get(&IdKey::new(alloc_id)).map(|a| &**a)
     }
     fn allocs_by_eval(&self, eval_id: &str) -> Vec<&Allocation> {
         self.allocs_by_eval
-            .get(eval_id)
+            .get(&IdKey::new(eval_id))
             .map(|ids| {
                 ids.iter()
                     .filter_map(|id| self.allocs.get(id).map(|a| &**a))
@@ -394,7 +478,7 @@ impl ReadView for ClusterState {
         self.evals.values().map(|e| &**e).collect()
     }
     fn eval(&self, eval_id: &str) -> Option<&Evaluation> {
-        self.evals.get(eval_id).map(|e| &**e)
+        self.evals.get(&IdKey::new(eval_id)).map(|e| &**e)
     }
     fn evals_by_job(&self, namespace: &str, job_id: &str) -> Vec<&Evaluation> {
         self.evals_by_job
@@ -411,5 +495,82 @@ impl ReadView for ClusterState {
     }
     fn scheduler_config_index(&self) -> u64 {
         self.scheduler_config_index
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sched::structs::{ClientStatus, DesiredStatus};
+    use sched::testing::{alloc_on, node};
+
+    use super::*;
+
+    /// Allocations over three nodes, two jobs and two evaluations; UUID and other ids;
+    /// some terminal, so usage must skip them.
+    fn sample() -> Vec<Allocation> {
+        let nodes = [
+            node("n1", 4000, 4096),
+            node("n2", 4000, 4096),
+            node("n3", 4000, 4096),
+        ];
+        (0..40u64)
+            .map(|i| {
+                let id = if i % 3 == 0 {
+                    format!("alloc-{i:03}")
+                } else {
+                    format!("{:08x}-0000-4000-8000-{:012x}", i * 7919, i)
+                };
+                let mut a = alloc_on(&id, &nodes[(i % 3) as usize], 10 + i, 16);
+                a.job_id = if i % 2 == 0 { "web" } else { "db" }.into();
+                a.eval_id = if i % 4 == 0 { "eval-a" } else { "eval-b" }.into();
+                a.create_index = i + 1;
+                a.alloc_modify_index = i + 2;
+                if i % 5 == 0 {
+                    a.client_status = ClientStatus::Complete;
+                }
+                if i % 7 == 0 {
+                    a.desired_status = DesiredStatus::Stop;
+                }
+                a
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_bulk_load_builds_the_indexes_that_one_by_one_puts_build() {
+        let mut one_by_one = ClusterState::new(6);
+        for a in sample() {
+            one_by_one.put_alloc(a);
+        }
+        let mut reversed = sample();
+        reversed.reverse();
+        let mut bulk = ClusterState::new(6);
+        bulk.load_allocs(reversed);
+        bulk.check_invariants();
+        let ids = |m: &OrdMap<IdKey, Arc<Allocation>>| m.keys().cloned().collect::<Vec<_>>();
+        assert_eq!(ids(&bulk.allocs), ids(&one_by_one.allocs));
+        assert_eq!(bulk.node_usage, one_by_one.node_usage);
+        assert_eq!(bulk.node_alloc_index, one_by_one.node_alloc_index);
+        assert_eq!(bulk.allocs_by_eval, one_by_one.allocs_by_eval);
+        for (outer, inner) in &one_by_one.allocs_by_node {
+            assert_eq!(ids(&bulk.allocs_by_node[outer]), ids(inner), "node {outer}");
+        }
+        for (outer, inner) in &one_by_one.allocs_by_job {
+            assert_eq!(ids(&bulk.allocs_by_job[outer]), ids(inner), "job {outer:?}");
+        }
+        assert_eq!(bulk.allocs_by_node.len(), 3);
+        assert_eq!(bulk.allocs_by_job.len(), 2);
+        assert_eq!(
+            ReadView::alloc(&bulk, "alloc-003").map(|a| a.id.as_str()),
+            Some("alloc-003")
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "appears twice")]
+    fn a_bulk_load_refuses_a_repeated_id() {
+        let mut allocs = sample();
+        allocs.push(allocs[1].clone());
+        ClusterState::new(6).load_allocs(allocs);
     }
 }

@@ -3,9 +3,11 @@
 mod apply;
 mod cluster_state;
 mod command;
+mod id_key;
 
 pub use apply::{ApplyEffects, CommandResult, NODE_EVENTS_MAX};
 pub use cluster_state::{ClusterState, JobKey};
 pub use command::{
     Command, CommandEnvelope, NodeStatusUpdate, PeriodicLaunch, PlanApply, COMMAND_FORMAT_VERSION,
 };
+pub use id_key::IdKey;

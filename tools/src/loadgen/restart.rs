@@ -93,6 +93,19 @@ fn rss_bytes(pid: u32) -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// The duration of the newest snapshot restore the server logged, in milliseconds.
+fn snapshot_restore_ms(log: &str) -> Option<u64> {
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("state restored from the latest snapshot"))?;
+    let rest = &line[line.find("elapsed_ms=")? + "elapsed_ms=".len()..];
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// Jobs the server lists, or `None` while it cannot answer.
 fn jobs_listed(base: &str) -> Option<usize> {
     get(base, "/v1/jobs").ok()?.as_array().map(Vec::len)
@@ -149,6 +162,10 @@ pub(super) fn run(args: &LoadgenArgs) -> anyhow::Result<Report> {
     wait_for(&mut server, &log, SERVING_TIMEOUT, |listed| listed >= jobs)?;
     let seconds_to_serving = started.elapsed().as_secs_f64();
     let rss_after = server.pid().and_then(rss_bytes);
+    let seconds_to_restore_snapshot = std::fs::read_to_string(&log)
+        .ok()
+        .and_then(|text| snapshot_restore_ms(&text))
+        .map(|ms| ms as f64 / 1000.0);
     let per_alloc = |rss: Option<u64>| rss.map(|b| b as f64 / allocs.max(1) as f64);
     let json = json!({
         "scenario": "restart",
@@ -160,6 +177,9 @@ pub(super) fn run(args: &LoadgenArgs) -> anyhow::Result<Report> {
         // The fill is a place run; at the C1M shape its figures are the C1M figures.
         "fill": fill.json,
         "seconds_to_stop": seconds_to_stop,
+        // Of the time to a leader: reading the latest snapshot into memory (the rest is
+        // replaying the log after it and electing).
+        "seconds_to_restore_snapshot": seconds_to_restore_snapshot,
         "seconds_to_leader": seconds_to_leader,
         "seconds_to_serving": seconds_to_serving,
         "server_rss_bytes_before": rss_before,
@@ -208,5 +228,19 @@ fn wait_for(
             bail!("timed out after {timeout:?} waiting for the server at {base} to serve");
         }
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::snapshot_restore_ms;
+
+    #[test]
+    fn the_newest_restore_line_gives_the_duration() {
+        let log = "2026-12-03T10:00:00Z  INFO engine::server::start: state restored from the latest snapshot elapsed_ms=12\n\
+                   2026-12-03T10:05:00Z  INFO engine::server::start: state restored from the latest snapshot elapsed_ms=4567\n\
+                   2026-12-03T10:05:01Z  INFO engine::server::start: serving\n";
+        assert_eq!(snapshot_restore_ms(log), Some(4567));
+        assert_eq!(snapshot_restore_ms("no such line\n"), None);
     }
 }

@@ -1,0 +1,142 @@
+//! Memory per allocation in the replicated state, at the C1M shape.
+//!
+//! Places `-jobs` jobs of 1,000 allocations each (50 MHz / 32 MiB) on 5,000 nodes of
+//! 16,000 MHz / 32 GiB with the real scheduler, inserts every placement into a
+//! `ClusterState` as plan application does, marks each running as a client update does, and
+//! prints the heap bytes and RSS per allocation the state holds. No server, no Raft: this is
+//! the part of a server's memory that grows with allocations.
+//!
+//!     cargo run --release -p bench --example state_memory -- 200
+
+use std::alloc::{GlobalAlloc, Layout};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use engine::state::ClusterState;
+use sched::structs::{ClientStatus, JobType};
+use sched::testing::{eval_for, group, job, node};
+use sched::{process, SchedEnv, SchedulerConfig, StateView};
+
+/// Counts live heap bytes as the allocator rounds them (its usable size).
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static INNER: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = INNER.alloc(layout);
+        if !p.is_null() {
+            LIVE.fetch_add(libmimalloc_sys::mi_usable_size(p.cast()), Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(
+            libmimalloc_sys::mi_usable_size(ptr.cast()),
+            Ordering::Relaxed,
+        );
+        INNER.dealloc(ptr, layout)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn rss_bytes() -> usize {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: usize = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+fn uuid_like(i: u64) -> String {
+    let h = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5bd1_e995;
+    format!(
+        "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
+        (h >> 32) as u32,
+        (h >> 16) as u16,
+        (h >> 4) as u16 & 0xfff,
+        i as u16 & 0xfff,
+        i & 0xffff_ffff_ffff
+    )
+}
+
+fn main() {
+    let jobs: u64 = std::env::args()
+        .nth(1)
+        .map(|s| s.parse().expect("jobs is a number"))
+        .unwrap_or(100);
+    let nodes: Vec<_> = (0..5_000u64)
+        .map(|i| {
+            let mut n = node(&uuid_like(i), 16_000, 32_768);
+            n.name = format!("sim-{i:05}");
+            n
+        })
+        .collect();
+    let mut state = ClusterState::new(6);
+    for n in nodes {
+        state.put_node(n);
+    }
+    state.index = 1;
+    let (heap0, rss0) = (LIVE.load(Ordering::Relaxed), rss_bytes());
+    let mut placed = 0u64;
+    let mut index = 10u64;
+    for j in 0..jobs {
+        let id = format!("c1m-{j:04}");
+        index += 1;
+        state.applying = index;
+        state.put_job(job(&id, JobType::Service, vec![group("web", 1000, 50, 32)]));
+        let eval = eval_for(
+            state.job("default", &id).expect("job"),
+            &uuid_like(1 << 40 | j),
+        );
+        let mut env = SchedEnv::for_eval(&eval.id, 0, SchedulerConfig::default());
+        let out = process(&state, &eval, &mut env).expect("schedules");
+        index += 1;
+        state.applying = index;
+        for allocs in out.plan.node_allocation.values() {
+            for a in allocs {
+                let mut a = a.clone();
+                a.create_index = index;
+                a.modify_index = index;
+                a.alloc_modify_index = index;
+                state.put_alloc(a);
+                placed += 1;
+            }
+        }
+        // The client's update: running, as the simulated nodes report it.
+        index += 1;
+        state.applying = index;
+        for allocs in out.plan.node_allocation.values() {
+            for a in allocs {
+                let mut a = (**state.alloc_by_id(&a.id).expect("placed")).clone();
+                a.client_status = ClientStatus::Running;
+                a.client_description = "Tasks are running".into();
+                a.modify_index = index;
+                state.put_alloc(a);
+            }
+        }
+    }
+    let (heap1, rss1) = (LIVE.load(Ordering::Relaxed), rss_bytes());
+    let size = std::mem::size_of::<sched::structs::Allocation>();
+    if std::env::var_os("RESTORE").is_some() {
+        let t = std::time::Instant::now();
+        let image = engine::raft::state_machine::image_from_state(&state);
+        let imaged = t.elapsed();
+        let t = std::time::Instant::now();
+        let back = engine::raft::state_machine::state_from_image(image, 6);
+        eprintln!(
+            "image {imaged:?} restore {:?} ({} allocs)",
+            t.elapsed(),
+            back.allocs.len()
+        );
+    }
+    println!(
+        "{{\"allocations\":{placed},\"heap_bytes_per_alloc\":{},\"rss_bytes_per_alloc\":{},\"size_of_allocation\":{size}}}",
+        (heap1 - heap0) as u64 / placed.max(1),
+        (rss1.saturating_sub(rss0)) as u64 / placed.max(1),
+    );
+}
