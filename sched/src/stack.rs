@@ -58,6 +58,13 @@ pub struct NodeTable<'a> {
     released: HashMap<&'a str, Resources>,
     /// Ids of the allocations this plan stops.
     stopped: HashSet<&'a str>,
+    /// The job's live allocations per node position, read from the view's job index on the
+    /// first `state` call: counting them there costs one pass over the job's allocations,
+    /// where walking every touched node's allocations costs a pass over the cluster's.
+    existing_job_allocs: Option<Vec<u32>>,
+    /// Whether any group of the job asks for ports; only then does `state` read the ports
+    /// the node's allocations hold.
+    wants_ports: Option<bool>,
     /// Ids of the allocations this plan evicts to make room for its placements.
     preempted: HashSet<&'a str>,
     /// Ready candidate nodes per datacenter, for `AllocMetric::nodes_available`.
@@ -100,6 +107,8 @@ impl<'a> NodeTable<'a> {
             num_groups,
             released,
             stopped: stopped_ids,
+            existing_job_allocs: None,
+            wants_ports: None,
             preempted: HashSet::new(),
             available_by_dc,
             nodes_in_pool,
@@ -153,42 +162,79 @@ impl<'a> NodeTable<'a> {
         }
     }
 
+    /// Counts the job's live allocations per node position and per (position, group).
+    fn load_job_allocs(&mut self, view: &dyn StateView, job: &Job) -> Vec<u32> {
+        let mut counts = vec![0u32; self.nodes.len()];
+        let live: Vec<_> = view
+            .allocs_by_job(&job.namespace, &job.id)
+            .into_iter()
+            .filter(|a| !a.is_terminal() && !self.stopped.contains(a.id.as_str()))
+            .collect();
+        if live.is_empty() {
+            return counts;
+        }
+        let pos_of: HashMap<&str, usize> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.id.as_str(), i))
+            .collect();
+        for a in live {
+            let Some(&pos) = pos_of.get(a.node_id.as_str()) else {
+                continue;
+            };
+            counts[pos] += 1;
+            if let Some(i) = job
+                .task_groups
+                .iter()
+                .position(|tg| tg.name == a.task_group)
+            {
+                self.group_counts[pos * self.num_groups + i] += 1;
+            }
+        }
+        counts
+    }
+
     /// Returns the node's plan state, reading it from the view on first use.
     pub fn state(&mut self, pos: u32, view: &dyn StateView, job: &Job) -> &mut NodeState {
         let pos = pos as usize;
         if self.states[pos].is_none() {
-            let node = self.nodes[pos];
-            let mut used = view.node_usage(&node.id);
-            if let Some(r) = self.released.get(node.id.as_str()) {
-                used = used.sub(r);
-            }
             assert_eq!(
                 job.task_groups.len(),
                 self.num_groups,
                 "table built for this job"
             );
-            let mut state = NodeState {
-                used,
-                ports: HashSet::new(),
-                job_allocs: 0,
-            };
-            for a in view.allocs_by_node(&node.id) {
-                if a.is_terminal() || self.stopped.contains(a.id.as_str()) {
-                    continue;
-                }
-                state.ports.extend(a.ports.iter().map(|(_, p)| *p));
-                if a.job_id == job.id && a.namespace == job.namespace {
-                    state.job_allocs += 1;
-                    if let Some(i) = job
-                        .task_groups
+            if self.existing_job_allocs.is_none() {
+                self.existing_job_allocs = Some(self.load_job_allocs(view, job));
+            }
+            let wants_ports = *self.wants_ports.get_or_insert_with(|| {
+                job.task_groups.iter().any(|tg| {
+                    tg.networks
                         .iter()
-                        .position(|tg| tg.name == a.task_group)
-                    {
-                        self.group_counts[pos * self.num_groups + i] += 1;
+                        .chain(tg.tasks.iter().flat_map(|t| &t.networks))
+                        .any(|n| !n.ports.is_empty())
+                })
+            });
+            let node = self.nodes[pos];
+            let mut used = view.node_usage(&node.id);
+            if let Some(r) = self.released.get(node.id.as_str()) {
+                used = used.sub(r);
+            }
+            let mut ports = HashSet::new();
+            if wants_ports {
+                for a in view.allocs_by_node(&node.id) {
+                    if a.is_terminal() || self.stopped.contains(a.id.as_str()) {
+                        continue;
                     }
+                    ports.extend(a.ports.iter().map(|(_, p)| *p));
                 }
             }
-            self.states[pos] = Some(state);
+            let job_allocs = self.existing_job_allocs.as_ref().map_or(0, |c| c[pos]);
+            self.states[pos] = Some(NodeState {
+                used,
+                ports,
+                job_allocs,
+            });
         }
         match &mut self.states[pos] {
             Some(state) => state,

@@ -120,7 +120,7 @@ pub fn state_from_image(image: StateImage, job_tracked_versions: usize) -> Clust
         state.put_job(job);
     }
     for node in image.nodes {
-        state.nodes.insert(node.id.clone(), Arc::new(node));
+        state.put_node(node);
     }
     state.load_allocs(image.allocs);
     for eval in image.evals {

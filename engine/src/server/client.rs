@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 use super::shard::{node_evals, ShardCore, ALLOC_UPDATES_BATCH_MAX};
 use crate::client_proto::{ClientRequest, ClientResponse, CLIENT_PROTOCOL_VERSION};
 use crate::error::EngineError;
-use crate::state::{ClusterState, Command};
+use crate::state::{ClusterState, Command, IdKey};
 
 /// Longest a `GetAllocs` may block.
 pub const GET_ALLOCS_WAIT_MAX: Duration = Duration::from_secs(300);
@@ -99,7 +99,7 @@ fn authenticate(
     node_id: &str,
     secret_id: &str,
 ) -> Result<(), ClientResponse> {
-    match state.nodes.get(node_id) {
+    match state.node_by_id(node_id) {
         None => Err(error(
             "node_not_found",
             format!("node {node_id} is not registered"),
@@ -151,7 +151,7 @@ async fn register(core: &Rc<ShardCore>, mut node: Node) -> ClientResponse {
         return engine_error(&EngineError::NoLeader);
     }
     let state = core.state();
-    if let Some(existing) = state.nodes.get(&node.id) {
+    if let Some(existing) = state.node_by_id(&node.id) {
         if existing.secret_id != node.secret_id {
             return error(
                 "permission_denied",
@@ -168,7 +168,7 @@ async fn register(core: &Rc<ShardCore>, mut node: Node) -> ClientResponse {
     if node.status != NodeStatus::Initializing {
         node.status = NodeStatus::Ready;
     }
-    let unchanged = state.nodes.get(&node.id).is_some_and(|e| {
+    let unchanged = state.node_by_id(&node.id).is_some_and(|e| {
         let mut a = (**e).clone();
         a.create_index = 0;
         a.modify_index = 0;
@@ -184,8 +184,7 @@ async fn register(core: &Rc<ShardCore>, mut node: Node) -> ClientResponse {
     let mut index = state.index;
     if !unchanged {
         let was_usable = state
-            .nodes
-            .get(&node.id)
+            .node_by_id(&node.id)
             .is_some_and(|e| e.status == NodeStatus::Ready);
         let evals = if node.status == NodeStatus::Ready && !was_usable {
             node_evals(&state, &node.id, triggers::NODE_UPDATE, true)
@@ -230,7 +229,9 @@ fn heartbeat(core: &Rc<ShardCore>, node_id: &str, secret_id: &str) -> ClientResp
     if !core.is_leader.get() {
         return engine_error(&EngineError::NoLeader);
     }
-    let node = state.nodes.get(node_id).expect("authenticated node exists");
+    let node = state
+        .node_by_id(node_id)
+        .expect("authenticated node exists");
     if node.status != NodeStatus::Ready {
         core.nodes_back.borrow_mut().insert(node_id.to_string());
     }
@@ -247,7 +248,11 @@ fn heartbeat(core: &Rc<ShardCore>, node_id: &str, secret_id: &str) -> ClientResp
 
 /// Returns the newest index at which the servers changed any allocation of the node.
 fn node_alloc_index(state: &ClusterState, node_id: &str) -> u64 {
-    state.node_alloc_index.get(node_id).copied().unwrap_or(0)
+    state
+        .node_alloc_index
+        .get(&IdKey::new(&node_id))
+        .copied()
+        .unwrap_or(0)
 }
 
 async fn get_allocs(
@@ -273,7 +278,7 @@ async fn get_allocs(
     let index = node_alloc_index(&state, node_id);
     let allocs = state
         .allocs_by_node
-        .get(node_id)
+        .get(&IdKey::new(node_id))
         .map(|allocs| {
             allocs
                 .values()

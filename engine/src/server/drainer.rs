@@ -19,7 +19,7 @@ use sched::structs::{
 
 use super::proposer::now_unix_ns;
 use super::shard::{new_eval, ShardCore};
-use crate::state::{ClusterState, Command, JobKey};
+use crate::state::{ClusterState, Command, IdKey, JobKey};
 
 /// The shard whose core runs the drainer.
 pub const DRAINER_HOME_SHARD: usize = 0;
@@ -84,7 +84,7 @@ pub fn drain_round(state: &ClusterState, now_unix_ns: i64) -> DrainRound {
         let Some(drain) = &node.drain else {
             continue;
         };
-        let Some(allocs) = state.allocs_by_node.get(&node.id) else {
+        let Some(allocs) = state.allocs_by_node.get(&IdKey::new(&node.id)) else {
             continue;
         };
         let forced = deadline_reached(drain, now_unix_ns);

@@ -275,7 +275,7 @@ fn a_drain_ends_when_its_last_batch_allocation_finishes_by_itself() {
         }],
     };
     s.apply(2, &envelope, &mut crate::state::ApplyEffects::default());
-    let node = &s.nodes["n0"];
+    let node = s.node_by_id("n0").expect("node");
     assert!(node.drain.is_none(), "the drain did not end");
     assert!(!node.eligible, "a drained node stays ineligible");
     assert_eq!(node.events.last().unwrap().message, "Node drain complete");

@@ -368,7 +368,7 @@ impl Cluster for Handle {
     ) -> Result<u64, EngineError> {
         self.leader_required()?;
         let state = self.core.state();
-        let Some(node) = state.nodes.get(node_id) else {
+        let Some(node) = state.node_by_id(node_id) else {
             return Err(EngineError::NotFound {
                 kind: "node",
                 id: node_id.to_string(),
@@ -398,7 +398,7 @@ impl Cluster for Handle {
     ) -> Result<(Vec<String>, u64), EngineError> {
         self.leader_required()?;
         let state = self.core.state();
-        if !state.nodes.contains_key(node_id) {
+        if !state.node_by_id(node_id).is_some() {
             return Err(EngineError::NotFound {
                 kind: "node",
                 id: node_id.to_string(),

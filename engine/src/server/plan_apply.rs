@@ -472,7 +472,7 @@ mod tests {
         let mut s = state();
         let mut n = node("n1", 1000, 1000);
         n.status = NodeStatus::Down;
-        s.nodes.insert("n1".into(), Arc::new(n));
+        s.put_node(n);
         let v = verify_plan(
             &s,
             &plan(vec![alloc("a", "n1", 1, 1)]),

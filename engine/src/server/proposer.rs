@@ -135,7 +135,7 @@ impl Proposer {
                     batch_added.merge(&verdict.added);
                     let now = std::time::Instant::now();
                     for node_id in &verdict.rejected_nodes {
-                        let eligible = state.nodes.get(node_id).is_some_and(|n| n.eligible);
+                        let eligible = state.node_by_id(node_id).is_some_and(|n| n.eligible);
                         if self.rejections.borrow_mut().record(node_id, now) && eligible {
                             tracing::warn!(
                                 node_id = %node_id,

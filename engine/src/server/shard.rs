@@ -19,7 +19,7 @@ use super::messages::{RaftRequest, ShardMsg, Shared};
 use crate::client_proto::AllocUpdate;
 use crate::error::EngineError;
 use crate::raft::ApplyResponse;
-use crate::state::{ClusterState, Command, NodeStatusUpdate};
+use crate::state::{ClusterState, Command, IdKey, NodeStatusUpdate};
 
 /// How often a shard checks heartbeat deadlines and flushes its batches.
 pub const SHARD_TICK: Duration = Duration::from_millis(50);
@@ -251,7 +251,7 @@ impl ShardCore {
         let mut updates = Vec::new();
         let mut evals = Vec::new();
         for node_id in expired {
-            let Some(node) = state.nodes.get(&node_id) else {
+            let Some(node) = state.node_by_id(&node_id) else {
                 continue;
             };
             if node.is_down() {
@@ -366,7 +366,7 @@ pub fn node_evals(
     usable: bool,
 ) -> Vec<Evaluation> {
     let mut jobs: BTreeSet<(String, String)> = BTreeSet::new();
-    if let Some(allocs) = state.allocs_by_node.get(node_id) {
+    if let Some(allocs) = state.allocs_by_node.get(&IdKey::new(&node_id)) {
         for a in allocs.values() {
             {
                 if !a.is_terminal() {

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cluster_state::ClusterState;
 use super::command::{Command, CommandEnvelope, PlanApply};
+use super::IdKey;
 
 /// The outcome of one command in an entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,7 +115,7 @@ impl ClusterState {
             }
             Command::UpsertNode { node, evals } => {
                 let mut node = node.clone();
-                match self.nodes.get(&node.id) {
+                match self.node_by_id(&node.id) {
                     Some(old) => {
                         node.create_index = old.create_index;
                         if node.events.is_empty() {
@@ -145,7 +146,7 @@ impl ClusterState {
             }
             Command::UpdateNodeStatus { updates, evals } => {
                 for update in updates {
-                    let Some(old) = self.nodes.get(&update.node_id) else {
+                    let Some(old) = self.node_by_id(&update.node_id) else {
                         continue;
                     };
                     if old.status == update.status {
@@ -224,7 +225,7 @@ impl ClusterState {
                 CommandResult::Applied
             }
             Command::UpdateNodeEligibility { node_id, eligible } => {
-                let Some(old) = self.nodes.get(node_id).cloned() else {
+                let Some(old) = self.node_by_id(node_id).cloned() else {
                     return CommandResult::Refused {
                         message: format!("node not found: {node_id}"),
                     };
@@ -254,7 +255,7 @@ impl ClusterState {
                 mark_eligible,
                 evals,
             } => {
-                let Some(old) = self.nodes.get(node_id).cloned() else {
+                let Some(old) = self.node_by_id(node_id).cloned() else {
                     return CommandResult::Refused {
                         message: format!("node not found: {node_id}"),
                     };
@@ -509,29 +510,33 @@ impl ClusterState {
         node_ids: std::collections::BTreeSet<String>,
     ) {
         for node_id in node_ids {
-            let Some(node) = self.nodes.get(&node_id).cloned() else {
+            let Some(node) = self.node_by_id(&node_id).cloned() else {
                 continue;
             };
             let Some(drain) = node.drain.clone() else {
                 continue;
             };
             let jobs = &self.jobs;
-            let remaining = self.allocs_by_node.get(&node_id).is_some_and(|allocs| {
-                allocs.values().any(|a| {
-                    if a.is_terminal() {
-                        return false;
-                    }
-                    let system = jobs
-                        .get(&(a.namespace.clone(), a.job_id.clone()))
-                        .is_some_and(|j| {
-                            matches!(
-                                j.job_type,
-                                sched::structs::JobType::System | sched::structs::JobType::SysBatch
-                            )
-                        });
-                    !(drain.ignore_system_jobs && system)
-                })
-            });
+            let remaining = self
+                .allocs_by_node
+                .get(&IdKey::new(&node_id))
+                .is_some_and(|allocs| {
+                    allocs.values().any(|a| {
+                        if a.is_terminal() {
+                            return false;
+                        }
+                        let system = jobs
+                            .get(&(a.namespace.clone(), a.job_id.clone()))
+                            .is_some_and(|j| {
+                                matches!(
+                                    j.job_type,
+                                    sched::structs::JobType::System
+                                        | sched::structs::JobType::SysBatch
+                                )
+                            });
+                        !(drain.ignore_system_jobs && system)
+                    })
+                });
             if remaining {
                 continue;
             }
@@ -562,7 +567,7 @@ impl ClusterState {
                 "alloc {alloc_id} transition out of order: index={index} alloc_modify_index={}",
                 old.alloc_modify_index
             );
-            let usage_before = self.node_usage.get(&old.node_id).copied();
+            let usage_before = self.node_usage.get(&IdKey::new(&old.node_id)).copied();
             let mut alloc = (*old).clone();
             alloc.desired_transition = *transition;
             alloc.modify_index = index;
@@ -571,7 +576,7 @@ impl ClusterState {
             self.put_alloc(alloc);
             // A transition is a request to the scheduler; by itself it frees or takes nothing.
             assert_eq!(
-                self.node_usage.get(&old.node_id).copied(),
+                self.node_usage.get(&IdKey::new(&old.node_id)).copied(),
                 usage_before,
                 "alloc {alloc_id} transition changed the usage of node {}",
                 old.node_id

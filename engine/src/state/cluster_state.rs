@@ -32,20 +32,21 @@ pub struct ClusterState {
     pub jobs: OrdMap<JobKey, Arc<Job>>,
     /// Stored versions per job, oldest first.
     pub job_versions: OrdMap<JobKey, imbl::Vector<Arc<Job>>>,
-    pub nodes: OrdMap<String, Arc<Node>>,
+    /// Nodes, and below every map keyed by node, are keyed by `IdKey` as allocations are.
+    pub nodes: OrdMap<IdKey, Arc<Node>>,
     /// Allocations by id. Allocation and evaluation ids are keyed by `IdKey`: a UUID is two
     /// integers inline, so a lookup compares integers instead of chasing a string per node.
     pub allocs: OrdMap<IdKey, Arc<Allocation>>,
     /// Allocations per node and per job, holding the same `Arc`s as `allocs`, so walking a
     /// node or a job costs no lookups by id.
-    pub allocs_by_node: OrdMap<String, OrdMap<IdKey, Arc<Allocation>>>,
+    pub allocs_by_node: OrdMap<IdKey, OrdMap<IdKey, Arc<Allocation>>>,
     pub allocs_by_job: OrdMap<JobKey, OrdMap<IdKey, Arc<Allocation>>>,
     pub allocs_by_eval: OrdMap<IdKey, OrdSet<IdKey>>,
     /// Resources held on each node by its non-terminal allocations.
-    pub node_usage: OrdMap<String, Resources>,
+    pub node_usage: OrdMap<IdKey, Resources>,
     /// The newest index at which the servers changed any allocation of each node; a node's
     /// blocking `GetAllocs` compares against it instead of scanning the node's allocations.
-    pub node_alloc_index: OrdMap<String, u64>,
+    pub node_alloc_index: OrdMap<IdKey, u64>,
     pub evals: OrdMap<IdKey, Arc<Evaluation>>,
     pub evals_by_job: OrdMap<JobKey, OrdSet<IdKey>>,
     pub scheduler_config: SchedulerConfig,
@@ -78,6 +79,11 @@ impl ClusterState {
         self.allocs.get(&IdKey::new(alloc_id))
     }
 
+    /// Returns a node by id.
+    pub fn node_by_id(&self, node_id: &str) -> Option<&Arc<Node>> {
+        self.nodes.get(&IdKey::new(node_id))
+    }
+
     /// Returns an evaluation by id.
     pub fn eval_by_id(&self, eval_id: &str) -> Option<&Arc<Evaluation>> {
         self.evals.get(&IdKey::new(eval_id))
@@ -92,7 +98,7 @@ impl ClusterState {
     /// Inserts or replaces a node.
     pub fn put_node(&mut self, node: Node) {
         self.touch(Table::Nodes);
-        self.nodes.insert(node.id.clone(), Arc::new(node));
+        self.nodes.insert(IdKey::new(&node.id), Arc::new(node));
     }
 
     /// Inserts or replaces an allocation, keeping every index and the usage table right.
@@ -102,24 +108,22 @@ impl ClusterState {
         if let Some(old) = self.allocs.get(&id).cloned() {
             self.release_usage(&old);
             if old.node_id != alloc.node_id {
-                if let Some(set) = self.allocs_by_node.get_mut(&old.node_id) {
+                if let Some(set) = self.allocs_by_node.get_mut(&IdKey::new(&old.node_id)) {
                     set.remove(&id);
                 }
             }
         }
+        let node_key = IdKey::new(&alloc.node_id);
         if !alloc.is_terminal() {
-            let usage = self.node_usage.entry(alloc.node_id.clone()).or_default();
+            let usage = self.node_usage.entry(node_key.clone()).or_default();
             *usage = usage.add(&alloc.resources);
         }
         let changed_at = alloc.alloc_modify_index.max(alloc.create_index);
-        let node_index = self
-            .node_alloc_index
-            .entry(alloc.node_id.clone())
-            .or_default();
+        let node_index = self.node_alloc_index.entry(node_key.clone()).or_default();
         *node_index = (*node_index).max(changed_at);
         let alloc = Arc::new(alloc);
         self.allocs_by_node
-            .entry(alloc.node_id.clone())
+            .entry(node_key)
             .or_default()
             .insert(id.clone(), alloc.clone());
         self.allocs_by_job
@@ -181,12 +185,12 @@ impl ClusterState {
                 changed_at = changed_at.max(a.alloc_modify_index.max(a.create_index));
                 map.insert(id.clone(), a.clone());
             }
+            let node_key = IdKey::new(node_id);
             if usage != Resources::default() {
-                self.node_usage.insert(node_id.to_string(), usage);
+                self.node_usage.insert(node_key.clone(), usage);
             }
-            self.node_alloc_index
-                .insert(node_id.to_string(), changed_at);
-            self.allocs_by_node.insert(node_id.to_string(), map);
+            self.node_alloc_index.insert(node_key.clone(), changed_at);
+            self.allocs_by_node.insert(node_key, map);
         }
         for ((namespace, job_id), entries) in by_job {
             let map: OrdMap<IdKey, Arc<Allocation>> =
@@ -204,7 +208,7 @@ impl ClusterState {
         if alloc.is_terminal() {
             return;
         }
-        if let Some(usage) = self.node_usage.get_mut(&alloc.node_id) {
+        if let Some(usage) = self.node_usage.get_mut(&IdKey::new(&alloc.node_id)) {
             *usage = usage.sub(&alloc.resources);
         }
     }
@@ -217,7 +221,7 @@ impl ClusterState {
             return;
         };
         self.release_usage(&alloc);
-        if let Some(set) = self.allocs_by_node.get_mut(&alloc.node_id) {
+        if let Some(set) = self.allocs_by_node.get_mut(&IdKey::new(&alloc.node_id)) {
             set.remove(&id);
         }
         if let Some(set) = self
@@ -344,7 +348,7 @@ impl ClusterState {
             );
             assert!(
                 self.allocs_by_node
-                    .get(&alloc.node_id)
+                    .get(&IdKey::new(&alloc.node_id))
                     .is_some_and(|s| s.contains_key(id)),
                 "alloc {id} missing from node index of {}",
                 alloc.node_id
@@ -355,9 +359,13 @@ impl ClusterState {
             }
         }
         for (node_id, expected) in usage {
-            let got = self.node_usage.get(node_id).copied().unwrap_or_default();
+            let got = self
+                .node_usage
+                .get(&IdKey::new(node_id))
+                .copied()
+                .unwrap_or_default();
             assert_eq!(got, expected, "usage table wrong for node {node_id}");
-            if let Some(node) = self.nodes.get(node_id) {
+            if let Some(node) = self.node_by_id(node_id) {
                 let cap = node.schedulable();
                 assert!(
                     expected.cpu_mhz <= cap.cpu_mhz && expected.memory_mb <= cap.memory_mb,
@@ -384,7 +392,7 @@ impl StateView for ClusterState {
             .map(|j| &**j)
     }
     fn node(&self, node_id: &str) -> Option<&Node> {
-        self.nodes.get(node_id).map(|n| &**n)
+        self.node_by_id(node_id).map(|n| &**n)
     }
     fn nodes(&self) -> Vec<&Node> {
         self.nodes.values().map(|n| &**n).collect()
@@ -397,12 +405,15 @@ impl StateView for ClusterState {
     }
     fn allocs_by_node(&self, node_id: &str) -> Vec<&Allocation> {
         self.allocs_by_node
-            .get(node_id)
+            .get(&IdKey::new(node_id))
             .map(|allocs| allocs.values().map(|a| &**a).collect())
             .unwrap_or_default()
     }
     fn node_usage(&self, node_id: &str) -> Resources {
-        self.node_usage.get(node_id).copied().unwrap_or_default()
+        self.node_usage
+            .get(&IdKey::new(node_id))
+            .copied()
+            .unwrap_or_default()
     }
 }
 
