@@ -1,5 +1,8 @@
 //! `StateImage`: the persisted form of the whole replicated state machine.
 
+use std::sync::Arc;
+
+use rkyv::with::{Map, Unshare};
 use rkyv::{Archive, Deserialize, Serialize};
 use sched::env::SchedulerConfig;
 use sched::structs::{Allocation, Evaluation, Job, Node};
@@ -14,13 +17,22 @@ pub struct StateImage {
     /// `STATE_IMAGE_FORMAT_VERSION` of the writer.
     pub format_version: u32,
     pub last_applied_index: u64,
+    // The records are held by `Arc`, as the live state holds them, so building an image
+    // shares them instead of copying the state (a million allocations would double the
+    // server's memory for as long as a snapshot is written). `Unshare` archives each as the
+    // record itself: the archive is the same as for a plain `Vec` of records.
     /// The current version of every job.
-    pub jobs: Vec<Job>,
+    #[rkyv(with = Map<Unshare>)]
+    pub jobs: Vec<Arc<Job>>,
     /// Older versions kept for `job versions` and reverts.
-    pub job_versions: Vec<Job>,
-    pub nodes: Vec<Node>,
-    pub allocs: Vec<Allocation>,
-    pub evals: Vec<Evaluation>,
+    #[rkyv(with = Map<Unshare>)]
+    pub job_versions: Vec<Arc<Job>>,
+    #[rkyv(with = Map<Unshare>)]
+    pub nodes: Vec<Arc<Node>>,
+    #[rkyv(with = Map<Unshare>)]
+    pub allocs: Vec<Arc<Allocation>>,
+    #[rkyv(with = Map<Unshare>)]
+    pub evals: Vec<Arc<Evaluation>>,
     pub scheduler_config: SchedulerConfig,
     pub scheduler_config_index: u64,
     /// State owned by engine parts that this crate does not model, by name, as opaque bytes.

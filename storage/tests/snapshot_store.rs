@@ -205,3 +205,46 @@ fn a_file_whose_name_disagrees_with_its_header_is_refused() {
         Err(StorageError::Corrupt { index: 9, .. })
     ));
 }
+
+/// The layout a `StateImage` archive has always had: records in plain vectors. The image now
+/// holds its records by `Arc`; the archive must not change with it.
+#[derive(rkyv::Archive, rkyv::Serialize)]
+struct PlainImage {
+    format_version: u32,
+    last_applied_index: u64,
+    jobs: Vec<sched::structs::Job>,
+    job_versions: Vec<sched::structs::Job>,
+    nodes: Vec<sched::structs::Node>,
+    allocs: Vec<sched::structs::Allocation>,
+    evals: Vec<sched::structs::Evaluation>,
+    scheduler_config: sched::env::SchedulerConfig,
+    scheduler_config_index: u64,
+    extra: Vec<(String, Vec<u8>)>,
+}
+
+#[test]
+fn an_image_holding_shared_records_archives_as_plain_records() {
+    let image = common::image(42, 3, 10);
+    fn owned<T: Clone>(v: &[std::sync::Arc<T>]) -> Vec<T> {
+        v.iter().map(|r| (**r).clone()).collect()
+    }
+    let plain = PlainImage {
+        format_version: image.format_version,
+        last_applied_index: image.last_applied_index,
+        jobs: owned(&image.jobs),
+        job_versions: owned(&image.job_versions),
+        nodes: owned(&image.nodes),
+        allocs: owned(&image.allocs),
+        evals: owned(&image.evals),
+        scheduler_config: image.scheduler_config.clone(),
+        scheduler_config_index: image.scheduler_config_index,
+        extra: image.extra.clone(),
+    };
+    let plain_bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&plain).unwrap();
+    assert_eq!(
+        plain_bytes.as_slice(),
+        SnapshotStore::encode(&image).as_slice(),
+        "same bytes"
+    );
+    assert_eq!(SnapshotStore::decode(&plain_bytes).unwrap(), image);
+}

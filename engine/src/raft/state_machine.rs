@@ -114,17 +114,17 @@ pub fn state_from_image(image: StateImage, job_tracked_versions: usize) -> Clust
     let mut state = ClusterState::new(job_tracked_versions);
     state.applying = image.last_applied_index;
     for job in image.job_versions {
-        state.put_job(job);
+        state.put_job(Arc::unwrap_or_clone(job));
     }
     for job in image.jobs {
-        state.put_job(job);
+        state.put_job(Arc::unwrap_or_clone(job));
     }
     for node in image.nodes {
-        state.put_node(node);
+        state.put_node(Arc::unwrap_or_clone(node));
     }
     state.load_allocs(image.allocs);
     for eval in image.evals {
-        state.put_eval(eval);
+        state.put_eval(Arc::unwrap_or_clone(eval));
     }
     state.scheduler_config = image.scheduler_config;
     state.scheduler_config_index = image.scheduler_config_index;
@@ -162,21 +162,16 @@ pub fn image_from_state(state: &ClusterState) -> StateImage {
     let mut job_versions = Vec::new();
     for versions in state.job_versions.values() {
         let n = versions.len();
-        job_versions.extend(
-            versions
-                .iter()
-                .take(n.saturating_sub(1))
-                .map(|j| (**j).clone()),
-        );
+        job_versions.extend(versions.iter().take(n.saturating_sub(1)).cloned());
     }
     StateImage {
         format_version: storage::STATE_IMAGE_FORMAT_VERSION,
         last_applied_index: state.index,
-        jobs: state.jobs.values().map(|j| (**j).clone()).collect(),
+        jobs: state.jobs.values().cloned().collect(),
         job_versions,
-        nodes: state.nodes.values().map(|n| (**n).clone()).collect(),
-        allocs: state.allocs.values().map(|a| (**a).clone()).collect(),
-        evals: state.evals.values().map(|e| (**e).clone()).collect(),
+        nodes: state.nodes.values().cloned().collect(),
+        allocs: state.allocs.values().cloned().collect(),
+        evals: state.evals.values().cloned().collect(),
         scheduler_config: state.scheduler_config.clone(),
         scheduler_config_index: state.scheduler_config_index,
         extra: state

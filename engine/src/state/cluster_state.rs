@@ -141,17 +141,15 @@ impl ClusterState {
     /// index in one pass: allocations are grouped by node, job and evaluation first, so each
     /// outer map is touched once per group instead of once per allocation, and each inner map
     /// is filled in id order.
-    pub fn load_allocs(&mut self, allocs: Vec<Allocation>) {
+    pub fn load_allocs(&mut self, allocs: Vec<Arc<Allocation>>) {
         use std::collections::HashMap;
         assert!(
             self.allocs.is_empty(),
             "load_allocs: the state already holds allocations"
         );
         self.touch(Table::Allocs);
-        let mut keyed: Vec<(IdKey, Arc<Allocation>)> = allocs
-            .into_iter()
-            .map(|a| (IdKey::new(&a.id), Arc::new(a)))
-            .collect();
+        let mut keyed: Vec<(IdKey, Arc<Allocation>)> =
+            allocs.into_iter().map(|a| (IdKey::new(&a.id), a)).collect();
         if !keyed.windows(2).all(|w| w[0].0 < w[1].0) {
             keyed.sort_by(|a, b| a.0.cmp(&b.0));
         }
@@ -518,7 +516,7 @@ mod tests {
 
     /// Allocations over three nodes, two jobs and two evaluations; UUID and other ids;
     /// some terminal, so usage must skip them.
-    fn sample() -> Vec<Allocation> {
+    fn sample() -> Vec<Arc<Allocation>> {
         let nodes = [
             node("n1", 4000, 4096),
             node("n2", 4000, 4096),
@@ -542,7 +540,7 @@ mod tests {
                 if i % 7 == 0 {
                     a.desired_status = DesiredStatus::Stop;
                 }
-                a
+                Arc::new(a)
             })
             .collect()
     }
@@ -551,7 +549,7 @@ mod tests {
     fn a_bulk_load_builds_the_indexes_that_one_by_one_puts_build() {
         let mut one_by_one = ClusterState::new(6);
         for a in sample() {
-            one_by_one.put_alloc(a);
+            one_by_one.put_alloc(Arc::unwrap_or_clone(a));
         }
         let mut reversed = sample();
         reversed.reverse();

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use sched::structs::{
     AllocMetric, Allocation, ClientStatus, DesiredStatus, EvalStatus, Evaluation, Job, JobStatus,
@@ -198,11 +199,11 @@ pub fn eval(i: usize) -> Evaluation {
 pub fn image(last_applied_index: u64, nodes: usize, allocs: usize) -> StateImage {
     StateImage {
         last_applied_index,
-        jobs: vec![job("web", 1), job("api", 0)],
-        job_versions: vec![job("web", 0)],
-        nodes: (0..nodes).map(node).collect(),
-        allocs: (0..allocs).map(|i| alloc(i, nodes)).collect(),
-        evals: (0..3).map(eval).collect(),
+        jobs: vec![Arc::new(job("web", 1)), Arc::new(job("api", 0))],
+        job_versions: vec![Arc::new(job("web", 0))],
+        nodes: (0..nodes).map(|i| Arc::new(node(i))).collect(),
+        allocs: (0..allocs).map(|i| Arc::new(alloc(i, nodes))).collect(),
+        evals: (0..3).map(|i| Arc::new(eval(i))).collect(),
         scheduler_config_index: 4,
         extra: vec![("acl".to_string(), vec![1, 2, 3])],
         ..StateImage::default()
