@@ -4,7 +4,8 @@
 use std::cell::RefCell;
 use std::io::Cursor;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use openraft::storage::RaftStateMachine;
 use openraft::{
@@ -195,11 +196,53 @@ pub fn image_from_state(state: &ClusterState) -> StateImage {
 }
 
 /// Runs a blocking job on a fresh OS thread and awaits its result without blocking the core.
+/// Snapshot threads still running, so that a graceful stop can let a snapshot being written
+/// finish: abandoning it would leave the next start to replay up to two snapshot intervals of
+/// log instead of one.
+static SNAPSHOT_THREADS: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
+
+/// Counts one snapshot thread for as long as it lives, panics included.
+struct SnapshotThread;
+
+impl SnapshotThread {
+    fn start() -> SnapshotThread {
+        *SNAPSHOT_THREADS.0.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        SnapshotThread
+    }
+}
+
+impl Drop for SnapshotThread {
+    fn drop(&mut self) {
+        let mut running = SNAPSHOT_THREADS.0.lock().unwrap_or_else(|e| e.into_inner());
+        *running = running.saturating_sub(1);
+        SNAPSHOT_THREADS.1.notify_all();
+    }
+}
+
+/// Waits, up to `limit`, for snapshot threads of this process to finish; returns whether
+/// none is left.
+pub fn wait_for_snapshot_threads(limit: Duration) -> bool {
+    let running = SNAPSHOT_THREADS.0.lock().unwrap_or_else(|e| e.into_inner());
+    if *running > 0 {
+        tracing::info!(
+            running = *running,
+            "waiting for the snapshot being written to finish"
+        );
+    }
+    let (running, _) = SNAPSHOT_THREADS
+        .1
+        .wait_timeout_while(running, limit, |n| *n > 0)
+        .unwrap_or_else(|e| e.into_inner());
+    *running == 0
+}
+
 async fn off_core<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     let (tx, rx) = tokio::sync::oneshot::channel();
+    let counted = SnapshotThread::start();
     std::thread::Builder::new()
         .name("drover-snapshot".into())
         .spawn(move || {
+            let _counted = counted;
             let _ = tx.send(f());
         })
         .expect("spawning the snapshot thread");
@@ -360,5 +403,35 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             meta: header.meta,
             snapshot: Box::new(Cursor::new(bytes)),
         }))
+    }
+}
+
+#[cfg(test)]
+mod snapshot_thread_tests {
+    use std::time::Duration;
+
+    use super::{wait_for_snapshot_threads, SnapshotThread};
+
+    #[test]
+    fn a_stop_waits_for_a_running_snapshot_thread_and_no_longer_than_its_limit() {
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (finish_tx, finish_rx) = std::sync::mpsc::channel::<()>();
+        let writer = std::thread::spawn(move || {
+            let _counted = SnapshotThread::start();
+            started_tx.send(()).unwrap();
+            let _ = finish_rx.recv();
+            std::thread::sleep(Duration::from_millis(50));
+        });
+        started_rx.recv().unwrap();
+        assert!(
+            !wait_for_snapshot_threads(Duration::from_millis(20)),
+            "a running snapshot thread is waited for, up to the limit"
+        );
+        finish_tx.send(()).unwrap();
+        assert!(
+            wait_for_snapshot_threads(Duration::from_secs(30)),
+            "the wait ends when the thread does"
+        );
+        writer.join().unwrap();
     }
 }

@@ -57,6 +57,9 @@ fn tuning_of(config: &AgentConfig) -> SnapshotTuning {
     }
 }
 
+/// How long a graceful stop waits for a snapshot being written.
+const SNAPSHOT_STOP_WAIT: Duration = Duration::from_secs(30);
+
 impl RunningServer {
     /// Applies the settings a reload (SIGHUP) may change: `raft_snapshot_threshold`,
     /// `raft_snapshot_interval` and `raft_trailing_logs`. Others need a restart.
@@ -80,6 +83,14 @@ impl RunningServer {
         }
         if let Some(raft) = raft {
             let _ = raft.join();
+        }
+        // A snapshot being written finishes (its file is complete and found on the next
+        // start) unless it takes longer than this.
+        if !crate::raft::state_machine::wait_for_snapshot_threads(SNAPSHOT_STOP_WAIT) {
+            tracing::warn!(
+                waited = ?SNAPSHOT_STOP_WAIT,
+                "stopping with a snapshot still being written; the next start replays more log"
+            );
         }
         let _ = self.store.close();
     }
