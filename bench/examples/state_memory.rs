@@ -127,16 +127,35 @@ fn main() {
     let (heap1, rss1) = (LIVE.load(Ordering::Relaxed), rss_bytes());
     let size = std::mem::size_of::<sched::structs::Allocation>();
     if std::env::var_os("RESTORE").is_some() {
+        eprintln!("placed {placed}; snapshot path:");
+        // The whole snapshot path as a server runs it: image, encode, write (with fsync) to
+        // a directory under the system's temporary directory, read back, decode, rebuild.
+        let dir = std::env::temp_dir().join(format!("drover-state-memory-{}", std::process::id()));
+        let store = storage::SnapshotStore::open(&dir).expect("snapshot dir");
         let t = std::time::Instant::now();
         let image = engine::raft::state_machine::image_from_state(&state);
         let imaged = t.elapsed();
+        let meta = storage::SnapshotMeta {
+            last_index: index,
+            last_term: 1,
+            snapshot_id: "state-memory".into(),
+            membership: Vec::new(),
+        };
+        let t = std::time::Instant::now();
+        store.write(&meta, &image).expect("snapshot written");
+        let written = t.elapsed();
+        drop(image);
+        let t = std::time::Instant::now();
+        let (_, image) = store.latest().expect("snapshot read").expect("a snapshot");
+        let read = t.elapsed();
         let t = std::time::Instant::now();
         let back = engine::raft::state_machine::state_from_image(image, 6);
         eprintln!(
-            "image {imaged:?} restore {:?} ({} allocs)",
+            "image {imaged:?} encode+write {written:?} read+decode {read:?} rebuild {:?} ({} allocs)",
             t.elapsed(),
             back.allocs.len()
         );
+        let _ = std::fs::remove_dir_all(&dir);
     }
     println!(
         "{{\"allocations\":{placed},\"heap_bytes_per_alloc\":{},\"rss_bytes_per_alloc\":{},\"size_of_allocation\":{size},\"scheduler_us_per_placement\":{:.2}}}",

@@ -55,3 +55,69 @@ impl Default for StateImage {
         }
     }
 }
+
+/// Most threads a decode spreads the allocations over.
+const DECODE_THREADS_MAX: usize = 4;
+/// Fewer allocations than this are decoded on the calling thread alone.
+const DECODE_PARALLEL_MIN: usize = 20_000;
+
+type Strategy = rkyv::api::high::HighDeserializer<rkyv::rancor::Error>;
+
+fn records<T, A>(list: &[A]) -> Result<Vec<Arc<T>>, rkyv::rancor::Error>
+where
+    A: rkyv::Deserialize<T, Strategy>,
+{
+    list.iter()
+        .map(|a| rkyv::deserialize::<T, rkyv::rancor::Error>(a).map(Arc::new))
+        .collect()
+}
+
+/// Deserializes a validated archive into a `StateImage`. The allocations, which are most of a
+/// large state, are decoded in chunks on up to `DECODE_THREADS_MAX` threads (one per core)
+/// while the calling thread decodes the rest; the result is the same as a one-thread decode.
+pub fn deserialize_image(a: &ArchivedStateImage) -> Result<StateImage, rkyv::rancor::Error> {
+    let allocs = a.allocs.as_slice();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, DECODE_THREADS_MAX);
+    let threads = if allocs.len() < DECODE_PARALLEL_MIN {
+        1
+    } else {
+        threads
+    };
+    let chunk = allocs.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        // Every chunk but the first goes to its own thread; the first is decoded here after
+        // the small tables.
+        let mut chunks = allocs.chunks(chunk);
+        let first = chunks.next().unwrap_or(&[]);
+        let spawned: Vec<_> = chunks
+            .map(|part| {
+                std::thread::Builder::new()
+                    .name("drover-decode".into())
+                    .spawn_scoped(scope, move || records::<Allocation, _>(part))
+                    .expect("spawning a decode thread")
+            })
+            .collect();
+        let mut image = StateImage {
+            format_version: a.format_version.to_native(),
+            last_applied_index: a.last_applied_index.to_native(),
+            jobs: records(a.jobs.as_slice())?,
+            job_versions: records(a.job_versions.as_slice())?,
+            nodes: records(a.nodes.as_slice())?,
+            allocs: Vec::with_capacity(allocs.len()),
+            evals: records(a.evals.as_slice())?,
+            scheduler_config: rkyv::deserialize::<SchedulerConfig, rkyv::rancor::Error>(
+                &a.scheduler_config,
+            )?,
+            scheduler_config_index: a.scheduler_config_index.to_native(),
+            extra: rkyv::deserialize::<Vec<(String, Vec<u8>)>, rkyv::rancor::Error>(&a.extra)?,
+        };
+        image.allocs.extend(records::<Allocation, _>(first)?);
+        for handle in spawned {
+            let part = handle.join().expect("a decode thread panicked")?;
+            image.allocs.extend(part);
+        }
+        Ok(image)
+    })
+}

@@ -248,3 +248,35 @@ fn an_image_holding_shared_records_archives_as_plain_records() {
     );
     assert_eq!(SnapshotStore::decode(&plain_bytes).unwrap(), image);
 }
+
+#[test]
+fn a_streamed_snapshot_file_is_the_file_of_its_encoded_bytes() {
+    let streamed_dir = tempfile::tempdir().unwrap();
+    let buffered_dir = tempfile::tempdir().unwrap();
+    let streamed = SnapshotStore::open(streamed_dir.path()).unwrap();
+    let buffered = SnapshotStore::open(buffered_dir.path()).unwrap();
+    let image = common::image(9, 4, 300);
+    let a = streamed.write(&meta(9, 2), &image).unwrap();
+    let b = buffered
+        .write_bytes(&meta(9, 2), &SnapshotStore::encode(&image))
+        .unwrap();
+    assert_eq!(
+        (a.file_bytes, a.payload_bytes),
+        (b.file_bytes, b.payload_bytes)
+    );
+    assert_eq!(fs::read(&a.path).unwrap(), fs::read(&b.path).unwrap());
+    // No temporary file is left behind.
+    assert_eq!(fs::read_dir(a.path.parent().unwrap()).unwrap().count(), 1);
+}
+
+#[test]
+fn a_large_image_decoded_on_several_threads_is_the_image_written() {
+    // Enough allocations that the decode spreads them over threads; their order is kept.
+    let dir = tempfile::tempdir().unwrap();
+    let store = SnapshotStore::open(dir.path()).unwrap();
+    let image = common::image(11, 8, 25_000);
+    store.write(&meta(11, 1), &image).unwrap();
+    let (_, back) = store.latest().unwrap().unwrap();
+    assert_eq!(back.allocs.len(), 25_000);
+    assert_eq!(back, image);
+}

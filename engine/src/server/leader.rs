@@ -305,10 +305,8 @@ pub async fn snapshot_timer(
     raft: Raft,
     tuning: watch::Receiver<SnapshotTuning>,
     store: storage::LogStore,
+    bytes_at_snapshot: Rc<Cell<u64>>,
 ) {
-    // Bytes appended when the last snapshot was triggered (the store counts from its open;
-    // what a restart replays is covered by the first snapshot after it).
-    let mut bytes_at_snapshot = 0u64;
     let mut next_round = Instant::now();
     loop {
         let t = *tuning.borrow();
@@ -323,7 +321,7 @@ pub async fn snapshot_timer(
         .await;
         let t = *tuning.borrow();
         let appended = store.stats().appended_bytes;
-        let by_bytes = appended.saturating_sub(bytes_at_snapshot) >= SNAPSHOT_LOG_BYTES;
+        let by_bytes = appended.saturating_sub(bytes_at_snapshot.get()) >= SNAPSHOT_LOG_BYTES;
         let round = Instant::now() >= next_round;
         if !by_bytes && !round {
             continue;
@@ -332,7 +330,7 @@ pub async fn snapshot_timer(
         let applied = m.last_applied.map_or(0, |l| l.index);
         let snapshotted = m.snapshot.map_or(0, |l| l.index);
         if snapshot_due(by_bytes, round, applied, snapshotted, t.threshold) {
-            bytes_at_snapshot = appended;
+            bytes_at_snapshot.set(appended);
             tracing::info!(
                 applied,
                 snapshotted,
@@ -366,9 +364,91 @@ pub async fn snapshot_timer(
     }
 }
 
+/// Log entries applied since the last snapshot that make a graceful stop take one.
+const STOP_SNAPSHOT_ENTRIES: u64 = 1024;
+/// Log bytes appended since the last snapshot that make a graceful stop take one.
+const STOP_SNAPSHOT_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Decides whether a graceful stop takes a snapshot first: something was applied since the
+/// last one, and the log after it is long enough (in entries or bytes) that replaying it on
+/// the next start would cost more than writing the snapshot now.
+fn stop_snapshot_due(applied: u64, snapshotted: u64, bytes_since: u64) -> bool {
+    applied > snapshotted
+        && (applied - snapshotted >= STOP_SNAPSHOT_ENTRIES || bytes_since >= STOP_SNAPSHOT_BYTES)
+}
+
+/// On a graceful stop, once nothing more is proposed: writes a snapshot of everything applied
+/// when the log since the last one is long, and waits for it (up to `wait`), so the next
+/// start restores the snapshot and replays no log. A crash still replays the log after the
+/// last periodic snapshot. Returns whether a snapshot covering everything applied exists.
+pub async fn snapshot_before_stop(
+    raft: &Raft,
+    store: &storage::LogStore,
+    bytes_at_snapshot: &Cell<u64>,
+    wait: Duration,
+) -> bool {
+    let m = raft.metrics().borrow().clone();
+    let applied = m.last_applied.map_or(0, |l| l.index);
+    let mut snapshotted = m.snapshot.map_or(0, |l| l.index);
+    let bytes_since = store
+        .stats()
+        .appended_bytes
+        .saturating_sub(bytes_at_snapshot.get());
+    if !stop_snapshot_due(applied, snapshotted, bytes_since) {
+        return applied <= snapshotted;
+    }
+    let started = Instant::now();
+    tracing::info!(
+        applied,
+        snapshotted,
+        "stopping: writing a snapshot so the next start replays no log"
+    );
+    let deadline = started + wait;
+    let mut trigger = true;
+    while Instant::now() < deadline {
+        if trigger {
+            if let Err(e) = raft.trigger().snapshot().await {
+                tracing::warn!(error = %e, "stopping: snapshot trigger failed");
+                return false;
+            }
+            trigger = false;
+        }
+        glommio::timer::sleep(Duration::from_millis(20)).await;
+        let now = raft.metrics().borrow().snapshot.map_or(0, |l| l.index);
+        if now >= applied {
+            tracing::info!(
+                index = now,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "stopping: snapshot written"
+            );
+            return true;
+        }
+        // A snapshot that was already being built finished short of `applied`: ask again.
+        if now > snapshotted {
+            snapshotted = now;
+            trigger = true;
+        }
+    }
+    tracing::warn!(
+        ?wait,
+        "stopping without a snapshot of everything applied; the next start replays the log"
+    );
+    false
+}
+
 #[cfg(test)]
 mod snapshot_due_test {
-    use super::snapshot_due;
+    use super::{snapshot_due, stop_snapshot_due, STOP_SNAPSHOT_BYTES, STOP_SNAPSHOT_ENTRIES};
+
+    #[test]
+    fn a_stop_snapshots_only_a_long_log_with_something_new() {
+        assert!(!stop_snapshot_due(10, 10, u64::MAX));
+        assert!(!stop_snapshot_due(10, 20, u64::MAX));
+        assert!(!stop_snapshot_due(100, 0, 0));
+        assert!(stop_snapshot_due(STOP_SNAPSHOT_ENTRIES, 0, 0));
+        assert!(stop_snapshot_due(5, 4, STOP_SNAPSHOT_BYTES));
+        assert!(!stop_snapshot_due(5, 4, STOP_SNAPSHOT_BYTES - 1));
+    }
 
     #[test]
     fn bytes_trigger_between_rounds_count_only_on_rounds_and_never_without_news() {

@@ -17,7 +17,10 @@ use super::cluster::{
     LeaderContact,
 };
 use super::handle::Handle;
-use super::leader::{snapshot_timer, watch_leadership, LeadershipInputs, Router, SnapshotTuning};
+use super::leader::{
+    snapshot_before_stop, snapshot_timer, watch_leadership, LeadershipInputs, Router,
+    SnapshotTuning,
+};
 use super::messages::{ShardMsg, Shared, RAFT_INBOX_MAX, SHARD_INBOX_MAX};
 use super::proposer::Proposer;
 use super::rejections::RejectionTracker;
@@ -392,7 +395,14 @@ pub fn start_clustered<T: PeerTransport>(
             ))
             .detach();
             glommio::spawn_local(serve_admin(raft.clone(), admin_rx)).detach();
-            glommio::spawn_local(snapshot_timer(raft.clone(), tuning_rx, timer_store)).detach();
+            let bytes_at_snapshot = Rc::new(Cell::new(0u64));
+            glommio::spawn_local(snapshot_timer(
+                raft.clone(),
+                tuning_rx,
+                timer_store.clone(),
+                bytes_at_snapshot.clone(),
+            ))
+            .detach();
             let _ = ready_tx.send(Ok(()));
             let proposer = Proposer::new(
                 raft.clone(),
@@ -403,6 +413,7 @@ pub fn start_clustered<T: PeerTransport>(
                 let _ = stop_rx.await;
             })
             .await;
+            snapshot_before_stop(&raft, &timer_store, &bytes_at_snapshot, SNAPSHOT_STOP_WAIT).await;
             if let Err(e) = raft.shutdown().await {
                 tracing::error!(error = %e, "raft shutdown");
             }
