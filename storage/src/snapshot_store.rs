@@ -213,35 +213,25 @@ impl SnapshotStore {
         let (prefix, sums_at) = file_prefix(meta, 0, 0)?;
         let (tmp, path) = self.paths_of(meta);
         let file = File::create(&tmp).map_err(StorageError::io(&tmp))?;
+        (&file).write_all(&prefix).map_err(StorageError::io(&tmp))?;
         let mut sink = PayloadSink {
-            out: std::io::BufWriter::with_capacity(STREAM_BUFFER_BYTES, &file),
+            file: &file,
+            buf: Vec::with_capacity(STREAM_BUFFER_BYTES),
             crc: crc32fast::Hasher::new(),
             len: 0,
             failed: None,
         };
-        sink.out
-            .write_all(&prefix)
-            .map_err(StorageError::io(&tmp))?;
-        let encoded = rkyv::api::high::to_bytes_in::<_, rancor::Error>(
-            image,
-            rkyv::ser::writer::IoWriter::new(&mut sink),
-        )
-        .map(drop);
+        let encoded =
+            rkyv::api::high::to_bytes_in::<_, rancor::Error>(image, &mut sink).map(drop);
+        let flushed = sink.flush_buf();
         if let Some(e) = sink.failed.take() {
             return Err(StorageError::io(&tmp)(e));
         }
         encoded.map_err(|e| StorageError::Format {
             reason: format!("state image: {e}"),
         })?;
-        sink.out.flush().map_err(StorageError::io(&tmp))?;
-        let PayloadSink {
-            len: payload_len,
-            crc,
-            out,
-            ..
-        } = sink;
-        drop(out);
-        let crc = crc.finalize();
+        flushed.map_err(StorageError::io(&tmp))?;
+        let (payload_len, crc) = (sink.len, sink.crc.clone().finalize());
         // The payload's length and checksum are known only now: fill them in.
         let mut sums = [0u8; 12];
         sums[..8].copy_from_slice(&payload_len.to_le_bytes());
@@ -338,33 +328,49 @@ fn parse_file_name(name: &str) -> Option<(u64, u64)> {
 /// Write buffer of a streamed snapshot.
 const STREAM_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 
-/// Where a streamed archive goes: the file, through a buffer, with its length and checksum
-/// kept as it passes. rkyv sees only that a write failed; the error itself is kept here.
+/// Where a streamed archive goes: rkyv's writes are gathered in a buffer, and each full
+/// buffer is checksummed and written to the file in one call (rkyv writes every field and
+/// string on its own: hundreds of small writes per allocation). A write error is kept here;
+/// rkyv only learns that the write failed.
 struct PayloadSink<'a> {
-    out: std::io::BufWriter<&'a File>,
+    file: &'a File,
+    buf: Vec<u8>,
     crc: crc32fast::Hasher,
+    /// Payload bytes written so far, buffered ones included.
     len: u64,
     failed: Option<std::io::Error>,
 }
 
-impl std::io::Write for PayloadSink<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self.out.write_all(buf) {
-            Ok(()) => {
-                self.crc.update(buf);
-                self.len += buf.len() as u64;
-                Ok(buf.len())
-            }
-            Err(e) => {
+impl PayloadSink<'_> {
+    fn flush_buf(&mut self) -> std::io::Result<()> {
+        self.crc.update(&self.buf);
+        let written = self.file.write_all(&self.buf);
+        self.buf.clear();
+        written
+    }
+}
+
+impl rkyv::ser::Positional for PayloadSink<'_> {
+    fn pos(&self) -> usize {
+        self.len as usize
+    }
+}
+
+impl<E: rancor::Source> rkyv::ser::Writer<E> for PayloadSink<'_> {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), E> {
+        if self.failed.is_some() {
+            return Err(E::new(std::io::Error::other("an earlier write failed")));
+        }
+        self.buf.extend_from_slice(bytes);
+        self.len += bytes.len() as u64;
+        if self.buf.len() >= STREAM_BUFFER_BYTES {
+            if let Err(e) = self.flush_buf() {
                 let kind = e.kind();
                 self.failed = Some(e);
-                Err(kind.into())
+                return Err(E::new(std::io::Error::from(kind)));
             }
         }
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.out.flush()
+        Ok(())
     }
 }
 

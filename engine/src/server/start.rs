@@ -252,7 +252,12 @@ pub fn start_clustered<T: PeerTransport>(
     let fatal = |e: storage::StorageError| EngineError::Fatal {
         reason: e.to_string(),
     };
+    let opening = Instant::now();
     let store = LogStore::open(&dir).map_err(fatal)?;
+    tracing::info!(
+        elapsed_ms = opening.elapsed().as_millis() as u64,
+        "raft log opened"
+    );
     let snapshots = Arc::new(SnapshotStore::open(&dir).map_err(fatal)?);
     let id = server_id(&store)?;
     crate::raft::recovery::apply_peers_json(&dir, &store, id)?;
@@ -336,6 +341,7 @@ pub fn start_clustered<T: PeerTransport>(
             };
             let heartbeat = Duration::from_millis(raft_cfg.heartbeat_interval);
             let lease = Duration::from_millis(raft_cfg.election_timeout_max) * 2;
+            let raft_started = Instant::now();
             let raft = match Raft::new(id, raft_cfg, network, LogStorage::new(raft_store), sm).await
             {
                 Ok(r) => r,
@@ -344,7 +350,27 @@ pub fn start_clustered<T: PeerTransport>(
                     return;
                 }
             };
+            tracing::info!(
+                elapsed_ms = raft_started.elapsed().as_millis() as u64,
+                "raft started (log read after the snapshot)"
+            );
             let initialized = raft.is_initialized().await.unwrap_or(false);
+            if initialized {
+                // A restarted server that is its cluster's only voter has no one to wait
+                // for: it stands for election now instead of after an election timeout.
+                let voters: Vec<u64> = raft
+                    .metrics()
+                    .borrow()
+                    .membership_config
+                    .membership()
+                    .voter_ids()
+                    .collect();
+                if voters == [id] {
+                    if let Err(e) = raft.trigger().elect().await {
+                        tracing::warn!(error = %e, "standing for election at start");
+                    }
+                }
+            }
             if !initialized && s.bootstrap_expect <= 1 && !s.non_voting_server {
                 let members = BTreeMap::from([(
                     id,
