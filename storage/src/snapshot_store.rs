@@ -145,6 +145,16 @@ impl SnapshotStore {
         Ok(Some((meta, file[offset..].to_vec())))
     }
 
+    /// Returns the size in bytes of the newest snapshot file, if there is one.
+    pub fn latest_file_bytes(&self) -> Result<Option<u64>, StorageError> {
+        let Some(&id) = self.list()?.first() else {
+            return Ok(None);
+        };
+        let path = self.path_of(id);
+        let meta = fs::metadata(&path).map_err(StorageError::io(&path))?;
+        Ok(Some(meta.len()))
+    }
+
     /// Returns the header of the newest snapshot without decoding its payload.
     pub fn latest_meta(&self) -> Result<Option<SnapshotMeta>, StorageError> {
         Ok(self.read_latest()?.map(|(meta, _, _)| meta))
@@ -221,8 +231,7 @@ impl SnapshotStore {
             len: 0,
             failed: None,
         };
-        let encoded =
-            rkyv::api::high::to_bytes_in::<_, rancor::Error>(image, &mut sink).map(drop);
+        let encoded = rkyv::api::high::to_bytes_in::<_, rancor::Error>(image, &mut sink).map(drop);
         let flushed = sink.flush_buf();
         if let Some(e) = sink.failed.take() {
             return Err(StorageError::io(&tmp)(e));

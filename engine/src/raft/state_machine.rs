@@ -52,6 +52,11 @@ pub struct StateMachine {
     listener: Rc<dyn ApplyListener>,
     /// Published after every applied batch; shards read it.
     view: Rc<RefCell<Arc<ClusterState>>>,
+    /// The snapshot header read at open, answered without the payload to the first
+    /// `get_current_snapshot`: openraft (0.9) makes that call from `Raft::new`, before any
+    /// replication can start, and keeps only the meta of its answer, so copying hundreds of
+    /// megabytes of payload for it would only delay the start.
+    opened_meta: Option<SnapshotMeta<u64, BasicNode>>,
 }
 
 /// The snapshot header the engine stores inside `storage::SnapshotMeta::membership`.
@@ -76,12 +81,14 @@ impl StateMachine {
             view: Rc::new(RefCell::new(Arc::new(ClusterState::new(
                 job_tracked_versions,
             )))),
+            opened_meta: None,
         };
         if let Some((meta, image)) = sm.snapshots.latest().map_err(|e| e.to_string())? {
             let header: SnapshotHeader = serde_json::from_slice(&meta.membership)
                 .map_err(|e| format!("snapshot header: {e}"))?;
             let started = std::time::Instant::now();
             let allocs = image.allocs.len();
+            sm.opened_meta = Some(header.meta.clone());
             sm.install_image(header.meta, image);
             tracing::info!(
                 allocs,
@@ -359,6 +366,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        // A newer snapshot is coming: the header read at open is no longer the latest.
+        self.opened_meta = None;
         SnapshotBuilder {
             state: self.state.clone(),
             last_applied: self.last_applied,
@@ -376,6 +385,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         meta: &SnapshotMeta<u64, BasicNode>,
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
+        self.opened_meta = None;
         let bytes = snapshot.into_inner();
         let header = serde_json::to_vec(&SnapshotHeader { meta: meta.clone() })
             .map_err(|e| snap_err(ErrorVerb::Write, e))?;
@@ -400,6 +410,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        if let Some(meta) = self.opened_meta.take() {
+            return Ok(Some(Snapshot {
+                meta,
+                snapshot: Box::new(Cursor::new(Vec::new())),
+            }));
+        }
         let snapshots = self.snapshots.clone();
         let latest = off_core(move || snapshots.latest_bytes().map_err(|e| e.to_string()))
             .await

@@ -250,7 +250,7 @@ fn heartbeat(core: &Rc<ShardCore>, node_id: &str, secret_id: &str) -> ClientResp
 fn node_alloc_index(state: &ClusterState, node_id: &str) -> u64 {
     state
         .node_alloc_index
-        .get(&IdKey::new(&node_id))
+        .get(&IdKey::new(node_id))
         .copied()
         .unwrap_or(0)
 }

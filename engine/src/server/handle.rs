@@ -398,7 +398,7 @@ impl Cluster for Handle {
     ) -> Result<(Vec<String>, u64), EngineError> {
         self.leader_required()?;
         let state = self.core.state();
-        if !state.node_by_id(node_id).is_some() {
+        if state.node_by_id(node_id).is_none() {
             return Err(EngineError::NotFound {
                 kind: "node",
                 id: node_id.to_string(),

@@ -366,7 +366,7 @@ pub fn node_evals(
     usable: bool,
 ) -> Vec<Evaluation> {
     let mut jobs: BTreeSet<(String, String)> = BTreeSet::new();
-    if let Some(allocs) = state.allocs_by_node.get(&IdKey::new(&node_id)) {
+    if let Some(allocs) = state.allocs_by_node.get(&IdKey::new(node_id)) {
         for a in allocs.values() {
             {
                 if !a.is_terminal() {

@@ -314,6 +314,7 @@ pub fn start_clustered<T: PeerTransport>(
     let raft_shared = shared.clone();
     let raft_store = store.clone();
     let timer_store = store.clone();
+    let stop_snapshots = snapshots.clone();
     let raft_executor = LocalExecutorBuilder::new(Placement::Unbound)
         .name("drover-raft")
         .io_memory(EXECUTOR_IO_MEMORY)
@@ -439,7 +440,14 @@ pub fn start_clustered<T: PeerTransport>(
                 let _ = stop_rx.await;
             })
             .await;
-            snapshot_before_stop(&raft, &timer_store, &bytes_at_snapshot, SNAPSHOT_STOP_WAIT).await;
+            snapshot_before_stop(
+                &raft,
+                &timer_store,
+                &stop_snapshots,
+                &bytes_at_snapshot,
+                SNAPSHOT_STOP_WAIT,
+            )
+            .await;
             if let Err(e) = raft.shutdown().await {
                 tracing::error!(error = %e, "raft shutdown");
             }

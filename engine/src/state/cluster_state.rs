@@ -69,10 +69,13 @@ fn key(namespace: &str, job_id: &str) -> JobKey {
 /// allocations use, its newest server-side allocation change, and its allocations by id.
 type NodeIndex = (IdKey, Resources, u64, OrdMap<IdKey, Arc<Allocation>>);
 
+/// An allocation as `load_allocs` holds it: its key and the record.
+type Keyed = (IdKey, Arc<Allocation>);
+
 /// Builds every node's allocation index from allocations sorted by id.
 fn node_indexes(entries: &[(IdKey, Arc<Allocation>)]) -> Vec<NodeIndex> {
     use std::collections::HashMap;
-    let mut by_node: HashMap<&str, Vec<&(IdKey, Arc<Allocation>)>> = HashMap::new();
+    let mut by_node: HashMap<&str, Vec<&Keyed>> = HashMap::new();
     for entry in entries {
         by_node
             .entry(entry.1.node_id.as_str())
@@ -102,7 +105,7 @@ fn job_index(
     entries: &[(IdKey, Arc<Allocation>)],
 ) -> Vec<(JobKey, OrdMap<IdKey, Arc<Allocation>>)> {
     use std::collections::HashMap;
-    let mut by_job: HashMap<(&str, &str), Vec<&(IdKey, Arc<Allocation>)>> = HashMap::new();
+    let mut by_job: HashMap<(&str, &str), Vec<&Keyed>> = HashMap::new();
     for entry in entries {
         let a = &entry.1;
         by_job
