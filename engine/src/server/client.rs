@@ -263,18 +263,43 @@ async fn get_allocs(
     max_wait_ms: u64,
 ) -> ClientResponse {
     let deadline = Instant::now() + Duration::from_millis(max_wait_ms).min(GET_ALLOCS_WAIT_MAX);
-    if let Err(resp) = authenticate(&core.state(), node_id, secret_id) {
-        return resp;
-    }
-    // Each wake costs one lookup in the per-node index; the node is authenticated once more
-    // only when the answer is built.
-    let state = core
-        .shared
-        .wait_for_state(|s| node_alloc_index(s, node_id) > min_index, deadline)
+    let key = IdKey::new(node_id);
+    // One timer for the whole call, however often it is woken.
+    let mut timeout = std::pin::pin!(glommio::timer::sleep(
+        deadline.saturating_duration_since(Instant::now())
+    ));
+    let state = loop {
+        let state = core.state();
+        if let Err(resp) = authenticate(&state, node_id, secret_id) {
+            return resp;
+        }
+        if node_alloc_index(&state, node_id) > min_index || Instant::now() >= deadline {
+            break state;
+        }
+        // Parked with no await since the state was read: the shard's watch task wakes this
+        // call for any later state that changes the node's allocations or its record.
+        let mut parked = core.alloc_watchers.park(key.clone());
+        let woken = futures_lite::future::or(
+            async {
+                // A dropped sender (server stopping) also ends the wait.
+                let _ = (&mut parked.woken).await;
+                true
+            },
+            async {
+                (&mut timeout).await;
+                false
+            },
+        )
         .await;
-    if let Err(resp) = authenticate(&state, node_id, secret_id) {
-        return resp;
-    }
+        if !woken {
+            core.alloc_watchers.cancel(&parked);
+            let state = core.state();
+            if let Err(resp) = authenticate(&state, node_id, secret_id) {
+                return resp;
+            }
+            break state;
+        }
+    };
     let index = node_alloc_index(&state, node_id);
     let allocs = state
         .allocs_by_node

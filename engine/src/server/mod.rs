@@ -5,6 +5,7 @@
 //! Stop order is the reverse: shards stop serving, then the Raft core shuts openraft down,
 //! then the storage thread finishes its queue and closes the database.
 
+pub mod alloc_watch;
 pub mod broker;
 pub mod client;
 pub mod cluster;

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use sched::structs::{triggers, EvalStatus, Evaluation, JobType, NodeStatus};
 use tokio::sync::{mpsc, oneshot};
 
+use super::alloc_watch::AllocWatchers;
 use super::broker::EvalBroker;
 use super::heartbeat::{HeartbeatConfig, HeartbeatTable};
 use super::messages::{RaftRequest, ShardMsg, Shared};
@@ -46,6 +47,8 @@ pub struct ShardCore {
     pub nodes_back: RefCell<BTreeSet<String>>,
     pub capacity_freed: Cell<bool>,
     pub stopped: Cell<bool>,
+    /// The blocking `GetAllocs` calls parked on this shard.
+    pub alloc_watchers: AllocWatchers,
 }
 
 impl ShardCore {
@@ -69,6 +72,7 @@ impl ShardCore {
             nodes_back: RefCell::new(BTreeSet::new()),
             capacity_freed: Cell::new(false),
             stopped: Cell::new(false),
+            alloc_watchers: AllocWatchers::default(),
         })
     }
 

@@ -494,6 +494,7 @@ pub fn start_clustered<T: PeerTransport>(
             .spawn(move || async move {
                 let core = ShardCore::new(i, shared);
                 glommio::spawn_local(core.clone().tick_loop()).detach();
+                glommio::spawn_local(super::alloc_watch::watch_loop(core.clone())).detach();
                 if i == super::drainer::DRAINER_HOME_SHARD {
                     glommio::spawn_local(super::drainer::drain_loop(core.clone())).detach();
                 }

@@ -342,6 +342,7 @@ fn args(http: SocketAddr, rpc: SocketAddr, scenario: Scenario) -> LoadgenArgs {
         seed: 9,
         conns: 2,
         duration_secs: 1,
+        settle_secs: 1,
         timeout_secs: 30,
         trials: 1,
         queries: 1,
@@ -423,4 +424,8 @@ fn heartbeats_scenario_reports_rate_latency_and_no_false_downs() {
     let p99 = json["heartbeat_p99_ms"].as_f64().expect("p99");
     assert!(p99 >= p50);
     assert_eq!(json["false_node_downs"], 0);
+    assert_eq!(
+        json["seconds_settled"], 1,
+        "the settle period is reported: {json}"
+    );
 }

@@ -109,6 +109,10 @@ pub struct LoadgenArgs {
     /// How long the heartbeats scenario measures.
     #[arg(long = "duration-secs", default_value_t = 30)]
     pub duration_secs: u64,
+    /// How long the heartbeats scenario lets the fleet beat after the last registration
+    /// before it measures: the registration burst is its own load, not the steady state.
+    #[arg(long = "settle-secs", default_value_t = 3)]
+    pub settle_secs: u64,
     /// Gives up waiting (registration, placement) after this long.
     #[arg(long = "timeout-secs", default_value_t = 600)]
     pub timeout_secs: u64,
