@@ -14,10 +14,27 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use imbl::ordmap::DiffItem;
+use imbl::OrdMap;
+use sched::structs::Node;
 use tokio::sync::oneshot;
 
 use super::shard::ShardCore;
 use crate::state::{ClusterState, IdKey};
+
+/// What the watch task compares between consecutive states.
+pub struct Seen {
+    node_alloc_index: OrdMap<IdKey, u64>,
+    nodes: OrdMap<IdKey, Arc<Node>>,
+}
+
+impl Seen {
+    pub fn of(state: &ClusterState) -> Seen {
+        Seen {
+            node_alloc_index: state.node_alloc_index.clone(),
+            nodes: state.nodes.clone(),
+        }
+    }
+}
 
 /// One parked call.
 struct Waiter {
@@ -87,7 +104,7 @@ impl AllocWatchers {
 
     /// Wakes the calls of every node whose allocation index or node record differs between
     /// `before` and `after`; returns how many calls it woke.
-    pub fn wake_changed(&self, before: &ClusterState, after: &ClusterState) -> usize {
+    pub fn wake_changed(&self, before: &Seen, after: &Seen) -> usize {
         if self.by_node.borrow().is_empty() {
             return 0;
         }
@@ -122,13 +139,14 @@ fn diff_key<'a, V>(item: &DiffItem<'a, 'a, IdKey, V>) -> &'a IdKey {
 /// Runs on each shard: follows the published view and wakes the calls whose node changed.
 pub async fn watch_loop(core: Rc<ShardCore>) {
     let mut view = core.shared.view.clone();
-    let mut seen: Arc<ClusterState> = view.borrow_and_update().clone();
+    // Only the two compared maps are kept between states, not the whole previous state.
+    let mut seen = Seen::of(&view.borrow_and_update());
     loop {
         if view.changed().await.is_err() {
             core.alloc_watchers.wake_all();
             return;
         }
-        let next = view.borrow_and_update().clone();
+        let next = Seen::of(&view.borrow_and_update());
         core.alloc_watchers.wake_changed(&seen, &next);
         seen = next;
     }
@@ -137,7 +155,7 @@ pub async fn watch_loop(core: Rc<ShardCore>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sched::structs::{Node, NodeStatus, Resources};
+    use sched::structs::{NodeStatus, Resources};
     use std::collections::BTreeMap;
 
     fn node(id: &str, secret: &str) -> Arc<Node> {
@@ -189,7 +207,10 @@ mod tests {
         after.index = 40;
         after.node_alloc_index.insert(IdKey::new("node-7"), 40);
         after.node_alloc_index.insert(IdKey::new("node-9"), 40);
-        assert_eq!(watchers.wake_changed(&before, &after), 2);
+        assert_eq!(
+            watchers.wake_changed(&Seen::of(&before), &Seen::of(&after)),
+            2
+        );
         assert!(a.woken.try_recv().is_ok());
         assert!(a_again.woken.try_recv().is_ok());
         assert!(b.woken.try_recv().is_err(), "node-8 did not change");
@@ -198,7 +219,10 @@ mod tests {
         // A commit that touches no node's allocations or record wakes nothing.
         let mut later = after.clone();
         later.index = 41;
-        assert_eq!(watchers.wake_changed(&after, &later), 0);
+        assert_eq!(
+            watchers.wake_changed(&Seen::of(&after), &Seen::of(&later)),
+            0
+        );
         assert!(b.woken.try_recv().is_err());
     }
 
@@ -213,7 +237,10 @@ mod tests {
         after
             .nodes
             .insert(IdKey::new("node-2"), node("node-2", "new secret"));
-        assert_eq!(watchers.wake_changed(&before, &after), 2);
+        assert_eq!(
+            watchers.wake_changed(&Seen::of(&before), &Seen::of(&after)),
+            2
+        );
         assert!(gone.woken.try_recv().is_ok());
         assert!(rekeyed.woken.try_recv().is_ok());
     }
@@ -228,7 +255,10 @@ mod tests {
         assert_eq!(watchers.parked(), 1);
         let mut after = before.clone();
         after.node_alloc_index.insert(IdKey::new("node-0"), 9);
-        assert_eq!(watchers.wake_changed(&before, &after), 1);
+        assert_eq!(
+            watchers.wake_changed(&Seen::of(&before), &Seen::of(&after)),
+            1
+        );
         assert!(second.woken.try_recv().is_ok());
         watchers.cancel(&first);
         assert_eq!(watchers.parked(), 0);

@@ -276,6 +276,9 @@ async fn get_allocs(
         if node_alloc_index(&state, node_id) > min_index || Instant::now() >= deadline {
             break state;
         }
+        // A parked call must not hold the state it saw: thousands of calls parked at
+        // different indexes would keep thousands of old versions of the state alive.
+        drop(state);
         // Parked with no await since the state was read: the shard's watch task wakes this
         // call for any later state that changes the node's allocations or its record.
         let mut parked = core.alloc_watchers.park(key.clone());
