@@ -4,6 +4,7 @@
 mod ha_harness;
 mod harness;
 
+mod alloc_wake;
 mod bad_input;
 mod blocking;
 mod durability;
