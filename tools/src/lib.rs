@@ -4,5 +4,6 @@
 //! server itself lives in `engine` and `net`. Start at `agent.rs` for the server process.
 
 pub mod agent;
+pub mod allocator;
 pub mod cli;
 pub mod loadgen;

@@ -9,6 +9,7 @@ use tools::loadgen::{nomad_style_args, run, LoadgenArgs};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    tools::allocator::tune();
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(

@@ -4,5 +4,6 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
+    tools::allocator::tune();
     std::process::exit(tools::cli::main());
 }
