@@ -14,8 +14,8 @@ use crate::reconcile::{
 };
 use crate::stack::{GroupStack, NodeTable};
 use crate::structs::{
-    new_id, triggers, AllocMetric, Allocation, ClientStatus, DesiredStatus, EvalStatus, Evaluation,
-    Job, JobType, Node, Plan, SchedOutcome,
+    new_id, new_time_ordered_id, triggers, AllocMetric, Allocation, ClientStatus, DesiredStatus,
+    EvalStatus, Evaluation, Job, JobType, Node, Plan, SchedOutcome,
 };
 use crate::view::StateView;
 
@@ -487,7 +487,7 @@ fn new_alloc(
     previous: Option<&Allocation>,
 ) -> Allocation {
     Allocation {
-        id: new_id(&mut env.rng),
+        id: new_time_ordered_id(env.now_unix_ns, &mut env.rng),
         namespace: job.namespace.clone(),
         eval_id: eval.id.clone(),
         name: format!("{}.{}[{}]", job.id, stack.tg.name, index),
