@@ -1,5 +1,5 @@
 //! Hot-path benchmarks on the server: heartbeat bookkeeping, plan verification, FSM apply of
-//! a plan batch, client-protocol frame encode/decode, and `GET /v1/jobs` serialization.
+//! a plan batch and of a batch of client status updates, client-protocol frame encode/decode, and `GET /v1/jobs` serialization.
 //!
 //! States are built through `ClusterState::apply`, the same path Raft entries take.
 
@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use engine::api::ReadView;
-use engine::client_proto::{ClientEnvelope, ClientRequest, ClientResponse};
+use engine::client_proto::{AllocUpdate, ClientEnvelope, ClientRequest, ClientResponse};
 use engine::server::heartbeat::HeartbeatTable;
 use engine::server::plan_apply::{verify_plan, PendingUsage};
 use engine::state::{ApplyEffects, ClusterState, Command, CommandEnvelope, PlanApply};
 use net::rpc::{decode_body, frame_bytes};
-use sched::structs::{Allocation, Plan, Resources};
+use sched::structs::{Allocation, ClientStatus, Plan, Resources};
 
 #[path = "../../storage/tests/common/mod.rs"]
 mod common;
@@ -39,13 +39,30 @@ fn apply(state: &mut ClusterState, commands: Vec<Command>) {
     state.apply(index, &envelope, &mut ApplyEffects::default());
 }
 
+/// The id of allocation `i`: a version 7 UUID, as the scheduler makes, ordered by `i` as
+/// allocations made one after another are.
+fn alloc_id(i: usize) -> String {
+    format!("{:08x}-{:04x}-7000-8000-{:012x}", i >> 16, i & 0xffff, i)
+}
+
+/// The id of node `n`: a UUID, as clients register with.
+fn node_id(n: usize) -> String {
+    format!(
+        "{:08x}-0000-4000-8000-{:012x}",
+        n.wrapping_mul(2_654_435_761) as u32,
+        n
+    )
+}
+
 /// An allocation of job `job-<j>` on node `n`, with no ports (so any number fit a node).
 fn alloc(i: usize, job: usize, node: usize) -> Allocation {
     let mut a = common::alloc(i, 1);
-    a.id = format!("alloc-{i:08}");
+    a.id = alloc_id(i);
+    // The version `cluster` registers each job at.
+    a.job_version = 0;
     a.job_id = format!("job-{job}");
     a.name = format!("job-{job}.web[{i}]");
-    a.node_id = format!("node-{node:06}");
+    a.node_id = node_id(node);
     a.resources = resources(50, 32);
     a.ports.clear();
     a
@@ -57,6 +74,7 @@ fn cluster(nodes: usize, jobs: usize, allocs: usize) -> ClusterState {
     let mut commands: Vec<Command> = (0..nodes)
         .map(|i| {
             let mut node = common::node(i);
+            node.id = node_id(i);
             node.resources = resources(16_000, 32_768);
             Command::UpsertNode {
                 node,
@@ -181,6 +199,48 @@ fn fsm_apply(c: &mut Criterion) {
     group.finish();
 }
 
+fn fsm_client_updates(c: &mut Criterion) {
+    let mut group = c.benchmark_group("fsm apply client updates");
+    group.sample_size(20);
+    let nodes = 5_000;
+    let allocs = 100_000;
+    let state = cluster(nodes, 100, allocs);
+    for count in [1_000usize, 10_000] {
+        // Clients report the newest allocations running, as after a burst of placements.
+        let updates = (allocs - count..allocs)
+            .map(|i| {
+                let a = alloc(i, i % 100, i % nodes);
+                AllocUpdate {
+                    alloc_id: a.id,
+                    node_id: a.node_id,
+                    client_status: ClientStatus::Running,
+                    client_description: "Tasks are running".into(),
+                    task_states: Vec::new(),
+                }
+            })
+            .collect();
+        let command = Command::UpdateAllocsFromClient {
+            updates,
+            evals: Vec::new(),
+        };
+        group.throughput(Throughput::Elements(count as u64));
+        group.bench_function(
+            BenchmarkId::new("running on 100k allocations", count),
+            |b| {
+                b.iter_batched(
+                    || state.clone(),
+                    |mut s| {
+                        apply(&mut s, vec![command.clone()]);
+                        s
+                    },
+                    BatchSize::LargeInput,
+                )
+            },
+        );
+    }
+    group.finish();
+}
+
 fn frames(c: &mut Criterion) {
     let mut group = c.benchmark_group("client frame");
     let beat = ClientEnvelope::Request {
@@ -253,6 +313,7 @@ fn all(c: &mut Criterion) {
     heartbeat(c);
     plan_verification(c);
     fsm_apply(c);
+    fsm_client_updates(c);
     frames(c);
     job_list(c);
 }
