@@ -4,9 +4,9 @@
 //! mimalloc hands memory it has freed back to the system once it has been unused for
 //! `purge_delay` milliseconds (1,000 by default). A server that fills and empties the same
 //! memory many times a second (plan batches, log entries, snapshot buffers, replies) then
-//! pays twice for it: the purge itself (`madvise`, which also splits transparent huge pages
-//! and makes the kernel flush TLBs on every core) and a page fault that zeroes the memory
-//! again on its next use. At a million allocations (the C1M scenario) that churn cost the
+//! pays twice for it: the purge itself (an `madvise`, which on Linux also splits the
+//! transparent huge pages mimalloc asks for) and a page fault that zeroes the memory again on
+//! its next use. At a million allocations (the C1M scenario) that churn cost the
 //! server about a sixth of its CPU, in the kernel and in user time alike (bench/RESULTS.md,
 //! "Allocator"). drover therefore keeps freed memory for reuse: its resident size follows
 //! its peak, which for a server that only grows with its state is about its size anyway.
