@@ -155,32 +155,11 @@ pub async fn watch_loop(core: Rc<ShardCore>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sched::structs::{NodeStatus, Resources};
-    use std::collections::BTreeMap;
 
     fn node(id: &str, secret: &str) -> Arc<Node> {
-        Arc::new(Node {
-            id: id.into(),
-            secret_id: secret.into(),
-            name: id.into(),
-            datacenter: "dc1".into(),
-            node_class: String::new(),
-            node_pool: "default".into(),
-            http_addr: String::new(),
-            attributes: BTreeMap::new(),
-            meta: BTreeMap::new(),
-            resources: Resources::default(),
-            reserved: Resources::default(),
-            status: NodeStatus::Ready,
-            status_description: String::new(),
-            eligible: true,
-            drain: None,
-            drivers: vec![],
-            events: vec![],
-            status_updated_at_unix_s: 0,
-            create_index: 1,
-            modify_index: 1,
-        })
+        let mut node = sched::testing::node(id, 0, 0);
+        node.secret_id = secret.into();
+        Arc::new(node)
     }
 
     /// A state with `nodes` nodes, each with an allocation index of 1.

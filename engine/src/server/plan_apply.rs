@@ -210,33 +210,10 @@ mod tests {
     use std::sync::Arc;
 
     fn node(id: &str, cpu: u64, mem: u64) -> Node {
-        Node {
-            id: id.into(),
-            secret_id: "s".into(),
-            name: id.into(),
-            datacenter: "dc1".into(),
-            node_class: String::new(),
-            node_pool: "default".into(),
-            http_addr: String::new(),
-            attributes: BTreeMap::new(),
-            meta: BTreeMap::new(),
-            resources: Resources {
-                cpu_mhz: cpu,
-                memory_mb: mem,
-                memory_max_mb: 0,
-                disk_mb: 10_000,
-            },
-            reserved: Resources::default(),
-            status: NodeStatus::Ready,
-            status_description: String::new(),
-            eligible: true,
-            drain: None,
-            drivers: vec![],
-            events: vec![],
-            status_updated_at_unix_s: 0,
-            create_index: 1,
-            modify_index: 1,
-        }
+        let mut node = sched::testing::node(id, cpu, mem);
+        node.secret_id = "s".into();
+        node.resources.disk_mb = 10_000;
+        node
     }
 
     fn alloc(id: &str, node: &str, cpu: u64, mem: u64) -> Allocation {
