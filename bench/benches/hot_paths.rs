@@ -1,5 +1,6 @@
 //! Hot-path benchmarks on the server: heartbeat bookkeeping, plan verification, FSM apply of
-//! a plan batch and of a batch of client status updates, client-protocol frame encode/decode, and `GET /v1/jobs` serialization.
+//! a plan batch and of a batch of client status updates, client-protocol frame encode/decode,
+//! and `GET /v1/jobs` serialization.
 //!
 //! States are built through `ClusterState::apply`, the same path Raft entries take.
 
