@@ -11,6 +11,7 @@ mod durability;
 mod ha;
 mod ha_more;
 mod heartbeat;
+mod loadgen;
 mod node_lifecycle;
 mod periodic;
 mod placement;

@@ -200,6 +200,24 @@ pub(super) fn start_three(
     Ok((running, leader))
 }
 
+/// Runs the place or c1m scenario against a three-server cluster of its own: the servers
+/// start with no simulated nodes of their own, the load generator's fleet and submitters
+/// talk to the leader, and the servers stop when the run ends, whatever its outcome.
+pub(super) fn run_on_three(args: &LoadgenArgs) -> anyhow::Result<Report> {
+    let drover = drover_binary()?;
+    let root = tempfile::tempdir()?;
+    let (servers, leader) = start_three(root.path(), &drover, 0, "")?;
+    let mut report = super::run(LoadgenArgs {
+        http: servers[leader].base(),
+        rpc: servers[leader].rpc_addr(),
+        servers: 1,
+        ..args.clone()
+    })?;
+    report.json["params"]["servers"] = json!(3);
+    drop(servers);
+    Ok(report)
+}
+
 /// The position of the leader all servers name, if they agree.
 fn agreed(servers: &[Server]) -> Option<usize> {
     let leaders: Vec<String> = servers.iter().map(Server::leader).collect();

@@ -349,6 +349,7 @@ fn args(http: SocketAddr, rpc: SocketAddr, scenario: Scenario) -> LoadgenArgs {
         datacenter: "dc1".into(),
         payloads: "256,4096".into(),
         etcd: false,
+        servers: 1,
         out: None,
         scenario,
     }

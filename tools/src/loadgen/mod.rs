@@ -125,6 +125,11 @@ pub struct LoadgenArgs {
     /// Leader kills in the failover scenario.
     #[arg(long = "trials", default_value_t = 10)]
     pub trials: usize,
+    /// Servers of the place and c1m scenarios: 1 drives the server at `-http` and `-rpc`;
+    /// 3 starts a three-server cluster of the load generator's own (loopback ports,
+    /// temporary data dirs) and drives its leader.
+    #[arg(long = "servers", default_value_t = 1)]
+    pub servers: usize,
     /// Payload sizes in bytes of the raft scenario, comma-separated.
     #[arg(long = "payloads", default_value = "256,4096")]
     pub payloads: String,
@@ -200,6 +205,10 @@ pub fn run(args: LoadgenArgs) -> anyhow::Result<Report> {
         raise_memlock_limit();
         return raft::run(&args);
     }
+    if args.servers == 3 {
+        raise_memlock_limit();
+        return failover::run_on_three(&args);
+    }
     let rpc_addr = resolve_rpc(&args.rpc)?;
     let http_base = args.http.trim_end_matches('/').to_string();
     preflight(&http_base, rpc_addr)?;
@@ -221,6 +230,12 @@ fn validate(args: &LoadgenArgs) -> anyhow::Result<()> {
     }
     if args.scenario == Scenario::Api && (args.jobs == 0 || args.queries == 0) {
         anyhow::bail!("-jobs and -queries: must be at least 1 for the api scenario");
+    }
+    if args.servers != 1 && args.servers != 3 {
+        anyhow::bail!("-servers: must be 1 (the server at -http) or 3 (a cluster of its own)");
+    }
+    if args.servers == 3 && !matches!(args.scenario, Scenario::Place | Scenario::C1m) {
+        anyhow::bail!("-servers 3: only the place and c1m scenarios start a cluster of their own");
     }
     if args.scenario == Scenario::Place && (args.jobs == 0 || args.count == 0) {
         anyhow::bail!("-jobs and -count: must be at least 1 for the place scenario");
@@ -332,6 +347,16 @@ mod tests {
             (C1M_NODES, C1M_JOBS, C1M_COUNT, 32_768),
             "c1m fixes its shape"
         );
+    }
+
+    #[test]
+    fn server_counts_other_than_one_or_three_are_refused() {
+        let error = validate(&parse("x -servers 2 c1m")).expect_err("two servers");
+        assert!(error.to_string().contains("-servers"), "{error}");
+        let error = validate(&parse("x -servers 3 heartbeats")).expect_err("heartbeats");
+        assert!(error.to_string().contains("-servers 3"), "{error}");
+        validate(&parse("x -servers 3 c1m")).expect("c1m on three servers");
+        assert_eq!(parse("x place").servers, 1);
     }
 
     #[test]

@@ -109,7 +109,7 @@ fn params(args: &LoadgenArgs) -> Value {
         "http": args.http, "rpc": args.rpc, "nodes": args.nodes, "jobs": args.jobs,
         "count": args.count, "cpu": args.cpu, "memory": args.memory, "node_cpu": args.node_cpu,
         "node_memory": args.node_memory, "submitters": args.submitters, "seed": args.seed,
-        "conns": args.conns, "duration_secs": args.duration_secs,
+        "conns": args.conns, "duration_secs": args.duration_secs, "servers": args.servers,
     })
 }
 
