@@ -37,7 +37,7 @@ fn apply(state: &mut ClusterState, commands: Vec<Command>) {
         now_unix_ns: NOW_UNIX_NS,
         commands,
     };
-    state.apply(index, &envelope, &mut ApplyEffects::default());
+    state.apply(index, envelope, &mut ApplyEffects::default());
 }
 
 /// The id of allocation `i`: a version 7 UUID, as the scheduler makes, ordered by `i` as
@@ -161,7 +161,13 @@ fn plan_verification(c: &mut Criterion) {
             group.throughput(Throughput::Elements(count as u64));
             group.bench_function(
                 BenchmarkId::new(format!("{count} placements"), format!("{nodes} nodes")),
-                |b| b.iter(|| verify_plan(&state, &p, &PendingUsage::default())),
+                |b| {
+                    b.iter_batched(
+                        || p.clone(),
+                        |p| verify_plan(&state, p, &PendingUsage::default()),
+                        BatchSize::LargeInput,
+                    )
+                },
             );
         }
     }
@@ -181,9 +187,9 @@ fn bench_apply(
     group.throughput(Throughput::Elements(count as u64));
     group.bench_function(BenchmarkId::new(name, count), |b| {
         b.iter_batched(
-            || state.clone(),
-            |mut s| {
-                apply(&mut s, vec![command.clone()]);
+            || (state.clone(), command.clone()),
+            |(mut s, command)| {
+                apply(&mut s, vec![command]);
                 s
             },
             BatchSize::LargeInput,
@@ -199,7 +205,7 @@ fn fsm_apply(c: &mut Criterion) {
     let state = cluster(nodes, 100, allocs);
     for count in [100usize, 1_000, 10_000] {
         let p = plan(nodes, count, allocs + 1);
-        let verdict = verify_plan(&state, &p, &PendingUsage::default());
+        let verdict = verify_plan(&state, p, &PendingUsage::default());
         assert!(verdict.rejected_nodes.is_empty(), "the bench plan fits");
         let command = Command::ApplyPlans {
             plans: vec![verdict.accepted],

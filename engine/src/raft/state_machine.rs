@@ -352,7 +352,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 EntryPayload::Normal(payload) => {
                     let envelope = CommandEnvelope::decode(&payload.0)
                         .map_err(|e| sm_err(ErrorVerb::Read, format!("entry {index}: {e}")))?;
-                    self.state.apply(index, &envelope, &mut effects)
+                    self.state.apply(index, envelope, &mut effects)
                 }
             };
             if self.state.index < index {

@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 use super::shard::{node_evals, ShardCore, ALLOC_UPDATES_BATCH_MAX};
 use crate::client_proto::{ClientRequest, ClientResponse, CLIENT_PROTOCOL_VERSION};
 use crate::error::EngineError;
-use crate::state::{ClusterState, Command, IdKey};
+use crate::state::{changed_after, ClusterState, Command, IdKey};
 
 /// Longest a `GetAllocs` may block.
 pub const GET_ALLOCS_WAIT_MAX: Duration = Duration::from_secs(300);
@@ -308,11 +308,11 @@ async fn get_allocs(
         .allocs_by_node
         .get(&IdKey::new(node_id))
         .map(|allocs| {
+            // Only what changed since the client's index (everything on its first call): a
+            // node's allocations are ordered by that index, so unchanged ones are not read.
             allocs
-                .values()
-                // Only what changed since the client's index (everything on its first call):
-                // an unchanged allocation costs nothing to re-send.
-                .filter(|a| a.alloc_modify_index.max(a.create_index) > min_index)
+                .range(changed_after(min_index)..)
+                .map(|(_, a)| a)
                 .filter(|a| !a.client_status.is_terminal())
                 .map(|a| (**a).clone())
                 .collect()

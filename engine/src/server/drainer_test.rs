@@ -236,7 +236,7 @@ fn applied_marks_are_not_chosen_again() {
         commands: vec![command],
     };
     let mut effects = crate::state::ApplyEffects::default();
-    s.apply(2, &envelope, &mut effects);
+    s.apply(2, envelope, &mut effects);
     assert_eq!(effects.pending_evals.len(), 1);
     for id in ["a0", "a1"] {
         let a = s.alloc_by_id(id).expect("allocation");
@@ -274,7 +274,7 @@ fn a_drain_ends_when_its_last_batch_allocation_finishes_by_itself() {
             evals: Vec::new(),
         }],
     };
-    s.apply(2, &envelope, &mut crate::state::ApplyEffects::default());
+    s.apply(2, envelope, &mut crate::state::ApplyEffects::default());
     let node = s.node_by_id("n0").expect("node");
     assert!(node.drain.is_none(), "the drain did not end");
     assert!(!node.eligible, "a drained node stays ineligible");

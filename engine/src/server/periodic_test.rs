@@ -156,7 +156,7 @@ fn apply(s: &mut ClusterState, now: i64, commands: Vec<Command>) -> Vec<CommandR
         now_unix_ns: now,
         commands,
     };
-    s.apply(index, &envelope, &mut ApplyEffects::default())
+    s.apply(index, envelope, &mut ApplyEffects::default())
 }
 
 fn register(s: &mut ClusterState, j: sched::structs::Job, now: i64) {

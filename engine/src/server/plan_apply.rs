@@ -51,8 +51,9 @@ pub struct Verdict {
     pub added: PendingUsage,
 }
 
-/// Verifies `plan` against `state` plus `pending`.
-pub fn verify_plan(state: &ClusterState, plan: &Plan, pending: &PendingUsage) -> Verdict {
+/// Verifies `plan` against `state` plus `pending`. The accepted part moves into the
+/// verdict: a placement is not copied on its way into the log.
+pub fn verify_plan(state: &ClusterState, mut plan: Plan, pending: &PendingUsage) -> Verdict {
     let mut verdict = Verdict {
         accepted: PlanApply {
             eval_id: plan.eval_id.clone(),
@@ -60,44 +61,44 @@ pub fn verify_plan(state: &ClusterState, plan: &Plan, pending: &PendingUsage) ->
         },
         ..Verdict::default()
     };
-    let mut nodes: Vec<&String> = plan
+    let mut nodes: Vec<String> = plan
         .node_update
         .keys()
         .chain(plan.node_allocation.keys())
         .chain(plan.node_preemptions.keys())
+        .cloned()
         .collect();
     nodes.sort();
     nodes.dedup();
+    // An all-at-once plan that loses one node is refused on every node it places on.
+    let placing: Vec<String> = if plan.all_at_once {
+        plan.node_allocation.keys().cloned().collect()
+    } else {
+        Vec::new()
+    };
     for node_id in nodes {
-        let updates: &[Allocation] = plan.node_update.get(node_id).map_or(&[], |v| v.as_slice());
-        let placements: &[Allocation] = plan
-            .node_allocation
-            .get(node_id)
-            .map_or(&[], |v| v.as_slice());
-        let preemptions = live_preemptions(state, node_id, plan.node_preemptions.get(node_id));
-        match verify_node(state, node_id, updates, &preemptions, placements, pending) {
+        let updates = plan.node_update.remove(&node_id).unwrap_or_default();
+        let placements = plan.node_allocation.remove(&node_id).unwrap_or_default();
+        let mut preemptions = plan.node_preemptions.remove(&node_id).unwrap_or_default();
+        preemptions.retain(|p| live_on(state, &node_id, p));
+        let evicting: Vec<&Allocation> = preemptions.iter().collect();
+        match verify_node(state, &node_id, &updates, &evicting, &placements, pending) {
             Some(added) => {
-                verdict.accepted.updates.extend(updates.iter().cloned());
-                verdict
-                    .accepted
-                    .updates
-                    .extend(preemptions.into_iter().cloned());
-                verdict
-                    .accepted
-                    .placements
-                    .extend(placements.iter().cloned());
+                verdict.accepted.updates.extend(updates);
+                verdict.accepted.updates.extend(preemptions);
+                verdict.accepted.placements.extend(placements);
                 if added.0 != Resources::default() {
                     verdict.added.resources.insert(node_id.clone(), added.0);
                 }
                 if !added.1.is_empty() {
-                    verdict.added.ports.insert(node_id.clone(), added.1);
+                    verdict.added.ports.insert(node_id, added.1);
                 }
             }
-            None => verdict.rejected_nodes.push(node_id.clone()),
+            None => verdict.rejected_nodes.push(node_id),
         }
     }
     if plan.all_at_once && !verdict.rejected_nodes.is_empty() {
-        let mut all: Vec<String> = plan.node_allocation.keys().cloned().collect();
+        let mut all = placing;
         all.sort();
         return Verdict {
             accepted: PlanApply {
@@ -111,21 +112,11 @@ pub fn verify_plan(state: &ClusterState, plan: &Plan, pending: &PendingUsage) ->
     verdict
 }
 
-/// Returns the plan's evictions on a node whose allocations are still live there.
-fn live_preemptions<'p>(
-    state: &ClusterState,
-    node_id: &str,
-    preemptions: Option<&'p Vec<Allocation>>,
-) -> Vec<&'p Allocation> {
-    preemptions
-        .into_iter()
-        .flatten()
-        .filter(|p| {
-            state
-                .alloc_by_id(&p.id)
-                .is_some_and(|a| a.node_id == node_id && !a.is_terminal())
-        })
-        .collect()
+/// Reports whether a planned eviction is of an allocation still live on `node_id`.
+fn live_on(state: &ClusterState, node_id: &str, preemption: &Allocation) -> bool {
+    state
+        .alloc_by_id(&preemption.id)
+        .is_some_and(|a| a.node_id == node_id && !a.is_terminal())
 }
 
 /// Checks one node's part of a plan. Returns the usage and ports it adds when it fits.
@@ -283,7 +274,7 @@ mod tests {
         let s = state();
         let v = verify_plan(
             &s,
-            &plan(vec![alloc("a", "n1", 500, 500), alloc("b", "n2", 500, 500)]),
+            plan(vec![alloc("a", "n1", 500, 500), alloc("b", "n2", 500, 500)]),
             &PendingUsage::default(),
         );
         assert!(v.rejected_nodes.is_empty());
@@ -299,7 +290,7 @@ mod tests {
         thief.name = "j.g[7]".into();
         let v = verify_plan(
             &s,
-            &plan(vec![thief, alloc("b", "n1", 100, 100)]),
+            plan(vec![thief, alloc("b", "n1", 100, 100)]),
             &PendingUsage::default(),
         );
         assert_eq!(v.rejected_nodes, vec!["n2".to_string()]);
@@ -307,7 +298,7 @@ mod tests {
         // The same allocation moving to another node is an update of itself, and fits.
         let v = verify_plan(
             &s,
-            &plan(vec![alloc("x", "n2", 100, 100)]),
+            plan(vec![alloc("x", "n2", 100, 100)]),
             &PendingUsage::default(),
         );
         assert!(v.rejected_nodes.is_empty());
@@ -319,7 +310,7 @@ mod tests {
         s.put_alloc(alloc("old", "n1", 800, 100));
         let v = verify_plan(
             &s,
-            &plan(vec![alloc("a", "n1", 500, 500), alloc("b", "n2", 500, 500)]),
+            plan(vec![alloc("a", "n1", 500, 500), alloc("b", "n2", 500, 500)]),
             &PendingUsage::default(),
         );
         assert_eq!(v.rejected_nodes, vec!["n1".to_string()]);
@@ -332,10 +323,10 @@ mod tests {
         let s = state();
         let first = verify_plan(
             &s,
-            &plan(vec![alloc("a", "n1", 600, 100)]),
+            plan(vec![alloc("a", "n1", 600, 100)]),
             &PendingUsage::default(),
         );
-        let second = verify_plan(&s, &plan(vec![alloc("b", "n1", 600, 100)]), &first.added);
+        let second = verify_plan(&s, plan(vec![alloc("b", "n1", 600, 100)]), &first.added);
         assert_eq!(second.rejected_nodes, vec!["n1".to_string()]);
     }
 
@@ -347,7 +338,7 @@ mod tests {
         s.put_alloc(old);
         let mut new = alloc("a", "n1", 1, 1);
         new.ports = vec![("http".into(), 8080)];
-        let v = verify_plan(&s, &plan(vec![new]), &PendingUsage::default());
+        let v = verify_plan(&s, plan(vec![new]), &PendingUsage::default());
         assert_eq!(v.rejected_nodes, vec!["n1".to_string()]);
     }
 
@@ -357,7 +348,7 @@ mod tests {
         s.put_alloc(alloc("old", "n1", 800, 100));
         let mut p = plan(vec![alloc("a", "n1", 500, 500), alloc("b", "n2", 500, 500)]);
         p.all_at_once = true;
-        let v = verify_plan(&s, &p, &PendingUsage::default());
+        let v = verify_plan(&s, p.clone(), &PendingUsage::default());
         assert!(v.accepted.placements.is_empty());
         assert_eq!(v.rejected_nodes.len(), 2);
     }
@@ -380,11 +371,11 @@ mod tests {
         let low = alloc("low", "n1", 800, 800);
         s.put_alloc(low.clone());
         let mut p = plan(vec![alloc("a", "n1", 500, 500)]);
-        let without = verify_plan(&s, &p, &PendingUsage::default());
+        let without = verify_plan(&s, p.clone(), &PendingUsage::default());
         assert_eq!(without.rejected_nodes, vec!["n1".to_string()]);
 
         preempt(&mut p, &low, "a");
-        let v = verify_plan(&s, &p, &PendingUsage::default());
+        let v = verify_plan(&s, p.clone(), &PendingUsage::default());
         assert!(v.rejected_nodes.is_empty(), "{:?}", v.rejected_nodes);
         assert_eq!(v.accepted.placements.len(), 1);
         assert_eq!(v.accepted.updates.len(), 1);
@@ -404,7 +395,7 @@ mod tests {
         new.ports = vec![("http".into(), 8080)];
         let mut p = plan(vec![new]);
         preempt(&mut p, &low, "a");
-        let v = verify_plan(&s, &p, &PendingUsage::default());
+        let v = verify_plan(&s, p.clone(), &PendingUsage::default());
         assert!(v.rejected_nodes.is_empty(), "{:?}", v.rejected_nodes);
     }
 
@@ -418,14 +409,14 @@ mod tests {
         let mut p = plan(vec![alloc("a", "n1", 500, 500)]);
         preempt(&mut p, &done, "a");
         preempt(&mut p, &gone, "a");
-        let v = verify_plan(&s, &p, &PendingUsage::default());
+        let v = verify_plan(&s, p.clone(), &PendingUsage::default());
         assert!(v.rejected_nodes.is_empty(), "{:?}", v.rejected_nodes);
         assert!(v.accepted.updates.is_empty(), "{:?}", v.accepted.updates);
         assert_eq!(v.accepted.placements.len(), 1);
 
         // A vanished eviction frees nothing: a node full of other work still rejects.
         s.put_alloc(alloc("busy", "n1", 900, 900));
-        let v = verify_plan(&s, &p, &PendingUsage::default());
+        let v = verify_plan(&s, p.clone(), &PendingUsage::default());
         assert_eq!(v.rejected_nodes, vec!["n1".to_string()]);
         assert!(v.accepted.updates.is_empty());
     }
@@ -439,7 +430,7 @@ mod tests {
         // Evicting 300 leaves 700 free: a 800 placement still does not fit.
         let mut p = plan(vec![alloc("a", "n1", 800, 800)]);
         preempt(&mut p, &low, "a");
-        let v = verify_plan(&s, &p, &PendingUsage::default());
+        let v = verify_plan(&s, p.clone(), &PendingUsage::default());
         assert_eq!(v.rejected_nodes, vec!["n1".to_string()]);
         assert!(v.accepted.updates.is_empty());
     }
@@ -452,7 +443,7 @@ mod tests {
         s.put_node(n);
         let v = verify_plan(
             &s,
-            &plan(vec![alloc("a", "n1", 1, 1)]),
+            plan(vec![alloc("a", "n1", 1, 1)]),
             &PendingUsage::default(),
         );
         assert_eq!(v.rejected_nodes, vec!["n1".to_string()]);

@@ -13,7 +13,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use openraft::error::{ClientWriteError, RaftError};
-use sched::structs::{Allocation, Evaluation, PlanResult};
+use sched::structs::{Evaluation, PlanResult};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::messages::RaftRequest;
@@ -130,7 +130,7 @@ impl Proposer {
                     });
                 }
                 RaftRequest::Plan { plan, evals, reply } => {
-                    let verdict = verify_plan(&state, &plan, &pending_total);
+                    let verdict = verify_plan(&state, plan, &pending_total);
                     pending_total.merge(&verdict.added);
                     batch_added.merge(&verdict.added);
                     let now = std::time::Instant::now();
@@ -246,17 +246,6 @@ fn dispatch(resp: ApplyResponse, pendings: Vec<Pending>) {
     }
 }
 
-fn group(allocs: &[Allocation]) -> BTreeMap<String, Vec<Allocation>> {
-    let mut by_node: BTreeMap<String, Vec<Allocation>> = BTreeMap::new();
-    for a in allocs {
-        by_node
-            .entry(a.node_id.clone())
-            .or_default()
-            .push(a.clone());
-    }
-    by_node
-}
-
 fn plan_result(
     accepted: &PlanApply,
     rejected: Vec<String>,
@@ -275,8 +264,8 @@ fn plan_result(
         state.index + u64::from(entries_in_flight)
     };
     PlanResult {
-        node_update: group(&accepted.updates),
-        node_allocation: group(&accepted.placements),
+        updates_committed: accepted.updates.len(),
+        placements_committed: accepted.placements.len(),
         rejected_nodes: rejected,
         refresh_index,
         alloc_index: 0,

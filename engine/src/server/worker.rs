@@ -117,9 +117,9 @@ async fn process_eval(core: &Rc<ShardCore>, eval: &Evaluation) -> Result<(), Eng
             core.propose(vec![Command::UpsertEvals { evals }]).await?;
             return Ok(());
         }
-        let plan = outcome.plan.clone();
+        let placements = outcome.plan.placement_count();
         let result = submit_plan(core, outcome.plan, evals).await?;
-        if result.fully_committed(&plan) {
+        if result.fully_committed(placements) {
             return Ok(());
         }
         tracing::debug!(eval_id = %eval.id, attempt, rejected = result.rejected_nodes.len(), "plan partly rejected; retrying on a fresher view");

@@ -42,11 +42,12 @@ pub struct ApplyEffects {
 }
 
 impl ClusterState {
-    /// Applies one log entry at `index`, returning one result per command.
+    /// Applies one log entry at `index`, returning one result per command. The entry is
+    /// consumed: placements and client reports move into the state instead of being copied.
     pub fn apply(
         &mut self,
         index: u64,
-        envelope: &CommandEnvelope,
+        envelope: CommandEnvelope,
         effects: &mut ApplyEffects,
     ) -> Vec<CommandResult> {
         assert!(
@@ -58,13 +59,74 @@ impl ClusterState {
         self.applying = index;
         let results = envelope
             .commands
-            .iter()
-            .map(|cmd| self.apply_command(index, now, cmd, effects))
+            .into_iter()
+            .map(|cmd| self.apply_owned(index, now, cmd, effects))
             .collect();
         self.index = index;
         #[cfg(debug_assertions)]
         self.check_invariants();
         results
+    }
+
+    /// Applies the commands that carry allocations from the entry itself; the others from
+    /// a reference (`apply_command`).
+    fn apply_owned(
+        &mut self,
+        index: u64,
+        now: i64,
+        cmd: Command,
+        effects: &mut ApplyEffects,
+    ) -> CommandResult {
+        match cmd {
+            Command::ApplyPlans { plans, evals } => {
+                let mut nodes = std::collections::BTreeSet::new();
+                for plan in plans {
+                    nodes.extend(plan.updates.iter().map(|a| a.node_id.clone()));
+                    self.apply_plan(index, now, plan, effects);
+                }
+                self.complete_drains(index, now, nodes);
+                for eval in evals {
+                    self.upsert_eval(index, now, eval, effects);
+                }
+                CommandResult::Applied
+            }
+            Command::UpdateAllocsFromClient { updates, evals } => {
+                let mut touched = std::collections::BTreeSet::new();
+                let mut finished_on = std::collections::BTreeSet::new();
+                for update in updates {
+                    let Some(old) = self.alloc_by_id(&update.alloc_id) else {
+                        continue;
+                    };
+                    if old.node_id != update.node_id {
+                        continue;
+                    }
+                    let mut alloc = (**old).clone();
+                    alloc.client_status = update.client_status;
+                    alloc.client_description = update.client_description;
+                    for (task, state) in update.task_states {
+                        alloc.task_states.insert(task, state);
+                    }
+                    alloc.modify_index = index;
+                    alloc.modify_time_ns = now;
+                    if alloc.client_status.is_terminal() && !old.client_status.is_terminal() {
+                        effects.capacity_freed = true;
+                        finished_on.insert(alloc.node_id.clone());
+                    }
+                    touched.insert((alloc.namespace.clone(), alloc.job_id.clone()));
+                    self.put_alloc(alloc);
+                }
+                for eval in evals {
+                    self.upsert_eval(index, now, eval, effects);
+                }
+                for (ns, job_id) in touched {
+                    self.refresh_job_status(&ns, &job_id, index);
+                }
+                // A batch allocation that finishes by itself may be the last a drain waited for.
+                self.complete_drains(index, now, finished_on);
+                CommandResult::Applied
+            }
+            other => self.apply_command(index, now, &other, effects),
+        }
     }
 
     fn apply_command(
@@ -177,52 +239,8 @@ impl ClusterState {
                 }
                 CommandResult::Applied
             }
-            Command::ApplyPlans { plans, evals } => {
-                let mut nodes = std::collections::BTreeSet::new();
-                for plan in plans {
-                    nodes.extend(plan.updates.iter().map(|a| a.node_id.clone()));
-                    self.apply_plan(index, now, plan, effects);
-                }
-                self.complete_drains(index, now, nodes);
-                for eval in evals {
-                    self.upsert_eval(index, now, eval.clone(), effects);
-                }
-                CommandResult::Applied
-            }
-            Command::UpdateAllocsFromClient { updates, evals } => {
-                let mut touched = std::collections::BTreeSet::new();
-                let mut finished_on = std::collections::BTreeSet::new();
-                for update in updates {
-                    let Some(old) = self.alloc_by_id(&update.alloc_id) else {
-                        continue;
-                    };
-                    if old.node_id != update.node_id {
-                        continue;
-                    }
-                    let mut alloc = (**old).clone();
-                    alloc.client_status = update.client_status;
-                    alloc.client_description = update.client_description.clone();
-                    for (task, state) in &update.task_states {
-                        alloc.task_states.insert(task.clone(), state.clone());
-                    }
-                    alloc.modify_index = index;
-                    alloc.modify_time_ns = now;
-                    if alloc.client_status.is_terminal() && !old.client_status.is_terminal() {
-                        effects.capacity_freed = true;
-                        finished_on.insert(alloc.node_id.clone());
-                    }
-                    touched.insert((alloc.namespace.clone(), alloc.job_id.clone()));
-                    self.put_alloc(alloc);
-                }
-                for eval in evals {
-                    self.upsert_eval(index, now, eval.clone(), effects);
-                }
-                for (ns, job_id) in touched {
-                    self.refresh_job_status(&ns, &job_id, index);
-                }
-                // A batch allocation that finishes by itself may be the last a drain waited for.
-                self.complete_drains(index, now, finished_on);
-                CommandResult::Applied
+            Command::ApplyPlans { .. } | Command::UpdateAllocsFromClient { .. } => {
+                unreachable!("applied by apply_owned")
             }
             Command::UpdateNodeEligibility { node_id, eligible } => {
                 let Some(old) = self.node_by_id(node_id).cloned() else {
@@ -391,7 +409,7 @@ impl ClusterState {
         }
     }
 
-    fn apply_plan(&mut self, index: u64, now: i64, plan: &PlanApply, effects: &mut ApplyEffects) {
+    fn apply_plan(&mut self, index: u64, now: i64, plan: PlanApply, effects: &mut ApplyEffects) {
         let mut touched = std::collections::BTreeSet::new();
         for update in &plan.updates {
             let Some(old) = self.alloc_by_id(&update.id).cloned() else {
@@ -424,8 +442,7 @@ impl ClusterState {
             touched.insert((alloc.namespace.clone(), alloc.job_id.clone()));
             self.put_alloc(alloc);
         }
-        for placement in &plan.placements {
-            let mut alloc = placement.clone();
+        for mut alloc in plan.placements {
             match self.alloc_by_id(&alloc.id) {
                 Some(old) => alloc.create_index = old.create_index,
                 None => alloc.create_index = index,

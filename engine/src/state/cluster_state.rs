@@ -38,8 +38,10 @@ pub struct ClusterState {
     /// integers inline, so a lookup compares integers instead of chasing a string per node.
     pub allocs: OrdMap<IdKey, Arc<Allocation>>,
     /// Allocations per node and per job, holding the same `Arc`s as `allocs`, so walking a
-    /// node or a job costs no lookups by id.
-    pub allocs_by_node: OrdMap<IdKey, OrdMap<IdKey, Arc<Allocation>>>,
+    /// node or a job costs no lookups by id. A node's allocations are ordered by the index
+    /// at which the servers last changed them (`NodeAllocKey`), so a client's blocking
+    /// `GetAllocs` reads only the ones changed since its index instead of all of them.
+    pub allocs_by_node: OrdMap<IdKey, OrdMap<NodeAllocKey, Arc<Allocation>>>,
     pub allocs_by_job: OrdMap<JobKey, OrdMap<IdKey, Arc<Allocation>>>,
     pub allocs_by_eval: OrdMap<IdKey, OrdSet<IdKey>>,
     /// Resources held on each node by its non-terminal allocations.
@@ -61,13 +63,28 @@ pub struct ClusterState {
     pub job_tracked_versions: usize,
 }
 
+/// A node's allocation as `allocs_by_node` orders it: the index at which the servers last
+/// changed it (`changed_at`), then its id.
+pub type NodeAllocKey = (u64, IdKey);
+
+/// The newest index at which the servers changed an allocation: its creation, or a later
+/// server-side change (stop, migrate). Client reports do not move it.
+pub fn changed_at(alloc: &Allocation) -> u64 {
+    alloc.alloc_modify_index.max(alloc.create_index)
+}
+
+/// The first key of a node's allocations changed after `index`.
+pub fn changed_after(index: u64) -> NodeAllocKey {
+    (index.saturating_add(1), IdKey::Uuid(0, 0))
+}
+
 fn key(namespace: &str, job_id: &str) -> JobKey {
     (namespace.to_string(), job_id.to_string())
 }
 
 /// One node's allocation index, built by `load_allocs`: its key, the resources its live
-/// allocations use, its newest server-side allocation change, and its allocations by id.
-type NodeIndex = (IdKey, Resources, u64, OrdMap<IdKey, Arc<Allocation>>);
+/// allocations use, its newest server-side allocation change, and its allocations.
+type NodeIndex = (IdKey, Resources, u64, OrdMap<NodeAllocKey, Arc<Allocation>>);
 
 /// An allocation as `load_allocs` holds it: its key and the record.
 type Keyed = (IdKey, Arc<Allocation>);
@@ -92,8 +109,9 @@ fn node_indexes(entries: &[(IdKey, Arc<Allocation>)]) -> Vec<NodeIndex> {
                 if !a.is_terminal() {
                     usage = usage.add(&a.resources);
                 }
-                changed_at = changed_at.max(a.alloc_modify_index.max(a.create_index));
-                map.insert(id.clone(), a.clone());
+                let at = self::changed_at(a);
+                changed_at = changed_at.max(at);
+                map.insert((at, id.clone()), a.clone());
             }
             (IdKey::new(node_id), usage, changed_at, map)
         })
@@ -175,11 +193,13 @@ impl ClusterState {
     pub fn put_alloc(&mut self, alloc: Allocation) {
         self.touch(Table::Allocs);
         let id = IdKey::new(&alloc.id);
+        let changed_at = changed_at(&alloc);
         if let Some(old) = self.allocs.get(&id).cloned() {
             self.release_usage(&old);
-            if old.node_id != alloc.node_id {
+            let old_changed_at = self::changed_at(&old);
+            if old.node_id != alloc.node_id || old_changed_at != changed_at {
                 if let Some(set) = self.allocs_by_node.get_mut(&IdKey::new(&old.node_id)) {
-                    set.remove(&id);
+                    set.remove(&(old_changed_at, id.clone()));
                 }
             }
         }
@@ -188,14 +208,13 @@ impl ClusterState {
             let usage = self.node_usage.entry(node_key.clone()).or_default();
             *usage = usage.add(&alloc.resources);
         }
-        let changed_at = alloc.alloc_modify_index.max(alloc.create_index);
         let node_index = self.node_alloc_index.entry(node_key.clone()).or_default();
         *node_index = (*node_index).max(changed_at);
         let alloc = Arc::new(alloc);
         self.allocs_by_node
             .entry(node_key)
             .or_default()
-            .insert(id.clone(), alloc.clone());
+            .insert((changed_at, id.clone()), alloc.clone());
         self.allocs_by_job
             .entry(key(&alloc.namespace, &alloc.job_id))
             .or_default()
@@ -274,7 +293,7 @@ impl ClusterState {
         };
         self.release_usage(&alloc);
         if let Some(set) = self.allocs_by_node.get_mut(&IdKey::new(&alloc.node_id)) {
-            set.remove(&id);
+            set.remove(&(changed_at(&alloc), id.clone()));
         }
         if let Some(set) = self
             .allocs_by_job
@@ -401,7 +420,7 @@ impl ClusterState {
             assert!(
                 self.allocs_by_node
                     .get(&IdKey::new(&alloc.node_id))
-                    .is_some_and(|s| s.contains_key(id)),
+                    .is_some_and(|s| s.contains_key(&(changed_at(alloc), id.clone()))),
                 "alloc {id} missing from node index of {}",
                 alloc.node_id
             );
@@ -610,7 +629,9 @@ mod tests {
         let mut bulk = ClusterState::new(6);
         bulk.load_allocs(reversed);
         bulk.check_invariants();
-        let ids = |m: &OrdMap<IdKey, Arc<Allocation>>| m.keys().cloned().collect::<Vec<_>>();
+        fn ids<K: Ord + Clone>(m: &OrdMap<K, Arc<Allocation>>) -> Vec<K> {
+            m.keys().cloned().collect()
+        }
         assert_eq!(ids(&bulk.allocs), ids(&one_by_one.allocs));
         assert_eq!(bulk.node_usage, one_by_one.node_usage);
         assert_eq!(bulk.node_alloc_index, one_by_one.node_alloc_index);
@@ -627,6 +648,51 @@ mod tests {
             ReadView::alloc(&bulk, "alloc-003").map(|a| a.id.as_str()),
             Some("alloc-003")
         );
+    }
+
+    #[test]
+    fn a_nodes_allocations_changed_after_an_index_are_read_without_the_others() {
+        let n1 = node("n1", 4000, 4096);
+        let n2 = node("n2", 4000, 4096);
+        let mut s = ClusterState::new(6);
+        for i in 1..=5u64 {
+            let mut a = alloc_on(&format!("a{i}"), &n1, 10, 16);
+            a.create_index = i;
+            a.alloc_modify_index = i;
+            s.put_alloc(a);
+        }
+        let changed = |s: &ClusterState, node: &str, after: u64| -> Vec<String> {
+            s.allocs_by_node[&IdKey::new(node)]
+                .range(changed_after(after)..)
+                .map(|(_, a)| a.id.clone())
+                .collect()
+        };
+        assert_eq!(changed(&s, "n1", 3), ["a4", "a5"]);
+        assert_eq!(changed(&s, "n1", 0).len(), 5);
+
+        // A server-side change (a stop at index 9) moves the allocation after the others.
+        let mut stopped = (*s.allocs[&IdKey::new("a2")]).clone();
+        stopped.desired_status = DesiredStatus::Stop;
+        stopped.alloc_modify_index = 9;
+        s.put_alloc(stopped);
+        assert_eq!(changed(&s, "n1", 5), ["a2"]);
+        // A client report leaves the server-side index alone, so nothing moves.
+        let mut running = (*s.allocs[&IdKey::new("a4")]).clone();
+        running.client_status = ClientStatus::Complete;
+        running.modify_index = 10;
+        s.put_alloc(running);
+        assert_eq!(changed(&s, "n1", 5), ["a2"]);
+        assert_eq!(s.allocs_by_node[&IdKey::new("n1")].len(), 5);
+        // Moving to another node takes the entry off the first node.
+        let mut moved = (*s.allocs[&IdKey::new("a1")]).clone();
+        moved.node_id = n2.id.clone();
+        moved.alloc_modify_index = 11;
+        s.put_alloc(moved);
+        assert_eq!(changed(&s, "n1", 0), ["a3", "a4", "a5", "a2"]);
+        assert_eq!(changed(&s, "n2", 10), ["a1"]);
+        s.remove_alloc("a3");
+        assert_eq!(changed(&s, "n1", 0), ["a4", "a5", "a2"]);
+        s.check_invariants();
     }
 
     #[test]

@@ -6,7 +6,7 @@ mod command;
 mod id_key;
 
 pub use apply::{ApplyEffects, CommandResult, NODE_EVENTS_MAX};
-pub use cluster_state::{ClusterState, JobKey};
+pub use cluster_state::{changed_after, changed_at, ClusterState, JobKey, NodeAllocKey};
 pub use command::{
     Command, CommandEnvelope, NodeStatusUpdate, PeriodicLaunch, PlanApply, COMMAND_FORMAT_VERSION,
 };

@@ -56,8 +56,10 @@ impl Plan {
 /// What the plan applier committed of a plan.
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 pub struct PlanResult {
-    pub node_update: BTreeMap<String, Vec<Allocation>>,
-    pub node_allocation: BTreeMap<String, Vec<Allocation>>,
+    /// Stops, evictions and other updates of existing allocations committed.
+    pub updates_committed: usize,
+    /// Placements committed.
+    pub placements_committed: usize,
     /// Nodes whose part of the plan did not fit the latest state.
     pub rejected_nodes: Vec<String>,
     /// When non-zero, the scheduler must refresh its view to at least this index and retry.
@@ -67,11 +69,10 @@ pub struct PlanResult {
 }
 
 impl PlanResult {
-    /// Reports whether everything the plan proposed was committed.
-    pub fn fully_committed(&self, plan: &Plan) -> bool {
-        self.rejected_nodes.is_empty()
-            && self.node_allocation.values().map(Vec::len).sum::<usize>()
-                == plan.node_allocation.values().map(Vec::len).sum::<usize>()
+    /// Reports whether everything a plan of `placements_planned` placements proposed was
+    /// committed.
+    pub fn fully_committed(&self, placements_planned: usize) -> bool {
+        self.rejected_nodes.is_empty() && self.placements_committed == placements_planned
     }
 }
 
