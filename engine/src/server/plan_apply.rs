@@ -70,6 +70,7 @@ pub fn verify_plan(state: &ClusterState, mut plan: Plan, pending: &PendingUsage)
         .collect();
     nodes.sort();
     nodes.dedup();
+    verdict.accepted.placements.reserve(plan.placement_count());
     // An all-at-once plan that loses one node is refused on every node it places on.
     let placing: Vec<String> = if plan.all_at_once {
         plan.node_allocation.keys().cloned().collect()
