@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 use super::shard::{node_evals, ShardCore, ALLOC_UPDATES_BATCH_MAX};
 use crate::client_proto::{ClientRequest, ClientResponse, CLIENT_PROTOCOL_VERSION};
 use crate::error::EngineError;
-use crate::state::{changed_after, ClusterState, Command, IdKey};
+use crate::state::{ClusterState, Command, IdKey};
 
 /// Longest a `GetAllocs` may block.
 pub const GET_ALLOCS_WAIT_MAX: Duration = Duration::from_secs(300);
@@ -304,20 +304,13 @@ async fn get_allocs(
         }
     };
     let index = node_alloc_index(&state, node_id);
+    // Only what changed since the client's index (everything on its first call): a node's
+    // allocations are ordered by that index, so unchanged ones are not read.
     let allocs = state
-        .allocs_by_node
-        .get(&IdKey::new(node_id))
-        .map(|allocs| {
-            // Only what changed since the client's index (everything on its first call): a
-            // node's allocations are ordered by that index, so unchanged ones are not read.
-            allocs
-                .range(changed_after(min_index)..)
-                .map(|(_, a)| a)
-                .filter(|a| !a.client_status.is_terminal())
-                .map(|a| (**a).clone())
-                .collect()
-        })
-        .unwrap_or_default();
+        .node_allocs_changed_after(node_id, min_index)
+        .filter(|a| !a.client_status.is_terminal())
+        .map(|a| (**a).clone())
+        .collect();
     ClientResponse::Allocs {
         index: index.max(min_index),
         allocs,

@@ -19,7 +19,7 @@ use sched::structs::{
 
 use super::proposer::now_unix_ns;
 use super::shard::{new_eval, ShardCore};
-use crate::state::{ClusterState, Command, IdKey, JobKey};
+use crate::state::{ClusterState, Command, JobKey};
 
 /// The shard whose core runs the drainer.
 pub const DRAINER_HOME_SHARD: usize = 0;
@@ -84,13 +84,11 @@ pub fn drain_round(state: &ClusterState, now_unix_ns: i64) -> DrainRound {
         let Some(drain) = &node.drain else {
             continue;
         };
-        let Some(allocs) = state.allocs_by_node.get(&IdKey::new(&node.id)) else {
-            continue;
-        };
+
         let forced = deadline_reached(drain, now_unix_ns);
         let mut others_live = false;
         let mut system = Vec::new();
-        for a in allocs.values().filter(|a| !a.is_terminal()) {
+        for a in state.node_allocs(&node.id).filter(|a| !a.is_terminal()) {
             let job = state.jobs.get(&(a.namespace.clone(), a.job_id.clone()));
             if job.is_some_and(|j| is_system(j.job_type)) {
                 if !drain.ignore_system_jobs && !a.desired_transition.migrate {
@@ -153,17 +151,15 @@ fn group_migrations_allowed(
     };
     // Nomad's default migrate block moves one allocation at a time.
     let max_parallel = tg.migrate.as_ref().map_or(1, |m| m.max_parallel.max(0));
-    let healthy = state.allocs_by_job.get(job_key).map_or(0, |allocs| {
-        allocs
-            .values()
-            .filter(|a| {
-                a.task_group == tg_name
-                    && a.desired_status == DesiredStatus::Run
-                    && a.client_status == ClientStatus::Running
-                    && !a.desired_transition.migrate
-            })
-            .count()
-    });
+    let healthy = state
+        .job_allocs(&job_key.0, &job_key.1)
+        .filter(|a| {
+            a.task_group == tg_name
+                && a.desired_status == DesiredStatus::Run
+                && a.client_status == ClientStatus::Running
+                && !a.desired_transition.migrate
+        })
+        .count();
     let threshold = i64::from(tg.count) - max_parallel;
     usize::try_from(healthy as i64 - threshold).unwrap_or(0)
 }

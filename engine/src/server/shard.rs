@@ -20,7 +20,7 @@ use super::messages::{RaftRequest, ShardMsg, Shared};
 use crate::client_proto::AllocUpdate;
 use crate::error::EngineError;
 use crate::raft::ApplyResponse;
-use crate::state::{ClusterState, Command, IdKey, NodeStatusUpdate};
+use crate::state::{ClusterState, Command, NodeStatusUpdate};
 
 /// How often a shard checks heartbeat deadlines and flushes its batches.
 pub const SHARD_TICK: Duration = Duration::from_millis(50);
@@ -370,13 +370,9 @@ pub fn node_evals(
     usable: bool,
 ) -> Vec<Evaluation> {
     let mut jobs: BTreeSet<(String, String)> = BTreeSet::new();
-    if let Some(allocs) = state.allocs_by_node.get(&IdKey::new(node_id)) {
-        for a in allocs.values() {
-            {
-                if !a.is_terminal() {
-                    jobs.insert((a.namespace.clone(), a.job_id.clone()));
-                }
-            }
+    for a in state.node_allocs(node_id) {
+        if !a.is_terminal() {
+            jobs.insert((a.namespace.clone(), a.job_id.clone()));
         }
     }
     if usable {

@@ -534,26 +534,20 @@ impl ClusterState {
                 continue;
             };
             let jobs = &self.jobs;
-            let remaining = self
-                .allocs_by_node
-                .get(&IdKey::new(&node_id))
-                .is_some_and(|allocs| {
-                    allocs.values().any(|a| {
-                        if a.is_terminal() {
-                            return false;
-                        }
-                        let system = jobs
-                            .get(&(a.namespace.clone(), a.job_id.clone()))
-                            .is_some_and(|j| {
-                                matches!(
-                                    j.job_type,
-                                    sched::structs::JobType::System
-                                        | sched::structs::JobType::SysBatch
-                                )
-                            });
-                        !(drain.ignore_system_jobs && system)
-                    })
-                });
+            let remaining = self.node_allocs(&node_id).any(|a| {
+                if a.is_terminal() {
+                    return false;
+                }
+                let system = jobs
+                    .get(&(a.namespace.clone(), a.job_id.clone()))
+                    .is_some_and(|j| {
+                        matches!(
+                            j.job_type,
+                            sched::structs::JobType::System | sched::structs::JobType::SysBatch
+                        )
+                    });
+                !(drain.ignore_system_jobs && system)
+            });
             if remaining {
                 continue;
             }

@@ -37,12 +37,15 @@ pub struct ClusterState {
     /// Allocations by id. Allocation and evaluation ids are keyed by `IdKey`: a UUID is two
     /// integers inline, so a lookup compares integers instead of chasing a string per node.
     pub allocs: OrdMap<IdKey, Arc<Allocation>>,
-    /// Allocations per node and per job, holding the same `Arc`s as `allocs`, so walking a
-    /// node or a job costs no lookups by id. A node's allocations are ordered by the index
-    /// at which the servers last changed them (`NodeAllocKey`), so a client's blocking
-    /// `GetAllocs` reads only the ones changed since its index instead of all of them.
-    pub allocs_by_node: OrdMap<IdKey, OrdMap<NodeAllocKey, Arc<Allocation>>>,
-    pub allocs_by_job: OrdMap<JobKey, OrdMap<IdKey, Arc<Allocation>>>,
+    /// Allocation keys per node and per job; the records are read from `allocs`. The sets
+    /// hold keys only, so the copy of a shared leaf that a write makes after each published
+    /// version is a copy of plain keys, not of reference counts in a million records, and a
+    /// client report, which changes no key, leaves both indexes untouched. A node's
+    /// allocations are ordered by the index at which the servers last changed them
+    /// (`NodeAllocKey`), so a client's blocking `GetAllocs` reads only the ones changed
+    /// since its index instead of all of them.
+    pub allocs_by_node: OrdMap<IdKey, OrdSet<NodeAllocKey>>,
+    pub allocs_by_job: OrdMap<JobKey, OrdSet<IdKey>>,
     pub allocs_by_eval: OrdMap<IdKey, OrdSet<IdKey>>,
     /// Resources held on each node by its non-terminal allocations.
     pub node_usage: OrdMap<IdKey, Resources>,
@@ -83,8 +86,8 @@ fn key(namespace: &str, job_id: &str) -> JobKey {
 }
 
 /// One node's allocation index, built by `load_allocs`: its key, the resources its live
-/// allocations use, its newest server-side allocation change, and its allocations.
-type NodeIndex = (IdKey, Resources, u64, OrdMap<NodeAllocKey, Arc<Allocation>>);
+/// allocations use, its newest server-side allocation change, and its allocations' keys.
+type NodeIndex = (IdKey, Resources, u64, OrdSet<NodeAllocKey>);
 
 /// An allocation as `load_allocs` holds it: its key and the record.
 type Keyed = (IdKey, Arc<Allocation>);
@@ -104,24 +107,22 @@ fn node_indexes(entries: &[(IdKey, Arc<Allocation>)]) -> Vec<NodeIndex> {
         .map(|(node_id, group)| {
             let mut usage = Resources::default();
             let mut changed_at = 0;
-            let mut map = OrdMap::new();
+            let mut set = OrdSet::new();
             for (id, a) in group.into_iter().map(|e| (&e.0, &e.1)) {
                 if !a.is_terminal() {
                     usage = usage.add(&a.resources);
                 }
                 let at = self::changed_at(a);
                 changed_at = changed_at.max(at);
-                map.insert((at, id.clone()), a.clone());
+                set.insert((at, id.clone()));
             }
-            (IdKey::new(node_id), usage, changed_at, map)
+            (IdKey::new(node_id), usage, changed_at, set)
         })
         .collect()
 }
 
 /// Builds every job's allocation index from allocations sorted by id.
-fn job_index(
-    entries: &[(IdKey, Arc<Allocation>)],
-) -> Vec<(JobKey, OrdMap<IdKey, Arc<Allocation>>)> {
+fn job_index(entries: &[(IdKey, Arc<Allocation>)]) -> Vec<(JobKey, OrdSet<IdKey>)> {
     use std::collections::HashMap;
     let mut by_job: HashMap<(&str, &str), Vec<&Keyed>> = HashMap::new();
     for entry in entries {
@@ -134,8 +135,8 @@ fn job_index(
     by_job
         .into_iter()
         .map(|((namespace, job_id), group)| {
-            let map = group.into_iter().cloned().collect();
-            (key(namespace, job_id), map)
+            let set = group.into_iter().map(|e| e.0.clone()).collect();
+            (key(namespace, job_id), set)
         })
         .collect()
 }
@@ -194,36 +195,122 @@ impl ClusterState {
         self.touch(Table::Allocs);
         let id = IdKey::new(&alloc.id);
         let changed_at = changed_at(&alloc);
-        if let Some(old) = self.allocs.get(&id).cloned() {
-            self.release_usage(&old);
-            let old_changed_at = self::changed_at(&old);
-            if old.node_id != alloc.node_id || old_changed_at != changed_at {
+        let node_key = IdKey::new(&alloc.node_id);
+        let job_key = key(&alloc.namespace, &alloc.job_id);
+        let live = !alloc.is_terminal();
+        // Each index is written only where its entry changes: a client report (the most
+        // common write) keeps the node, the job, the evaluation and the server-side index,
+        // so it touches the map by id alone, and the usage table only when the allocation
+        // stops holding its resources.
+        let old = self.allocs.get(&id).cloned();
+        let (same_usage, same_node_entry, same_job, same_eval) = match &old {
+            Some(old) => (
+                old.node_id == alloc.node_id
+                    && old.is_terminal() != live
+                    && old.resources == alloc.resources,
+                old.node_id == alloc.node_id && self::changed_at(old) == changed_at,
+                old.namespace == alloc.namespace && old.job_id == alloc.job_id,
+                old.eval_id == alloc.eval_id,
+            ),
+            None => (false, false, false, false),
+        };
+        if let Some(old) = &old {
+            if !same_usage {
+                self.release_usage(old);
+            }
+            if !same_node_entry {
                 if let Some(set) = self.allocs_by_node.get_mut(&IdKey::new(&old.node_id)) {
-                    set.remove(&(old_changed_at, id.clone()));
+                    set.remove(&(self::changed_at(old), id.clone()));
+                }
+            }
+            if !same_job {
+                if let Some(set) = self
+                    .allocs_by_job
+                    .get_mut(&key(&old.namespace, &old.job_id))
+                {
+                    set.remove(&id);
+                }
+            }
+            if !same_eval {
+                if let Some(set) = self.allocs_by_eval.get_mut(&IdKey::new(&old.eval_id)) {
+                    set.remove(&id);
                 }
             }
         }
-        let node_key = IdKey::new(&alloc.node_id);
-        if !alloc.is_terminal() {
+        if live && !same_usage {
             let usage = self.node_usage.entry(node_key.clone()).or_default();
             *usage = usage.add(&alloc.resources);
         }
-        let node_index = self.node_alloc_index.entry(node_key.clone()).or_default();
-        *node_index = (*node_index).max(changed_at);
-        let alloc = Arc::new(alloc);
+        if self
+            .node_alloc_index
+            .get(&node_key)
+            .is_none_or(|&at| at < changed_at)
+        {
+            self.node_alloc_index.insert(node_key.clone(), changed_at);
+        }
+        if !same_node_entry {
+            self.allocs_by_node
+                .entry(node_key)
+                .or_default()
+                .insert((changed_at, id.clone()));
+        }
+        if !same_job {
+            self.allocs_by_job
+                .entry(job_key)
+                .or_default()
+                .insert(id.clone());
+        }
+        if !same_eval {
+            self.allocs_by_eval
+                .entry(IdKey::new(&alloc.eval_id))
+                .or_default()
+                .insert(id.clone());
+        }
+        self.allocs.insert(id, Arc::new(alloc));
+    }
+
+    /// The record of an allocation an index names. Every index entry names an allocation in
+    /// `allocs`: `put_alloc` and `remove_alloc` keep them together.
+    fn indexed(&self, id: &IdKey) -> &Arc<Allocation> {
+        self.allocs.get(id).unwrap_or_else(|| {
+            panic!("an index names allocation {id}, which the state does not hold")
+        })
+    }
+
+    /// A node's allocations, in the order the servers last changed them.
+    pub fn node_allocs<'a>(&'a self, node_id: &str) -> impl Iterator<Item = &'a Arc<Allocation>> {
         self.allocs_by_node
-            .entry(node_key)
-            .or_default()
-            .insert((changed_at, id.clone()), alloc.clone());
+            .get(&IdKey::new(node_id))
+            .into_iter()
+            .flat_map(move |set| set.iter().map(move |(_, id)| self.indexed(id)))
+    }
+
+    /// A node's allocations the servers changed after `index` (a client's `GetAllocs`):
+    /// the ones changed earlier are not read.
+    pub fn node_allocs_changed_after<'a>(
+        &'a self,
+        node_id: &str,
+        index: u64,
+    ) -> impl Iterator<Item = &'a Arc<Allocation>> {
+        self.allocs_by_node
+            .get(&IdKey::new(node_id))
+            .into_iter()
+            .flat_map(move |set| {
+                set.range(changed_after(index)..)
+                    .map(move |(_, id)| self.indexed(id))
+            })
+    }
+
+    /// A job's allocations, in id order.
+    pub fn job_allocs<'a>(
+        &'a self,
+        namespace: &str,
+        job_id: &str,
+    ) -> impl Iterator<Item = &'a Arc<Allocation>> {
         self.allocs_by_job
-            .entry(key(&alloc.namespace, &alloc.job_id))
-            .or_default()
-            .insert(id.clone(), alloc.clone());
-        self.allocs_by_eval
-            .entry(IdKey::new(&alloc.eval_id))
-            .or_default()
-            .insert(id.clone());
-        self.allocs.insert(id, alloc);
+            .get(&key(namespace, job_id))
+            .into_iter()
+            .flat_map(move |set| set.iter().map(move |id| self.indexed(id)))
     }
 
     /// Loads allocations into a state that holds none yet (a snapshot restore), building each
@@ -357,18 +444,14 @@ impl ClusterState {
         };
         let mut any_live = false;
         let mut any_alloc = false;
-        if let Some(allocs) = self.allocs_by_job.get(&k) {
-            for a in allocs.values() {
-                {
-                    if a.job_version > job.version {
-                        continue;
-                    }
-                    any_alloc = true;
-                    if !a.is_terminal() {
-                        any_live = true;
-                        break;
-                    }
-                }
+        for a in self.job_allocs(namespace, job_id) {
+            if a.job_version > job.version {
+                continue;
+            }
+            any_alloc = true;
+            if !a.is_terminal() {
+                any_live = true;
+                break;
             }
         }
         let pending_eval = self.evals_by_job.get(&k).is_some_and(|ids| {
@@ -420,7 +503,7 @@ impl ClusterState {
             assert!(
                 self.allocs_by_node
                     .get(&IdKey::new(&alloc.node_id))
-                    .is_some_and(|s| s.contains_key(&(changed_at(alloc), id.clone()))),
+                    .is_some_and(|s| s.contains(&(changed_at(alloc), id.clone()))),
                 "alloc {id} missing from node index of {}",
                 alloc.node_id
             );
@@ -469,16 +552,10 @@ impl StateView for ClusterState {
         self.nodes.values().map(|n| &**n).collect()
     }
     fn allocs_by_job(&self, namespace: &str, job_id: &str) -> Vec<&Allocation> {
-        self.allocs_by_job
-            .get(&key(namespace, job_id))
-            .map(|allocs| allocs.values().map(|a| &**a).collect())
-            .unwrap_or_default()
+        self.job_allocs(namespace, job_id).map(|a| &**a).collect()
     }
     fn allocs_by_node(&self, node_id: &str) -> Vec<&Allocation> {
-        self.allocs_by_node
-            .get(&IdKey::new(node_id))
-            .map(|allocs| allocs.values().map(|a| &**a).collect())
-            .unwrap_or_default()
+        self.node_allocs(node_id).map(|a| &**a).collect()
     }
     fn node_usage(&self, node_id: &str) -> Resources {
         self.node_usage
@@ -633,15 +710,11 @@ mod tests {
             m.keys().cloned().collect()
         }
         assert_eq!(ids(&bulk.allocs), ids(&one_by_one.allocs));
+        assert_eq!(bulk.allocs_by_node, one_by_one.allocs_by_node);
+        assert_eq!(bulk.allocs_by_job, one_by_one.allocs_by_job);
         assert_eq!(bulk.node_usage, one_by_one.node_usage);
         assert_eq!(bulk.node_alloc_index, one_by_one.node_alloc_index);
         assert_eq!(bulk.allocs_by_eval, one_by_one.allocs_by_eval);
-        for (outer, inner) in &one_by_one.allocs_by_node {
-            assert_eq!(ids(&bulk.allocs_by_node[outer]), ids(inner), "node {outer}");
-        }
-        for (outer, inner) in &one_by_one.allocs_by_job {
-            assert_eq!(ids(&bulk.allocs_by_job[outer]), ids(inner), "job {outer:?}");
-        }
         assert_eq!(bulk.allocs_by_node.len(), 3);
         assert_eq!(bulk.allocs_by_job.len(), 2);
         assert_eq!(
@@ -662,9 +735,8 @@ mod tests {
             s.put_alloc(a);
         }
         let changed = |s: &ClusterState, node: &str, after: u64| -> Vec<String> {
-            s.allocs_by_node[&IdKey::new(node)]
-                .range(changed_after(after)..)
-                .map(|(_, a)| a.id.clone())
+            s.node_allocs_changed_after(node, after)
+                .map(|a| a.id.clone())
                 .collect()
         };
         assert_eq!(changed(&s, "n1", 3), ["a4", "a5"]);
@@ -676,12 +748,31 @@ mod tests {
         stopped.alloc_modify_index = 9;
         s.put_alloc(stopped);
         assert_eq!(changed(&s, "n1", 5), ["a2"]);
-        // A client report leaves the server-side index alone, so nothing moves.
+        // A client report leaves the server-side index alone, so nothing moves, and an
+        // index whose entry did not change is not written at all (still the same tree).
+        let before = s.clone();
         let mut running = (*s.allocs[&IdKey::new("a4")]).clone();
-        running.client_status = ClientStatus::Complete;
+        running.client_status = ClientStatus::Running;
         running.modify_index = 10;
-        s.put_alloc(running);
+        s.put_alloc(running.clone());
         assert_eq!(changed(&s, "n1", 5), ["a2"]);
+        assert!(s.allocs_by_node.ptr_eq(&before.allocs_by_node));
+        assert!(s.allocs_by_job.ptr_eq(&before.allocs_by_job));
+        assert!(s.allocs_by_eval.ptr_eq(&before.allocs_by_eval));
+        assert!(s.node_usage.ptr_eq(&before.node_usage));
+        assert!(s.node_alloc_index.ptr_eq(&before.node_alloc_index));
+        // Finishing releases the allocation's resources on its node.
+        running.client_status = ClientStatus::Complete;
+        running.modify_index = 11;
+        s.put_alloc(running);
+        assert_eq!(s.node_usage[&IdKey::new("n1")].cpu_mhz, 30);
+        // An in-place update under a new evaluation moves the id between evaluations.
+        let mut updated = (*s.allocs[&IdKey::new("a5")]).clone();
+        let first_eval = updated.eval_id.clone();
+        updated.eval_id = "eval-2".into();
+        s.put_alloc(updated);
+        assert_eq!(ReadView::allocs_by_eval(&s, "eval-2").len(), 1);
+        assert_eq!(ReadView::allocs_by_eval(&s, &first_eval).len(), 4);
         assert_eq!(s.allocs_by_node[&IdKey::new("n1")].len(), 5);
         // Moving to another node takes the entry off the first node.
         let mut moved = (*s.allocs[&IdKey::new("a1")]).clone();
