@@ -26,6 +26,7 @@ pub struct ForwardedHttp {
     /// Path and query string, as received.
     pub path_and_query: String,
     pub headers: Vec<(String, String)>,
+    #[serde(with = "serde_bytes")]
     pub body: Vec<u8>,
 }
 
@@ -34,6 +35,7 @@ pub struct ForwardedHttp {
 pub struct ForwardedHttpReply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
+    #[serde(with = "serde_bytes")]
     pub body: Vec<u8>,
 }
 
@@ -48,7 +50,7 @@ pub enum ServerRequest {
     Raft(RaftRpc),
     Http(ForwardedHttp),
     /// An rkyv-encoded `ClientRequest` from a node connected to a follower.
-    Client(Vec<u8>),
+    Client(#[serde(with = "serde_bytes")] Vec<u8>),
     /// Whether the server already belongs to a Raft cluster (asked before bootstrapping).
     Status,
 }
@@ -63,7 +65,7 @@ pub enum ServerResponse {
     Raft(RaftRpcReply),
     Http(ForwardedHttpReply),
     /// An rkyv-encoded `ClientResponse`.
-    Client(Vec<u8>),
+    Client(#[serde(with = "serde_bytes")] Vec<u8>),
     /// The request could not be served; the text says why.
     Error(String),
     /// The answer to `Status`.
@@ -160,6 +162,23 @@ mod tests {
                 AppendEntriesResponse::Conflict
             )))
         ));
+    }
+
+    #[test]
+    fn byte_payloads_keep_the_wire_form_of_a_byte_sequence() {
+        // Written as one byte string, read back by a peer that reads a sequence of bytes, and
+        // the other way round: servers of either form agree on every frame.
+        let bytes: Vec<u8> = (0..=255).collect();
+        let as_string = bincode::serialize(&RaftPayload(bytes.clone())).unwrap();
+        let as_sequence = bincode::serialize(&bytes).unwrap();
+        assert_eq!(as_string, as_sequence);
+        let back: RaftPayload = bincode::deserialize(&as_sequence).unwrap();
+        assert_eq!(back.0, bytes);
+        let client = bincode::serialize(&ServerRequest::Client(bytes.clone())).unwrap();
+        match bincode::deserialize::<ServerRequest>(&client).unwrap() {
+            ServerRequest::Client(got) => assert_eq!(got, bytes),
+            other => panic!("wrong message {other:?}"),
+        }
     }
 
     #[test]
