@@ -130,7 +130,7 @@ mod tests {
     fn raft_messages_survive_the_codec() {
         let entry = Entry::<TypeConfig> {
             log_id: LogId::new(CommittedLeaderId::new(3, 7), 42),
-            payload: EntryPayload::Normal(RaftPayload(vec![1, 2, 3, 255])),
+            payload: EntryPayload::Normal(RaftPayload::new(vec![1, 2, 3, 255])),
         };
         let req = AppendEntriesRequest::<TypeConfig> {
             vote: Vote::new_committed(3, 7),
@@ -169,11 +169,11 @@ mod tests {
         // Written as one byte string, read back by a peer that reads a sequence of bytes, and
         // the other way round: servers of either form agree on every frame.
         let bytes: Vec<u8> = (0..=255).collect();
-        let as_string = bincode::serialize(&RaftPayload(bytes.clone())).unwrap();
+        let as_string = bincode::serialize(&RaftPayload::new(bytes.clone())).unwrap();
         let as_sequence = bincode::serialize(&bytes).unwrap();
         assert_eq!(as_string, as_sequence);
         let back: RaftPayload = bincode::deserialize(&as_sequence).unwrap();
-        assert_eq!(back.0, bytes);
+        assert_eq!(back.bytes, bytes);
         let client = bincode::serialize(&ServerRequest::Client(bytes.clone())).unwrap();
         match bincode::deserialize::<ServerRequest>(&client).unwrap() {
             ServerRequest::Client(got) => assert_eq!(got, bytes),

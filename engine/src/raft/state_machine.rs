@@ -350,8 +350,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     Vec::new()
                 }
                 EntryPayload::Normal(payload) => {
-                    let envelope = CommandEnvelope::decode(&payload.0)
-                        .map_err(|e| sm_err(ErrorVerb::Read, format!("entry {index}: {e}")))?;
+                    let envelope = match payload.decoded.take() {
+                        Some(envelope) => envelope,
+                        None => CommandEnvelope::decode(&payload.bytes)
+                            .map_err(|e| sm_err(ErrorVerb::Read, format!("entry {index}: {e}")))?,
+                    };
                     self.state.apply(index, envelope, &mut effects)
                 }
             };

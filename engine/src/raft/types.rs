@@ -1,19 +1,73 @@
 //! openraft's type configuration for drover and the log entry codec.
 
+use std::fmt;
 use std::io::Cursor;
+use std::sync::{Arc, Mutex};
 
 use openraft::{BasicNode, CommittedLeaderId, Entry, EntryPayload, LogId, Membership};
 use serde::{Deserialize, Serialize};
 
-use crate::state::CommandResult;
+use crate::state::{CommandEnvelope, CommandResult};
 
 use super::runtime::GlommioRuntime;
 
 /// The application payload of a Raft entry: an rkyv-encoded `CommandEnvelope`. On the
 /// server wire it is one length-prefixed byte string (the same bytes as a sequence of `u8`,
 /// written and read in one copy instead of one call per byte).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RaftPayload(#[serde(with = "serde_bytes")] pub Vec<u8>);
+#[derive(Clone, Serialize, Deserialize)]
+pub struct RaftPayload {
+    #[serde(with = "serde_bytes")]
+    pub bytes: Vec<u8>,
+    /// On the server that proposed the entry, the envelope the bytes encode, handed to the
+    /// state machine so that it need not decode what it encoded. Never on the wire or disk.
+    #[serde(skip)]
+    pub decoded: Handoff,
+}
+
+impl RaftPayload {
+    /// A payload read from the wire or the log: the state machine decodes it.
+    pub fn new(bytes: Vec<u8>) -> RaftPayload {
+        RaftPayload {
+            bytes,
+            decoded: Handoff::default(),
+        }
+    }
+
+    /// A payload proposed here: `bytes` must be `envelope.encode()`.
+    pub fn proposed(bytes: Vec<u8>, envelope: CommandEnvelope) -> RaftPayload {
+        RaftPayload {
+            bytes,
+            decoded: Handoff(Some(Arc::new(Mutex::new(Some(envelope))))),
+        }
+    }
+}
+
+impl PartialEq for RaftPayload {
+    fn eq(&self, other: &RaftPayload) -> bool {
+        self.bytes == other.bytes
+    }
+}
+
+impl Eq for RaftPayload {}
+
+impl fmt::Debug for RaftPayload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RaftPayload({} bytes)", self.bytes.len())
+    }
+}
+
+/// The decoded envelope of a payload proposed on this server, taken once by the state
+/// machine. Clones of the entry (the log's recent entries, replication) share it.
+#[derive(Clone, Default)]
+pub struct Handoff(Option<Arc<Mutex<Option<CommandEnvelope>>>>);
+
+impl Handoff {
+    /// Takes the envelope if this server proposed the entry and nobody took it yet.
+    pub fn take(&self) -> Option<CommandEnvelope> {
+        let slot = self.0.as_ref()?;
+        slot.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
 
 /// What applying one entry produced.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -47,19 +101,20 @@ const HEADER_LEN: usize = 8 + 8 + 1;
 /// Encodes an entry as `term | leader node id | kind | payload` for the log store.
 /// The index is stored by the log store itself.
 pub fn encode_entry(entry: &Entry<TypeConfig>) -> Vec<u8> {
-    let (kind, payload): (u8, Vec<u8>) = match &entry.payload {
-        EntryPayload::Blank => (KIND_BLANK, Vec::new()),
-        EntryPayload::Normal(p) => (KIND_NORMAL, p.0.clone()),
-        EntryPayload::Membership(m) => (
-            KIND_MEMBERSHIP,
-            serde_json::to_vec(m).expect("membership always encodes"),
-        ),
+    let membership;
+    let (kind, payload): (u8, &[u8]) = match &entry.payload {
+        EntryPayload::Blank => (KIND_BLANK, &[]),
+        EntryPayload::Normal(p) => (KIND_NORMAL, &p.bytes),
+        EntryPayload::Membership(m) => {
+            membership = serde_json::to_vec(m).expect("membership always encodes");
+            (KIND_MEMBERSHIP, &membership)
+        }
     };
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
     out.extend_from_slice(&entry.log_id.leader_id.term.to_le_bytes());
     out.extend_from_slice(&entry.log_id.leader_id.node_id.to_le_bytes());
     out.push(kind);
-    out.extend_from_slice(&payload);
+    out.extend_from_slice(payload);
     out
 }
 
@@ -76,7 +131,7 @@ pub fn decode_entry(index: u64, bytes: &[u8]) -> Result<Entry<TypeConfig>, Strin
     let payload = &bytes[HEADER_LEN..];
     let payload = match bytes[16] {
         KIND_BLANK => EntryPayload::Blank,
-        KIND_NORMAL => EntryPayload::Normal(RaftPayload(payload.to_vec())),
+        KIND_NORMAL => EntryPayload::Normal(RaftPayload::new(payload.to_vec())),
         KIND_MEMBERSHIP => {
             let m: Membership<u64, BasicNode> = serde_json::from_slice(payload)
                 .map_err(|e| format!("log entry {index}: bad membership: {e}"))?;
@@ -104,7 +159,7 @@ mod tests {
             },
             Entry {
                 log_id,
-                payload: EntryPayload::Normal(RaftPayload(vec![1, 2, 3])),
+                payload: EntryPayload::Normal(RaftPayload::new(vec![1, 2, 3])),
             },
             Entry {
                 log_id,

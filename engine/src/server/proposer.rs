@@ -193,7 +193,7 @@ impl Proposer {
             now_unix_ns: now_unix_ns(),
             commands,
         };
-        let payload = RaftPayload(envelope.encode());
+        let payload = RaftPayload::proposed(envelope.encode(), envelope);
         let raft = self.raft.clone();
         let in_flight = self.in_flight.clone();
         glommio::spawn_local(async move {
