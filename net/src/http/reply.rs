@@ -110,7 +110,7 @@ impl QueryMeta {
 
 /// Renders a 200 JSON response, with query-meta headers when `meta` is given.
 pub(crate) fn json_response(value: &Value, pretty: bool, meta: Option<&QueryMeta>) -> HttpResponse {
-    json_response_with(value, pretty, meta, None)
+    json_response_with(value, pretty, meta, None, 0)
 }
 
 /// Like `json_response`, also setting `X-Nomad-NextToken` when another page exists.
@@ -119,13 +119,18 @@ pub(crate) fn json_response_with<T: serde::Serialize + ?Sized>(
     pretty: bool,
     meta: Option<&QueryMeta>,
     next_token: Option<&str>,
+    size_hint: usize,
 ) -> HttpResponse {
     let mut body = if pretty {
         let mut text = serde_json::to_vec_pretty(value).unwrap_or_default();
         text.push(b'\n');
         text
     } else {
-        serde_json::to_vec(value).unwrap_or_default()
+        let mut out = Vec::with_capacity(size_hint);
+        match serde_json::to_writer(&mut out, value) {
+            Ok(()) => out,
+            Err(_) => Vec::new(),
+        }
     };
     if body.is_empty() {
         body = b"null".to_vec();

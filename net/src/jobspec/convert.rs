@@ -1236,9 +1236,16 @@ pub(super) fn job_to_api(job: &Job) -> Value {
 /// The list stub's fields that are not plain job fields: `Multiregion` (as given) and
 /// whether `Periodic` and `ParameterizedJob` are set.
 pub(super) fn list_stub_extras(job: &Job) -> (Value, bool, bool) {
-    let extra = parse_extra(&job.extra_json);
+    // A list reads this for every job: parse the kept fields only when they can hold it.
+    let multiregion = if job.extra_json.contains("\"Multiregion\"") {
+        parse_extra(&job.extra_json)
+            .remove("Multiregion")
+            .unwrap_or(Value::Null)
+    } else {
+        Value::Null
+    };
     (
-        extra.get("Multiregion").cloned().unwrap_or(Value::Null),
+        multiregion,
         job.periodic.is_some(),
         job.parameterized.is_some(),
     )

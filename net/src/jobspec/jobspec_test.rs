@@ -838,3 +838,20 @@ fn dispatch_requests_are_checked_against_the_parameterized_job() {
         "Specified job \"tmpl\" is not a parameterized job"
     );
 }
+
+#[test]
+fn the_list_stub_carries_a_kept_multiregion_block_and_null_otherwise() {
+    let mut api = parse_hcl(WEB).unwrap();
+    canonicalize(&mut api, 50);
+    let plain = job_from_api(&api, BOUNDS).unwrap();
+    assert_eq!(
+        job_list_stub(&plain, Value::Null)["Multiregion"],
+        Value::Null
+    );
+    api["Multiregion"] = json!({"Strategy": {"MaxParallel": 1}, "Regions": [{"Name": "east"}]});
+    let multi = job_from_api(&api, BOUNDS).unwrap();
+    assert_eq!(
+        job_list_stub(&multi, Value::Null)["Multiregion"]["Regions"][0]["Name"],
+        "east"
+    );
+}

@@ -44,6 +44,10 @@ pub(crate) enum BodySource {
     Taken,
 }
 
+/// Bytes set aside per item when a list answer is encoded (a job stub is ~640 bytes); a
+/// larger answer still grows as it must.
+const LIST_ITEM_BYTES_HINT: usize = 512;
+
 impl<'a, C: Cluster> Ctx<'a, C> {
     pub(crate) fn new(
         cluster: &'a C,
@@ -163,11 +167,15 @@ impl<'a, C: Cluster> Ctx<'a, C> {
             self.query.reverse,
         );
         let meta = self.meta(index);
+        // Sized for the list up front: growing a multi-megabyte answer by doubling copies it
+        // again at every step.
+        let size_hint = page.len().saturating_mul(LIST_ITEM_BYTES_HINT);
         Ok(json_response_with(
             &page,
             self.query.pretty,
             Some(&meta),
             next.as_deref(),
+            size_hint,
         ))
     }
 
@@ -195,11 +203,13 @@ impl<'a, C: Cluster> Ctx<'a, C> {
             self.query.reverse,
         );
         let meta = self.meta(index);
+        let size_hint = page.len().saturating_mul(LIST_ITEM_BYTES_HINT);
         Ok(json_response_with(
             &Value::Array(page),
             self.query.pretty,
             Some(&meta),
             next.as_deref(),
+            size_hint,
         ))
     }
 }
