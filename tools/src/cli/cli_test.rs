@@ -2,7 +2,7 @@
 //! codes out.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
@@ -12,11 +12,27 @@ const EVAL_ID: &str = "5ad6d5bf-0000-4000-8000-000000000001";
 const EVAL_PATH: &str = "/v1/evaluation/5ad6d5bf-0000-4000-8000-000000000001";
 const EVAL_ALLOCS_PATH: &str = "/v1/evaluation/5ad6d5bf-0000-4000-8000-000000000001/allocations";
 
-/// Writes a job file into the temp directory and returns its path.
-fn job_file(name: &str, text: &str) -> PathBuf {
+/// A job file in the temp directory, removed when the test that wrote it ends.
+struct JobFile(PathBuf);
+
+impl std::ops::Deref for JobFile {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for JobFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Writes a job file into the temp directory.
+fn job_file(name: &str, text: &str) -> JobFile {
     let path = std::env::temp_dir().join(format!("drover-cli-{}-{name}", std::process::id()));
     std::fs::write(&path, text).expect("write job file");
-    path
+    JobFile(path)
 }
 
 fn drover(server: &TestServer, args: &[&str]) -> i32 {
