@@ -196,7 +196,6 @@ impl ClusterState {
         let id = IdKey::new(&alloc.id);
         let changed_at = changed_at(&alloc);
         let node_key = IdKey::new(&alloc.node_id);
-        let job_key = key(&alloc.namespace, &alloc.job_id);
         let live = !alloc.is_terminal();
         // Each index is written only where its entry changes: a client report (the most
         // common write) keeps the node, the job, the evaluation and the server-side index,
@@ -256,7 +255,7 @@ impl ClusterState {
         }
         if !same_job {
             self.allocs_by_job
-                .entry(job_key)
+                .entry(key(&alloc.namespace, &alloc.job_id))
                 .or_default()
                 .insert(id.clone());
         }
