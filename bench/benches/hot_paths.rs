@@ -301,15 +301,10 @@ fn job_list(c: &mut Criterion) {
         group.throughput(Throughput::Elements(jobs as u64));
         group.bench_function(BenchmarkId::new("stubs with summaries", jobs), |b| {
             b.iter(|| {
-                let list = state.jobs();
-                let summaries: Vec<_> = list
-                    .iter()
-                    .map(|j| state.job_summary(&j.namespace, &j.id))
-                    .collect();
+                let list = state.job_summaries(&|_| true);
                 let stubs: Vec<_> = list
                     .iter()
-                    .zip(&summaries)
-                    .map(|(j, s)| net::http::encode::job_list_stub_typed(j, s.as_ref(), false))
+                    .map(|(j, s)| net::http::encode::job_list_stub_typed(j, Some(s), false))
                     .collect();
                 serde_json::to_vec(&stubs).expect("serialize")
             })

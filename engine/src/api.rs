@@ -59,6 +59,15 @@ pub trait ReadView: StateView {
     fn job_versions(&self, namespace: &str, job_id: &str) -> Vec<&Job>;
     /// Returns the allocation counts of a job.
     fn job_summary(&self, namespace: &str, job_id: &str) -> Option<JobSummary>;
+    /// Returns the jobs (current versions) that `keep` accepts, each with its summary,
+    /// ordered by (namespace, id).
+    fn job_summaries(&self, keep: &dyn Fn(&Job) -> bool) -> Vec<(&Job, JobSummary)> {
+        self.jobs()
+            .into_iter()
+            .filter(|j| keep(j))
+            .filter_map(|j| Some((j, self.job_summary(&j.namespace, &j.id)?)))
+            .collect()
+    }
     /// Returns every allocation, ordered by id.
     fn allocs(&self) -> Vec<&Allocation>;
     fn alloc(&self, alloc_id: &str) -> Option<&Allocation>;

@@ -85,6 +85,18 @@ fn key(namespace: &str, job_id: &str) -> JobKey {
     (namespace.to_string(), job_id.to_string())
 }
 
+/// Moves a walk over a per-job index up to `job_key` and returns that job's entry, if any.
+fn advance_to<'a, I>(
+    walk: &mut std::iter::Peekable<I>,
+    job_key: &JobKey,
+) -> Option<&'a OrdSet<IdKey>>
+where
+    I: Iterator<Item = (&'a JobKey, &'a OrdSet<IdKey>)>,
+{
+    while walk.next_if(|(k, _)| *k < job_key).is_some() {}
+    walk.next_if(|(k, _)| *k == job_key).map(|(_, set)| set)
+}
+
 /// One node's allocation index, built by `load_allocs`: its key, the resources its live
 /// allocations use, its newest server-side allocation change, and its allocations' keys.
 type NodeIndex = (IdKey, Resources, u64, OrdSet<NodeAllocKey>);
@@ -301,6 +313,59 @@ impl ClusterState {
     }
 
     /// A job's allocations, in id order.
+    /// Counts a job's allocations by task group and client status (Nomad's job summary),
+    /// from its entries in the per-job indexes; `queued` comes from its blocked evaluations.
+    fn summarize(
+        &self,
+        job: &Job,
+        alloc_ids: Option<&OrdSet<IdKey>>,
+        eval_ids: Option<&OrdSet<IdKey>>,
+    ) -> JobSummary {
+        let mut summary: BTreeMap<String, TaskGroupSummary> = job
+            .task_groups
+            .iter()
+            .map(|tg| (tg.name.clone(), TaskGroupSummary::default()))
+            .collect();
+        for alloc in alloc_ids.into_iter().flatten().map(|id| self.indexed(id)) {
+            let entry = match summary.get_mut(alloc.task_group.as_str()) {
+                Some(entry) => entry,
+                None => summary.entry(alloc.task_group.clone()).or_default(),
+            };
+            match alloc.client_status {
+                ClientStatus::Pending => {
+                    if alloc.desired_status == DesiredStatus::Run {
+                        entry.starting += 1
+                    }
+                }
+                ClientStatus::Running => entry.running += 1,
+                ClientStatus::Complete => entry.complete += 1,
+                ClientStatus::Failed => entry.failed += 1,
+                ClientStatus::Lost => entry.lost += 1,
+                ClientStatus::Unknown => entry.unknown += 1,
+            }
+        }
+        for eval in eval_ids
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.evals.get(id))
+        {
+            if matches!(eval.status, EvalStatus::Blocked) {
+                for (tg, queued) in &eval.queued_allocations {
+                    if let Some(entry) = summary.get_mut(tg) {
+                        entry.queued = entry.queued.max(*queued);
+                    }
+                }
+            }
+        }
+        JobSummary {
+            job_id: job.id.clone(),
+            namespace: job.namespace.clone(),
+            summary,
+            create_index: job.create_index,
+            modify_index: job.modify_index,
+        }
+    }
+
     pub fn job_allocs<'a>(
         &'a self,
         namespace: &str,
@@ -579,42 +644,27 @@ impl ReadView for ClusterState {
     }
     fn job_summary(&self, namespace: &str, job_id: &str) -> Option<JobSummary> {
         let job = self.job(namespace, job_id)?;
-        let mut summary: BTreeMap<String, TaskGroupSummary> = job
-            .task_groups
+        let key = key(namespace, job_id);
+        Some(self.summarize(
+            job,
+            self.allocs_by_job.get(&key),
+            self.evals_by_job.get(&key),
+        ))
+    }
+    fn job_summaries(&self, keep: &dyn Fn(&Job) -> bool) -> Vec<(&Job, JobSummary)> {
+        // The job map and both per-job indexes are ordered by the same key: one merged walk
+        // finds each job's entries without a lookup (and without building a key) per job.
+        let mut allocs = self.allocs_by_job.iter().peekable();
+        let mut evals = self.evals_by_job.iter().peekable();
+        self.jobs
             .iter()
-            .map(|tg| (tg.name.clone(), TaskGroupSummary::default()))
-            .collect();
-        for alloc in StateView::allocs_by_job(self, namespace, job_id) {
-            let entry = summary.entry(alloc.task_group.clone()).or_default();
-            match alloc.client_status {
-                ClientStatus::Pending => {
-                    if alloc.desired_status == DesiredStatus::Run {
-                        entry.starting += 1
-                    }
-                }
-                ClientStatus::Running => entry.running += 1,
-                ClientStatus::Complete => entry.complete += 1,
-                ClientStatus::Failed => entry.failed += 1,
-                ClientStatus::Lost => entry.lost += 1,
-                ClientStatus::Unknown => entry.unknown += 1,
-            }
-        }
-        for eval in ReadView::evals_by_job(self, namespace, job_id) {
-            if matches!(eval.status, EvalStatus::Blocked) {
-                for (tg, queued) in &eval.queued_allocations {
-                    if let Some(entry) = summary.get_mut(tg) {
-                        entry.queued = entry.queued.max(*queued);
-                    }
-                }
-            }
-        }
-        Some(JobSummary {
-            job_id: job_id.to_string(),
-            namespace: namespace.to_string(),
-            summary,
-            create_index: job.create_index,
-            modify_index: job.modify_index,
-        })
+            .filter(|(_, job)| keep(job))
+            .map(|(job_key, job)| {
+                let job_allocs = advance_to(&mut allocs, job_key);
+                let job_evals = advance_to(&mut evals, job_key);
+                (&**job, self.summarize(job, job_allocs, job_evals))
+            })
+            .collect()
     }
     fn allocs(&self) -> Vec<&Allocation> {
         self.allocs.values().map(|a| &**a).collect()
@@ -783,6 +833,78 @@ mod tests {
         s.remove_alloc("a3");
         assert_eq!(changed(&s, "n1", 0), ["a4", "a5", "a2"]);
         s.check_invariants();
+    }
+
+    #[test]
+    fn the_summaries_of_every_job_match_each_jobs_own_summary() {
+        use sched::structs::{EvalStatus, JobType};
+        use sched::testing::{eval_for, group, job};
+        let mut s = ClusterState::new(6);
+        // Namespaces whose names sort differently as text and as part of a key, jobs with
+        // and without allocations or evaluations, and index entries of jobs that are gone.
+        let mut jobs = Vec::new();
+        for (ns, id) in [
+            ("default", "a"),
+            ("default", "b"),
+            ("default", "c"),
+            ("dev", "a"),
+            ("dev-2", "z"),
+        ] {
+            let mut j = job(
+                id,
+                JobType::Service,
+                vec![group("g", 3, 10, 16), group("h", 1, 10, 16)],
+            );
+            j.namespace = ns.into();
+            s.put_job(j.clone());
+            jobs.push(j);
+        }
+        let n1 = node("n1", 4000, 4096);
+        for (i, j) in jobs.iter().enumerate().filter(|(i, _)| i % 2 == 0) {
+            for k in 0..=i {
+                let mut a = alloc_on(&format!("a-{i}-{k}"), &n1, 10, 16);
+                a.namespace = j.namespace.clone();
+                a.job_id = j.id.clone();
+                a.task_group = if k % 2 == 0 { "g" } else { "h" }.into();
+                a.client_status = match k % 3 {
+                    0 => ClientStatus::Running,
+                    1 => ClientStatus::Pending,
+                    _ => ClientStatus::Failed,
+                };
+                s.put_alloc(a);
+            }
+        }
+        for (i, j) in jobs.iter().enumerate().filter(|(i, _)| i % 2 == 1) {
+            let mut e = eval_for(j, &format!("e-{i}"));
+            e.status = EvalStatus::Blocked;
+            e.queued_allocations.insert("g".into(), 2 + i as u64);
+            s.put_eval(e);
+        }
+        let mut orphan = alloc_on("a-orphan", &n1, 10, 16);
+        orphan.namespace = "default".into();
+        orphan.job_id = "bb".into();
+        s.put_alloc(orphan);
+
+        let all = ReadView::job_summaries(&s, &|_| true);
+        assert_eq!(all.len(), jobs.len());
+        for (j, summary) in &all {
+            assert_eq!(
+                Some(summary),
+                ReadView::job_summary(&s, &j.namespace, &j.id).as_ref(),
+                "{}/{}",
+                j.namespace,
+                j.id
+            );
+        }
+        let c = &all.iter().find(|(j, _)| j.id == "c").unwrap().1.summary;
+        assert_eq!((c["g"].running, c["g"].failed, c["h"].starting), (1, 1, 1));
+        let b = &all.iter().find(|(j, _)| j.id == "b").unwrap().1.summary;
+        assert_eq!((b["g"].queued, b["g"].running), (3, 0));
+        let dev: Vec<_> = ReadView::job_summaries(&s, &|j| j.namespace == "dev")
+            .into_iter()
+            .map(|(j, summary)| (j.id.clone(), summary.summary["g"].queued))
+            .collect();
+        assert_eq!(dev, [("a".to_string(), 5)]);
     }
 
     #[test]

@@ -59,23 +59,19 @@ struct ParseRequestBody {
 pub(crate) async fn list<C: Cluster>(ctx: &mut Ctx<'_, C>) -> Result<HttpResponse, HttpError> {
     let with_meta = ctx.query.bool_param("meta")?;
     let view = ctx.view(tables::JOBS).await;
-    let jobs: Vec<_> = view
-        .jobs()
-        .into_iter()
-        .filter(|j| ctx.query.namespace_matches(&j.namespace))
-        .filter(|j| j.id.starts_with(&ctx.query.prefix))
-        .collect();
-    let summaries: Vec<_> = jobs
-        .iter()
-        .map(|j| view.job_summary(&j.namespace, &j.id))
-        .collect();
+    let jobs: Vec<_> = view.job_summaries(&|j| {
+        ctx.query.namespace_matches(&j.namespace) && j.id.starts_with(&ctx.query.prefix)
+    });
     let items = jobs
         .iter()
-        .zip(&summaries)
         .map(|(j, summary)| {
+            let mut token = String::with_capacity(j.namespace.len() + 1 + j.id.len());
+            token.push_str(&j.namespace);
+            token.push('.');
+            token.push_str(&j.id);
             (
-                format!("{}.{}", j.namespace, j.id),
-                encode::job_list_stub_typed(j, summary.as_ref(), with_meta),
+                token,
+                encode::job_list_stub_typed(j, Some(summary), with_meta),
             )
         })
         .collect();
