@@ -25,4 +25,4 @@ pub use env::{SchedEnv, SchedulerAlgorithm, SchedulerConfig};
 pub use error::SchedError;
 pub use plan_verify::{node_accepts, RejectReason};
 pub use scheduler::process;
-pub use view::StateView;
+pub use view::{Candidates, StateView};

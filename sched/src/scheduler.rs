@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::env::SchedEnv;
 use crate::error::SchedError;
-use crate::feasible::{DatacenterChecker, PoolChecker, ReadyChecker};
+use crate::feasible::{DatacenterChecker, PoolChecker};
 use crate::preempt::{preemption_enabled, Candidate};
 use crate::reconcile::reschedule::{self, FOLLOWUP_BATCH_WINDOW_NS};
 use crate::reconcile::{
@@ -17,7 +17,7 @@ use crate::structs::{
     new_id, new_time_ordered_id, triggers, AllocMetric, Allocation, ClientStatus, DesiredStatus,
     EvalStatus, Evaluation, Job, JobType, Node, Plan, SchedOutcome,
 };
-use crate::view::StateView;
+use crate::view::{Candidates, StateView};
 
 /// Schedules one evaluation against a view of the cluster.
 ///
@@ -81,21 +81,8 @@ pub fn process(
 
 /// Nodes new allocations may go to (ready, in the job's datacenters and pool), and the number
 /// of nodes in the pool.
-fn candidates<'a>(view: &'a dyn StateView, job: &Job) -> (Vec<&'a Node>, u64) {
-    let pool = PoolChecker::new(&job.node_pool);
-    let dcs = DatacenterChecker::new(&job.datacenters);
-    let mut in_pool = 0;
-    let mut nodes = Vec::new();
-    for node in view.nodes() {
-        if !pool.feasible(node) {
-            continue;
-        }
-        in_pool += 1;
-        if ReadyChecker.feasible(node) && dcs.feasible(node) {
-            nodes.push(node);
-        }
-    }
-    (nodes, in_pool)
+fn candidates<'a>(view: &'a dyn StateView, job: &Job) -> Candidates<'a> {
+    view.candidate_nodes(&job.node_pool, &job.datacenters)
 }
 
 /// Service and batch: place each missing index on the best node of a limited walk.
@@ -111,8 +98,7 @@ fn place_by_count<'a>(
     apply_reconciled(&mut out.plan, &rec, Some(job), eval, env);
     reschedule_later(&rec, job, eval, env, out);
     let stopped: Vec<&Allocation> = rec.stops.iter().map(|s| s.alloc).collect();
-    let (nodes, in_pool) = candidates(view, job);
-    let mut table = NodeTable::new(nodes, in_pool, &stopped, job.task_groups.len());
+    let mut table = NodeTable::new(candidates(view, job), &stopped, job.task_groups.len());
     let live: Vec<(&Node, &str)> = allocs
         .live()
         .filter(|a| !table.is_stopped(&a.id))
@@ -201,8 +187,7 @@ fn place_per_node<'a>(
 ) -> Result<(), SchedError> {
     let (mut rec, mut groups) = reconcile_system(view, job, allocs);
     let stopped: Vec<&Allocation> = rec.stops.iter().map(|s| s.alloc).collect();
-    let (nodes, in_pool) = candidates(view, job);
-    let mut table = NodeTable::new(nodes, in_pool, &stopped, job.task_groups.len());
+    let mut table = NodeTable::new(candidates(view, job), &stopped, job.task_groups.len());
     let live: Vec<(&Node, &str)> = allocs
         .live()
         .filter(|a| !table.is_stopped(&a.id))

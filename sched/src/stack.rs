@@ -25,7 +25,7 @@ use crate::rank::{
 };
 use crate::select::{limit_for, Selector};
 use crate::structs::{AllocMetric, Allocation, Job, Node, Resources, TaskGroup};
-use crate::view::StateView;
+use crate::view::{Candidates, StateView};
 
 /// Dynamic ports are picked from this range, like Nomad's default.
 pub const DYNAMIC_PORT_MIN: u16 = 20000;
@@ -75,27 +75,21 @@ pub struct NodeTable<'a> {
 impl<'a> NodeTable<'a> {
     /// `stopped` are the allocations this plan stops or replaces; they no longer count.
     pub fn new(
-        nodes: Vec<&'a Node>,
-        nodes_in_pool: u64,
+        candidates: Candidates<'a>,
         stopped: &[&'a Allocation],
         num_groups: usize,
     ) -> NodeTable<'a> {
+        let Candidates {
+            nodes,
+            in_pool: nodes_in_pool,
+            available_by_dc,
+        } = candidates;
         let mut released: HashMap<&'a str, Resources> = HashMap::new();
         let mut stopped_ids = HashSet::new();
         for a in stopped {
             if stopped_ids.insert(a.id.as_str()) && !a.is_terminal() {
                 let r = released.entry(a.node_id.as_str()).or_default();
                 *r = r.add(&a.resources);
-            }
-        }
-        let mut available_by_dc = BTreeMap::new();
-        for n in &nodes {
-            // Clone the name only for a datacenter not seen yet: this runs for every node.
-            match available_by_dc.get_mut(&n.datacenter) {
-                Some(count) => *count += 1,
-                None => {
-                    available_by_dc.insert(n.datacenter.clone(), 1);
-                }
             }
         }
         let states = nodes.iter().map(|_| None).collect();

@@ -1,6 +1,51 @@
 //! The read-only window onto cluster state that every scheduler run uses.
 
+use std::collections::BTreeMap;
+
+use crate::feasible::{DatacenterChecker, PoolChecker, ReadyChecker};
 use crate::structs::{Allocation, Job, Node, Resources};
+
+/// The nodes a job may be placed on before any per-group check: in its node pool, in one of
+/// its datacenters, and ready.
+#[derive(Debug, Default)]
+pub struct Candidates<'a> {
+    /// Ready nodes of the pool in the job's datacenters, in the view's stable node order.
+    pub nodes: Vec<&'a Node>,
+    /// Nodes in the job's pool, ready or not (`AllocMetric::nodes_in_pool`).
+    pub in_pool: u64,
+    /// `nodes` counted by datacenter (`AllocMetric::nodes_available`).
+    pub available_by_dc: BTreeMap<String, u64>,
+}
+
+impl<'a> Candidates<'a> {
+    /// Filters `nodes` (in order) by pool, readiness and datacenter.
+    pub fn filter(
+        nodes: impl IntoIterator<Item = &'a Node>,
+        pool: &str,
+        datacenters: &[String],
+    ) -> Candidates<'a> {
+        let pool = PoolChecker::new(pool);
+        let dcs = DatacenterChecker::new(datacenters);
+        let mut out = Candidates::default();
+        for node in nodes {
+            if !pool.feasible(node) {
+                continue;
+            }
+            out.in_pool += 1;
+            if ReadyChecker.feasible(node) && dcs.feasible(node) {
+                out.nodes.push(node);
+                // Clone the name only for a datacenter not seen yet: this runs for every node.
+                match out.available_by_dc.get_mut(&node.datacenter) {
+                    Some(count) => *count += 1,
+                    None => {
+                        out.available_by_dc.insert(node.datacenter.clone(), 1);
+                    }
+                }
+            }
+        }
+        out
+    }
+}
 
 /// An immutable view of the cluster at one Raft index. The engine implements it over its
 /// published snapshot; tests implement it over plain vectors. Nothing here may block.
@@ -26,4 +71,10 @@ pub trait StateView {
     fn allocs_by_node(&self, node_id: &str) -> Vec<&Allocation>;
     /// Returns the resources held on a node by its non-terminal allocations.
     fn node_usage(&self, node_id: &str) -> Resources;
+    /// Returns the candidate nodes of a job in node pool `pool` (empty: the default pool;
+    /// `all`: every pool) and `datacenters` (patterns with `*`; empty: every datacenter).
+    /// Views may answer from a cache; the answer must equal `Candidates::filter` over `nodes()`.
+    fn candidate_nodes(&self, pool: &str, datacenters: &[String]) -> Candidates<'_> {
+        Candidates::filter(self.nodes(), pool, datacenters)
+    }
 }

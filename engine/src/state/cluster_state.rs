@@ -2,17 +2,20 @@
 //!
 //! Built on persistent maps (imbl), so a clone is O(1) and shares structure: the Raft core
 //! applies entries to its own copy and publishes a clone as the read view after each batch.
-//! Readers never lock and never see a half-applied entry.
+//! Readers never wait for the Raft core and never see a half-applied entry; the one lock is
+//! around the candidate-node facts that all versions with the same node map share (held for
+//! a lookup, or for one pass over the nodes when they changed).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use imbl::{OrdMap, OrdSet};
+use sched::feasible::{DatacenterChecker, PoolChecker};
 use sched::structs::{
     Allocation, ClientStatus, DesiredStatus, EvalStatus, Evaluation, Job, JobStatus, Node,
     Resources,
 };
-use sched::{SchedulerConfig, StateView};
+use sched::{Candidates, SchedulerConfig, StateView};
 
 use super::IdKey;
 use crate::api::{JobSummary, ReadView, Table, TaskGroupSummary};
@@ -34,6 +37,9 @@ pub struct ClusterState {
     pub job_versions: OrdMap<JobKey, imbl::Vector<Arc<Job>>>,
     /// Nodes, and below every map keyed by node, are keyed by `IdKey` as allocations are.
     pub nodes: OrdMap<IdKey, Arc<Node>>,
+    /// What the scheduler filters candidate nodes by, built from `nodes` on first use and
+    /// shared by every version of the state until `nodes` changes.
+    node_facts: Arc<Mutex<Option<Arc<NodeFacts>>>>,
     /// Allocations by id. Allocation and evaluation ids are keyed by `IdKey`: a UUID is two
     /// integers inline, so a lookup compares integers instead of chasing a string per node.
     pub allocs: OrdMap<IdKey, Arc<Allocation>>,
@@ -83,6 +89,51 @@ pub fn changed_after(index: u64) -> NodeAllocKey {
 
 fn key(namespace: &str, job_id: &str) -> JobKey {
     (namespace.to_string(), job_id.to_string())
+}
+
+/// The facts a candidate walk filters nodes by, one entry per node in the order of the node
+/// map they were built from, with pools and datacenters numbered: a walk over five thousand
+/// nodes reads this array instead of each node's record and strings.
+struct NodeFacts {
+    /// The node map these facts describe; they are valid for a map that `ptr_eq`s it.
+    nodes: OrdMap<IdKey, Arc<Node>>,
+    pools: Vec<String>,
+    datacenters: Vec<String>,
+    entries: Vec<NodeFact>,
+}
+
+#[derive(Clone, Copy)]
+struct NodeFact {
+    pool: u32,
+    datacenter: u32,
+    ready: bool,
+}
+
+impl NodeFacts {
+    fn build(nodes: &OrdMap<IdKey, Arc<Node>>) -> NodeFacts {
+        fn number(names: &mut Vec<String>, name: &str) -> u32 {
+            let at = names.iter().position(|n| n == name).unwrap_or_else(|| {
+                names.push(name.to_string());
+                names.len() - 1
+            });
+            u32::try_from(at).expect("fewer than 2^32 distinct names")
+        }
+        let mut facts = NodeFacts {
+            nodes: nodes.clone(),
+            pools: Vec::new(),
+            datacenters: Vec::new(),
+            entries: Vec::with_capacity(nodes.len()),
+        };
+        for node in nodes.values() {
+            let entry = NodeFact {
+                pool: number(&mut facts.pools, &node.node_pool),
+                datacenter: number(&mut facts.datacenters, &node.datacenter),
+                ready: node.ready_for_placement(),
+            };
+            facts.entries.push(entry);
+        }
+        facts
+    }
 }
 
 /// Moves a walk over a per-job index up to `job_key` and returns that job's entry, if any.
@@ -313,6 +364,23 @@ impl ClusterState {
     }
 
     /// A job's allocations, in id order.
+    /// Returns the candidate-walk facts of `nodes`, building them if this version's node
+    /// map is not the one the shared facts were built from.
+    fn node_facts(&self) -> Arc<NodeFacts> {
+        let mut slot = self
+            .node_facts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(facts) = slot.as_ref() {
+            if facts.nodes.ptr_eq(&self.nodes) {
+                return facts.clone();
+            }
+        }
+        let built = Arc::new(NodeFacts::build(&self.nodes));
+        *slot = Some(built.clone());
+        built
+    }
+
     /// Counts a job's allocations by task group and client status (Nomad's job summary),
     /// from its entries in the per-job indexes; `queued` comes from its blocked evaluations.
     fn summarize(
@@ -627,6 +695,34 @@ impl StateView for ClusterState {
             .copied()
             .unwrap_or_default()
     }
+    fn candidate_nodes(&self, pool: &str, datacenters: &[String]) -> Candidates<'_> {
+        let facts = self.node_facts();
+        let pools = PoolChecker::new(pool);
+        let pool_ok: Vec<bool> = facts.pools.iter().map(|p| pools.accepts(p)).collect();
+        let dcs = DatacenterChecker::new(datacenters);
+        let dc_ok: Vec<bool> = facts.datacenters.iter().map(|d| dcs.accepts(d)).collect();
+        let mut available = vec![0u64; facts.datacenters.len()];
+        let mut out = Candidates::default();
+        // `facts` was built from this very map, so its entries are in the map's order.
+        for (node, fact) in self.nodes.values().zip(&facts.entries) {
+            if !pool_ok[fact.pool as usize] {
+                continue;
+            }
+            out.in_pool += 1;
+            if fact.ready && dc_ok[fact.datacenter as usize] {
+                out.nodes.push(&**node);
+                available[fact.datacenter as usize] += 1;
+            }
+        }
+        out.available_by_dc = facts
+            .datacenters
+            .iter()
+            .zip(available)
+            .filter(|(_, count)| *count > 0)
+            .map(|(dc, count)| (dc.clone(), count))
+            .collect();
+        out
+    }
 }
 
 impl ReadView for ClusterState {
@@ -905,6 +1001,63 @@ mod tests {
             .map(|(j, summary)| (j.id.clone(), summary.summary["g"].queued))
             .collect();
         assert_eq!(dev, [("a".to_string(), 5)]);
+    }
+
+    #[test]
+    fn candidate_nodes_from_the_shared_facts_match_a_walk_over_every_node() {
+        use sched::structs::NodeStatus;
+        let mut s = ClusterState::new(6);
+        for i in 0..30u32 {
+            let mut n = node(&format!("n{i:02}"), 4000, 4096);
+            n.node_pool = ["", "default", "gpu"][(i % 3) as usize].into();
+            n.datacenter = ["dc1", "dc2", "eu-west"][(i % 5 % 3) as usize].into();
+            if i % 7 == 0 {
+                n.status = NodeStatus::Down;
+            }
+            if i % 11 == 0 {
+                n.eligible = false;
+            }
+            s.put_node(n);
+        }
+        let dcs = |list: &[&str]| list.iter().map(|d| d.to_string()).collect::<Vec<_>>();
+        let asks = [
+            ("", dcs(&[])),
+            ("default", dcs(&["dc1"])),
+            ("gpu", dcs(&["dc*"])),
+            ("all", dcs(&["eu-*", "dc2"])),
+            ("none", dcs(&[])),
+            ("all", dcs(&["nowhere"])),
+        ];
+        let check = |s: &ClusterState| {
+            for (pool, datacenters) in &asks {
+                let cached = s.candidate_nodes(pool, datacenters);
+                let walked = Candidates::filter(StateView::nodes(s), pool, datacenters);
+                let ids = |c: &Candidates| c.nodes.iter().map(|n| n.id.clone()).collect::<Vec<_>>();
+                assert_eq!(ids(&cached), ids(&walked), "{pool} {datacenters:?}");
+                assert_eq!(cached.in_pool, walked.in_pool, "{pool} {datacenters:?}");
+                assert_eq!(cached.available_by_dc, walked.available_by_dc);
+            }
+        };
+        check(&s);
+        let all = s.candidate_nodes("all", &[]);
+        assert_eq!(all.in_pool, 30);
+        assert!(all.nodes.len() < 30 && !all.nodes.is_empty());
+        // A newer version with a node changed answers from new facts; the older version,
+        // whose node map differs, still answers from its own nodes.
+        let before = s.clone();
+        let mut down = (*s.nodes[&IdKey::new("n01")]).clone();
+        down.status = NodeStatus::Down;
+        s.put_node(down);
+        check(&s);
+        check(&before);
+        check(&s);
+        let was = |s: &ClusterState| {
+            s.candidate_nodes("all", &[])
+                .nodes
+                .iter()
+                .any(|n| n.id == "n01")
+        };
+        assert!(was(&before) && !was(&s));
     }
 
     #[test]

@@ -15,12 +15,13 @@ impl<'a> DatacenterChecker<'a> {
     }
 
     pub fn feasible(&self, node: &Node) -> bool {
+        self.accepts(&node.datacenter)
+    }
+
+    /// Reports whether `datacenter` matches one of the job's patterns.
+    pub fn accepts(&self, datacenter: &str) -> bool {
         // An empty list means "everywhere", like Nomad's default of `["*"]`.
-        self.patterns.is_empty()
-            || self
-                .patterns
-                .iter()
-                .any(|p| glob_match(p, &node.datacenter))
+        self.patterns.is_empty() || self.patterns.iter().any(|p| glob_match(p, datacenter))
     }
 }
 

@@ -20,10 +20,15 @@ impl<'a> PoolChecker<'a> {
     }
 
     pub fn feasible(&self, node: &Node) -> bool {
-        let node_pool = if node.node_pool.is_empty() {
+        self.accepts(&node.node_pool)
+    }
+
+    /// Reports whether a node in `node_pool` (empty: the default pool) is in the job's pool.
+    pub fn accepts(&self, node_pool: &str) -> bool {
+        let node_pool = if node_pool.is_empty() {
             DEFAULT_NODE_POOL
         } else {
-            &node.node_pool
+            node_pool
         };
         self.pool == "all" || self.pool == node_pool
     }
