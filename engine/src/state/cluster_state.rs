@@ -739,8 +739,8 @@ impl ReadView for ClusterState {
             .unwrap_or_default()
     }
     fn job_summary(&self, namespace: &str, job_id: &str) -> Option<JobSummary> {
-        let job = self.job(namespace, job_id)?;
         let key = key(namespace, job_id);
+        let job = self.jobs.get(&key)?;
         Some(self.summarize(
             job,
             self.allocs_by_job.get(&key),
