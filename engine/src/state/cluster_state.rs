@@ -363,7 +363,6 @@ impl ClusterState {
             })
     }
 
-    /// A job's allocations, in id order.
     /// Returns the candidate-walk facts of `nodes`, building them if this version's node
     /// map is not the one the shared facts were built from.
     fn node_facts(&self) -> Arc<NodeFacts> {
@@ -434,6 +433,7 @@ impl ClusterState {
         }
     }
 
+    /// A job's allocations, in id order.
     pub fn job_allocs<'a>(
         &'a self,
         namespace: &str,

@@ -295,14 +295,25 @@ async fn api(args: &LoadgenArgs, http_base: &str, report: &mut Value) -> bool {
     failed == 0
 }
 
-/// Reads a whole answer as bytes, into a buffer sized by its `Content-Length`.
+/// Most bytes of one answer the `api` scenario reads (and sizes its buffer for).
+const BODY_BYTES_MAX: u64 = 256 * 1024 * 1024;
+
+/// Reads a whole answer as bytes, into a buffer sized by its `Content-Length`; an answer
+/// longer than `BODY_BYTES_MAX` is an error.
 fn read_body(response: ureq::Response) -> std::io::Result<Vec<u8>> {
     let len = response
         .header("Content-Length")
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(0);
-    let mut body = Vec::with_capacity(len);
-    std::io::Read::read_to_end(&mut response.into_reader(), &mut body)?;
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+        .min(BODY_BYTES_MAX);
+    let mut body = Vec::with_capacity(len as usize);
+    let mut reader = std::io::Read::take(response.into_reader(), BODY_BYTES_MAX + 1);
+    std::io::Read::read_to_end(&mut reader, &mut body)?;
+    if body.len() as u64 > BODY_BYTES_MAX {
+        return Err(std::io::Error::other(format!(
+            "answer longer than {BODY_BYTES_MAX} bytes"
+        )));
+    }
     Ok(body)
 }
 
