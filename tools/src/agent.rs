@@ -84,6 +84,47 @@ const PORT_WAIT_MAX: Duration = Duration::from_secs(10);
 /// Simulated client nodes a dev agent starts when `-dev-nodes` is not given.
 pub const DEV_NODES_DEFAULT: usize = 3;
 
+/// How long the server applies nothing before the agent gives freed memory back to the
+/// system (`allocator::trim`).
+const IDLE_TRIM_AFTER: Duration = Duration::from_secs(2);
+
+/// Calls a trim once the applied Raft index has stood still for `after`, and again only
+/// after it moved: a busy server keeps its freed memory for reuse, an idle one returns it.
+pub struct IdleTrim {
+    after: Duration,
+    last_index: u64,
+    changed_at: std::time::Instant,
+    trimmed: bool,
+}
+
+impl IdleTrim {
+    pub fn new(after: Duration, now: std::time::Instant) -> IdleTrim {
+        IdleTrim {
+            after,
+            last_index: 0,
+            changed_at: now,
+            trimmed: false,
+        }
+    }
+
+    /// Takes the applied index at `now`; calls `trim` when it has not moved for `after` and
+    /// no trim ran since it last moved. Returns whether it trimmed.
+    pub fn tick(&mut self, index: u64, now: std::time::Instant, trim: impl FnOnce()) -> bool {
+        if index != self.last_index {
+            self.last_index = index;
+            self.changed_at = now;
+            self.trimmed = false;
+            return false;
+        }
+        if self.trimmed || now.duration_since(self.changed_at) < self.after {
+            return false;
+        }
+        trim();
+        self.trimmed = true;
+        true
+    }
+}
+
 /// Builds the agent configuration from defaults, config files and flags, in that order.
 pub fn resolve_config(args: &AgentArgs) -> anyhow::Result<AgentConfig> {
     let base = if args.dev {
@@ -366,6 +407,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
     signal_hook::flag::register(signal_hook::consts::SIGINT, interrupted.clone())?;
     signal_hook::flag::register(signal_hook::consts::SIGTERM, terminated.clone())?;
     signal_hook::flag::register(signal_hook::consts::SIGHUP, hangup.clone())?;
+    let mut idle_trim = IdleTrim::new(IDLE_TRIM_AFTER, std::time::Instant::now());
     loop {
         if stop.load(Ordering::Relaxed) {
             break;
@@ -393,6 +435,11 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
                 }
             }
         }
+        let applied = server.shared.view.borrow().index;
+        idle_trim.tick(applied, std::time::Instant::now(), || {
+            crate::allocator::trim();
+            tracing::debug!(applied, "idle: freed memory given back to the system");
+        });
         std::thread::sleep(Duration::from_millis(100));
     }
     stop.store(true, Ordering::Relaxed);
@@ -582,4 +629,29 @@ fn hostname() -> String {
     }
     let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
     String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+#[cfg(test)]
+mod idle_trim_tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn trims_once_after_the_index_stands_still_and_again_only_after_it_moved() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut idle = IdleTrim::new(Duration::from_secs(2), t0);
+        let mut trims = 0;
+        let mut tick = |idle: &mut IdleTrim, index: u64, ms: u64| idle.tick(index, at(ms), || trims += 1);
+        assert!(!tick(&mut idle, 5, 0), "the index moved: no trim");
+        assert!(!tick(&mut idle, 5, 1_999), "still for less than two seconds");
+        assert!(tick(&mut idle, 5, 2_000), "still for two seconds: trim");
+        assert!(!tick(&mut idle, 5, 9_000), "no second trim while still");
+        assert!(!tick(&mut idle, 6, 9_100), "moved");
+        assert!(!tick(&mut idle, 7, 10_000), "moved again");
+        assert!(!tick(&mut idle, 7, 11_999));
+        assert!(tick(&mut idle, 7, 12_000), "still for two seconds after moving: trim again");
+        drop(tick);
+        assert_eq!(trims, 2);
+    }
 }

@@ -1,5 +1,5 @@
 //! Process-wide settings of the allocator (mimalloc), applied first thing in each binary's
-//! `main`.
+//! `main`, and the idle trim that gives freed memory back to the system.
 //!
 //! mimalloc hands memory it has freed back to the system once it has been unused for
 //! `purge_delay` milliseconds (1,000 by default). A server that fills and empties the same
@@ -8,20 +8,24 @@
 //! transparent huge pages mimalloc asks for) and a page fault that zeroes the memory again on
 //! its next use. At a million allocations (the C1M scenario) that churn cost the
 //! server about a sixth of its CPU, in the kernel and in user time alike (bench/RESULTS.md,
-//! "Allocator"). drover therefore keeps freed memory for reuse: its resident size follows
-//! its peak, which for a server that only grows with its state is about its size anyway.
+//! "Allocator"). drover therefore keeps freed memory for reuse while it works: the purge
+//! delay is an hour, so a busy server does not purge.
+//!
+//! Freed memory is still marked for a later purge, and `trim` purges all of it at once. The
+//! agent calls it when the server has applied nothing for a while (`agent::IdleTrim`), so
+//! an idle server's resident size follows what it holds, not the peak of its last burst.
 //!
 //! An operator can still choose the allocator's own behaviour: `MIMALLOC_PURGE_DELAY` in the
 //! environment (milliseconds; `-1` never purges) is left to mimalloc and wins over this.
 
-use libmimalloc_sys::{mi_option_get, mi_option_set, mi_option_t};
+use libmimalloc_sys::{mi_collect, mi_option_get, mi_option_set, mi_option_t};
 
 /// `mi_option_purge_delay` in mimalloc v3's option enum (`include/mimalloc.h`); the Rust
 /// bindings name no constant for it.
 const MI_OPTION_PURGE_DELAY: mi_option_t = 15;
 
-/// The purge delay drover runs with: never give freed memory back to the system.
-pub const PURGE_DELAY_NEVER: i64 = -1;
+/// The purge delay drover runs with: an hour, so that only `trim` purges in practice.
+pub const PURGE_DELAY_MS: i64 = 3_600_000;
 
 /// Applies drover's allocator settings unless the environment sets them. Call it before
 /// starting any thread.
@@ -29,8 +33,17 @@ pub fn tune() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
         // SAFETY: mimalloc's option setters are plain stores into its option table; this
         // runs on the main thread before any other thread exists.
-        unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_NEVER as _) };
+        unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS as _) };
     }
+}
+
+/// Gives every freed range of memory back to the system now (a forced `mi_collect`: the
+/// calling thread's free pages, then every arena's ranges marked for purging). It costs
+/// an `madvise` per range and page faults when the memory is used again, so call it when the
+/// process is idle, not on a hot path. Does nothing when the purge delay is negative.
+pub fn trim() {
+    // SAFETY: mi_collect may be called from any thread at any time.
+    unsafe { mi_collect(true) };
 }
 
 /// The purge delay in effect, in milliseconds.
@@ -51,10 +64,59 @@ mod tests {
         // mimalloc v3's default purge delay is 1,000 ms; a wrong index reads another option.
         let before = purge_delay_ms();
         assert!(
-            before == 1000 || before == PURGE_DELAY_NEVER,
+            before == 1000 || before == PURGE_DELAY_MS,
             "option {MI_OPTION_PURGE_DELAY} reads {before}, not a purge delay"
         );
         tune();
-        assert_eq!(purge_delay_ms(), PURGE_DELAY_NEVER);
+        assert_eq!(purge_delay_ms(), PURGE_DELAY_MS);
+    }
+
+    fn rss_bytes() -> usize {
+        let statm = std::fs::read_to_string("/proc/self/statm").expect("statm");
+        let pages: usize = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+        pages * 4096
+    }
+
+    #[test]
+    fn trim_gives_freed_memory_back_and_freeing_alone_does_not() {
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+            return;
+        }
+        tune();
+        // 256 MiB in 4 KiB blocks from mimalloc itself (the test binary's global allocator
+        // is the system's), written so that every page is resident.
+        const BLOCKS: usize = 65_536;
+        let blocks: Vec<*mut u8> = (0..BLOCKS)
+            .map(|_| {
+                // SAFETY: a plain allocation, checked for null and written within its size.
+                unsafe {
+                    let p = libmimalloc_sys::mi_malloc(4096).cast::<u8>();
+                    assert!(!p.is_null());
+                    std::ptr::write_bytes(p, 0xa5, 4096);
+                    p
+                }
+            })
+            .collect();
+        let filled = rss_bytes();
+        for p in blocks {
+            // SAFETY: each block came from mi_malloc above and is freed once.
+            unsafe { libmimalloc_sys::mi_free(p.cast()) };
+        }
+        let freed = rss_bytes();
+        trim();
+        let trimmed = rss_bytes();
+        const MIB: usize = 1 << 20;
+        assert!(
+            freed + 64 * MIB > filled,
+            "freeing alone returned memory: {} MiB filled, {} MiB after free",
+            filled / MIB,
+            freed / MIB
+        );
+        assert!(
+            trimmed + 128 * MIB < freed,
+            "trim returned too little: {} MiB after free, {} MiB after trim",
+            freed / MIB,
+            trimmed / MIB
+        );
     }
 }
