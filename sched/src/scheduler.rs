@@ -136,7 +136,7 @@ fn place_by_count<'a>(
                     let committed = stack.commit(pos, &mut table, view, job, &mut env.rng);
                     let node = table.nodes[pos as usize];
                     let mut metric = stack.metric(&counters, &table);
-                    metric.scores = vec![(node.id.clone(), score)];
+                    metric.score = Some(score);
                     let mut alloc = new_alloc(
                         env,
                         eval,
@@ -226,7 +226,7 @@ fn place_per_node<'a>(
                 Some(score) => {
                     let committed = stack.commit(pos, &mut table, view, job, &mut env.rng);
                     let mut metric = stack.metric(&counters, &table);
-                    metric.scores = vec![(node.id.clone(), score)];
+                    metric.score = Some(score);
                     let mut alloc = new_alloc(
                         env,
                         eval,

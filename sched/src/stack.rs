@@ -24,7 +24,7 @@ use crate::rank::{
     SpreadScorer,
 };
 use crate::select::{limit_for, Selector};
-use crate::structs::{AllocMetric, Allocation, Job, Node, Resources, TaskGroup};
+use crate::structs::{AllocMetric, Allocation, Job, MetricCount, Node, Resources, TaskGroup};
 use crate::view::{Candidates, StateView};
 
 /// Dynamic ports are picked from this range, like Nomad's default.
@@ -67,7 +67,7 @@ pub struct NodeTable<'a> {
     wants_ports: Option<bool>,
     /// Ids of the allocations this plan evicts to make room for its placements.
     preempted: HashSet<&'a str>,
-    /// Ready candidate nodes per datacenter, for `AllocMetric::nodes_available`.
+    /// Ready candidate nodes per datacenter, for `MetricCount::NodesAvailable`.
     pub available_by_dc: BTreeMap<String, u64>,
     pub nodes_in_pool: u64,
 }
@@ -696,19 +696,15 @@ impl<'a> GroupStack<'a> {
             nodes_evaluated: counters.evaluated,
             nodes_filtered: counters.filtered,
             nodes_in_pool: table.nodes_in_pool,
-            nodes_available: table
-                .available_by_dc
-                .iter()
-                .map(|(dc, n)| (dc.clone(), *n))
-                .collect(),
             nodes_exhausted: counters.exhausted,
             ..AllocMetric::default()
         };
+        for (dc, n) in &table.available_by_dc {
+            metric.set_count(MetricCount::NodesAvailable, dc, *n);
+        }
         for (i, n) in counters.filtered_by.iter().enumerate() {
             if *n > 0 {
-                metric
-                    .constraint_filtered
-                    .insert(self.reasons[i].clone(), *n);
+                metric.set_count(MetricCount::ConstraintFiltered, &self.reasons[i], *n);
             }
         }
         let names = [
@@ -719,7 +715,7 @@ impl<'a> GroupStack<'a> {
         ];
         for (name, n) in names.iter().zip(counters.dimensions) {
             if n > 0 {
-                metric.dimension_exhausted.insert(name.to_string(), n);
+                metric.set_count(MetricCount::DimensionExhausted, name, n);
             }
         }
         metric

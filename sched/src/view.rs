@@ -13,7 +13,7 @@ pub struct Candidates<'a> {
     pub nodes: Vec<&'a Node>,
     /// Nodes in the job's pool, ready or not (`AllocMetric::nodes_in_pool`).
     pub in_pool: u64,
-    /// `nodes` counted by datacenter (`AllocMetric::nodes_available`).
+    /// `nodes` counted by datacenter (`MetricCount::NodesAvailable`).
     pub available_by_dc: BTreeMap<String, u64>,
 }
 

@@ -8,8 +8,8 @@ use sched::reconcile::{
     ALLOC_UPDATING,
 };
 use sched::structs::{
-    Affinity, Allocation, ClientStatus, Constraint, DrainStrategy, JobType, NetworkResource, Node,
-    NodeStatus, Port, RescheduleEvent, ReschedulePolicy, Spread,
+    Affinity, Allocation, ClientStatus, Constraint, DrainStrategy, JobType, MetricCount,
+    NetworkResource, Node, NodeStatus, Port, RescheduleEvent, ReschedulePolicy, Spread,
 };
 use sched::testing::{alloc_on, group, job, node};
 
@@ -62,7 +62,8 @@ fn places_missing_allocations_with_names_and_metrics() {
     assert_eq!(out.plan.annotations["web"].place, 3);
     let a = out.plan.node_allocation.values().flatten().next().unwrap();
     assert_eq!(a.metrics.nodes_in_pool, 5);
-    assert_eq!(a.metrics.nodes_available, vec![("dc1".to_string(), 5)]);
+    assert_eq!(a.metrics.count(MetricCount::NodesAvailable, "dc1"), Some(5));
+    assert_eq!(a.metrics.counts_of(MetricCount::NodesAvailable).count(), 1);
 }
 
 #[test]
@@ -1022,7 +1023,12 @@ fn high_priority_service_blocks_when_preemption_is_disabled() {
     assert!(out.blocked_eval.is_some());
     let metric = &out.failed_tg_allocs["web"];
     assert_eq!(metric.nodes_exhausted, 2);
-    assert!(metric.dimension_exhausted.contains_key("cpu"), "{metric:?}");
+    assert!(
+        metric
+            .count(MetricCount::DimensionExhausted, "cpu")
+            .is_some(),
+        "{metric:?}"
+    );
 }
 
 #[test]

@@ -51,8 +51,10 @@ pub struct ClusterState {
     /// (`NodeAllocKey`), so a client's blocking `GetAllocs` reads only the ones changed
     /// since its index instead of all of them.
     pub allocs_by_node: OrdMap<IdKey, OrdSet<NodeAllocKey>>,
+    /// There is no index by evaluation: an evaluation belongs to one job, so its
+    /// allocations are found among the job's (`ReadView::allocs_by_eval`), and a million
+    /// allocations do not pay ~70 bytes each for an index that only one API call reads.
     pub allocs_by_job: OrdMap<JobKey, OrdSet<IdKey>>,
-    pub allocs_by_eval: OrdMap<IdKey, OrdSet<IdKey>>,
     /// Resources held on each node by its non-terminal allocations.
     pub node_usage: OrdMap<IdKey, Resources>,
     /// The newest index at which the servers changed any allocation of each node; a node's
@@ -204,19 +206,6 @@ fn job_index(entries: &[(IdKey, Arc<Allocation>)]) -> Vec<(JobKey, OrdSet<IdKey>
         .collect()
 }
 
-/// Builds every evaluation's allocation id set from allocations sorted by id.
-fn eval_index(entries: &[(IdKey, Arc<Allocation>)]) -> Vec<(IdKey, OrdSet<IdKey>)> {
-    use std::collections::HashMap;
-    let mut by_eval: HashMap<&str, Vec<&IdKey>> = HashMap::new();
-    for (id, a) in entries {
-        by_eval.entry(a.eval_id.as_str()).or_default().push(id);
-    }
-    by_eval
-        .into_iter()
-        .map(|(eval_id, ids)| (IdKey::new(eval_id), ids.into_iter().cloned().collect()))
-        .collect()
-}
-
 impl ClusterState {
     /// Returns an empty state that keeps `job_tracked_versions` versions per job.
     pub fn new(job_tracked_versions: usize) -> ClusterState {
@@ -265,16 +254,15 @@ impl ClusterState {
         // so it touches the map by id alone, and the usage table only when the allocation
         // stops holding its resources.
         let old = self.allocs.get(&id).cloned();
-        let (same_usage, same_node_entry, same_job, same_eval) = match &old {
+        let (same_usage, same_node_entry, same_job) = match &old {
             Some(old) => (
                 old.node_id == alloc.node_id
                     && old.is_terminal() != live
                     && old.resources == alloc.resources,
                 old.node_id == alloc.node_id && self::changed_at(old) == changed_at,
                 old.namespace == alloc.namespace && old.job_id == alloc.job_id,
-                old.eval_id == alloc.eval_id,
             ),
-            None => (false, false, false, false),
+            None => (false, false, false),
         };
         if let Some(old) = &old {
             if !same_usage {
@@ -290,11 +278,6 @@ impl ClusterState {
                     .allocs_by_job
                     .get_mut(&key(&old.namespace, &old.job_id))
                 {
-                    set.remove(&id);
-                }
-            }
-            if !same_eval {
-                if let Some(set) = self.allocs_by_eval.get_mut(&IdKey::new(&old.eval_id)) {
                     set.remove(&id);
                 }
             }
@@ -319,12 +302,6 @@ impl ClusterState {
         if !same_job {
             self.allocs_by_job
                 .entry(key(&alloc.namespace, &alloc.job_id))
-                .or_default()
-                .insert(id.clone());
-        }
-        if !same_eval {
-            self.allocs_by_eval
-                .entry(IdKey::new(&alloc.eval_id))
                 .or_default()
                 .insert(id.clone());
         }
@@ -446,12 +423,11 @@ impl ClusterState {
     }
 
     /// Loads allocations into a state that holds none yet (a snapshot restore), building each
-    /// index in one pass: allocations are grouped by node, job and evaluation first, so each
-    /// outer map is touched once per group instead of once per allocation, and each inner map
-    /// is filled in id order. The per-node and per-job indexes are built on threads of their
-    /// own while this one builds the map by id and the per-evaluation index: each reads every
-    /// allocation once, and at a million allocations the reads are cache misses that cores
-    /// overlap.
+    /// index in one pass: allocations are grouped by node and by job first, so each outer map
+    /// is touched once per group instead of once per allocation, and each inner map is filled
+    /// in id order. The per-node and per-job indexes are built on threads of their own while
+    /// this one builds the map by id: each reads every allocation once, and at a million
+    /// allocations the reads are cache misses that cores overlap.
     pub fn load_allocs(&mut self, allocs: Vec<Arc<Allocation>>) {
         assert!(
             self.allocs.is_empty(),
@@ -468,7 +444,7 @@ impl ClusterState {
             "load_allocs: an allocation id appears twice"
         );
         let entries = keyed.as_slice();
-        let (by_node, by_job, by_eval, allocs) = std::thread::scope(|scope| {
+        let (by_node, by_job, allocs) = std::thread::scope(|scope| {
             let spawn = |name: &str| std::thread::Builder::new().name(format!("drover-{name}"));
             let nodes = spawn("index-nodes")
                 .spawn_scoped(scope, || node_indexes(entries))
@@ -477,10 +453,9 @@ impl ClusterState {
                 .spawn_scoped(scope, || job_index(entries))
                 .expect("spawning an index thread");
             let allocs: OrdMap<IdKey, Arc<Allocation>> = entries.iter().cloned().collect();
-            let by_eval = eval_index(entries);
             let by_node = nodes.join().expect("the node index thread panicked");
             let by_job = jobs.join().expect("the job index thread panicked");
-            (by_node, by_job, by_eval, allocs)
+            (by_node, by_job, allocs)
         });
         for (node_key, usage, changed_at, map) in by_node {
             if usage != Resources::default() {
@@ -490,7 +465,6 @@ impl ClusterState {
             self.allocs_by_node.insert(node_key, map);
         }
         self.allocs_by_job.extend(by_job);
-        self.allocs_by_eval.extend(by_eval);
         self.allocs = allocs;
     }
 
@@ -518,9 +492,6 @@ impl ClusterState {
             .allocs_by_job
             .get_mut(&key(&alloc.namespace, &alloc.job_id))
         {
-            set.remove(&id);
-        }
-        if let Some(set) = self.allocs_by_eval.get_mut(&IdKey::new(&alloc.eval_id)) {
             set.remove(&id);
         }
     }
@@ -768,15 +739,15 @@ impl ReadView for ClusterState {
     fn alloc(&self, alloc_id: &str) -> Option<&Allocation> {
         self.allocs.get(&IdKey::new(alloc_id)).map(|a| &**a)
     }
+    /// The evaluation's allocations, read from its job's: none if the evaluation is gone.
     fn allocs_by_eval(&self, eval_id: &str) -> Vec<&Allocation> {
-        self.allocs_by_eval
-            .get(&IdKey::new(eval_id))
-            .map(|ids| {
-                ids.iter()
-                    .filter_map(|id| self.allocs.get(id).map(|a| &**a))
-                    .collect()
-            })
-            .unwrap_or_default()
+        let Some(eval) = self.evals.get(&IdKey::new(eval_id)) else {
+            return Vec::new();
+        };
+        self.job_allocs(&eval.namespace, &eval.job_id)
+            .filter(|a| a.eval_id == eval_id)
+            .map(|a| &**a)
+            .collect()
     }
     fn evals(&self) -> Vec<&Evaluation> {
         self.evals.values().map(|e| &**e).collect()
@@ -859,7 +830,6 @@ mod tests {
         assert_eq!(bulk.allocs_by_job, one_by_one.allocs_by_job);
         assert_eq!(bulk.node_usage, one_by_one.node_usage);
         assert_eq!(bulk.node_alloc_index, one_by_one.node_alloc_index);
-        assert_eq!(bulk.allocs_by_eval, one_by_one.allocs_by_eval);
         assert_eq!(bulk.allocs_by_node.len(), 3);
         assert_eq!(bulk.allocs_by_job.len(), 2);
         assert_eq!(
@@ -873,8 +843,16 @@ mod tests {
         let n1 = node("n1", 4000, 4096);
         let n2 = node("n2", 4000, 4096);
         let mut s = ClusterState::new(6);
+        {
+            use sched::structs::JobType;
+            use sched::testing::{eval_for, group, job};
+            let j = job("job", JobType::Service, vec![group("web", 1, 10, 16)]);
+            s.put_eval(eval_for(&j, "eval-1"));
+            s.put_eval(eval_for(&j, "eval-2"));
+        }
         for i in 1..=5u64 {
             let mut a = alloc_on(&format!("a{i}"), &n1, 10, 16);
+            a.eval_id = "eval-1".into();
             a.create_index = i;
             a.alloc_modify_index = i;
             s.put_alloc(a);
@@ -903,7 +881,6 @@ mod tests {
         assert_eq!(changed(&s, "n1", 5), ["a2"]);
         assert!(s.allocs_by_node.ptr_eq(&before.allocs_by_node));
         assert!(s.allocs_by_job.ptr_eq(&before.allocs_by_job));
-        assert!(s.allocs_by_eval.ptr_eq(&before.allocs_by_eval));
         assert!(s.node_usage.ptr_eq(&before.node_usage));
         assert!(s.node_alloc_index.ptr_eq(&before.node_alloc_index));
         // Finishing releases the allocation's resources on its node.
@@ -916,8 +893,10 @@ mod tests {
         let first_eval = updated.eval_id.clone();
         updated.eval_id = "eval-2".into();
         s.put_alloc(updated);
+        assert_eq!(first_eval, "eval-1");
         assert_eq!(ReadView::allocs_by_eval(&s, "eval-2").len(), 1);
         assert_eq!(ReadView::allocs_by_eval(&s, &first_eval).len(), 4);
+        assert!(ReadView::allocs_by_eval(&s, "no-such-eval").is_empty());
         assert_eq!(s.allocs_by_node[&IdKey::new("n1")].len(), 5);
         // Moving to another node takes the entry off the first node.
         let mut moved = (*s.allocs[&IdKey::new("a1")]).clone();

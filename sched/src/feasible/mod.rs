@@ -1,5 +1,5 @@
 //! Feasibility: one checker per constraint kind. Each rejects a node for a named reason, which
-//! ends up in `AllocMetric::constraint_filtered` under Nomad's key format.
+//! ends up in `MetricCount::ConstraintFiltered` under Nomad's key format.
 
 mod constraint;
 mod datacenter;

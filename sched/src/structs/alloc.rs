@@ -82,25 +82,69 @@ pub struct TaskState {
     pub finished_at_unix_ns: i64,
 }
 
+/// What one entry of `AllocMetric::counts` counts, by what key.
+#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricCount {
+    /// Ready nodes, by datacenter (Nomad's `NodesAvailable`).
+    NodesAvailable,
+    /// Nodes filtered, by node class (`ClassFiltered`).
+    ClassFiltered,
+    /// Nodes filtered, by constraint in Nomad's key format (`ConstraintFiltered`).
+    ConstraintFiltered,
+    /// Nodes exhausted, by node class (`ClassExhausted`).
+    ClassExhausted,
+    /// Nodes exhausted, by resource dimension: "cpu", "memory", ... (`DimensionExhausted`).
+    DimensionExhausted,
+}
+
 /// Scheduler statistics for one placement attempt (Nomad's AllocMetric).
+///
+/// One is kept in every allocation, so it is laid out for size: Nomad's five maps of
+/// counts are one list (`counts`), because a map's smallest node costs ten times a
+/// one-entry list, and five empty lists cost 96 bytes more in every allocation than one.
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 pub struct AllocMetric {
     pub nodes_evaluated: u64,
     pub nodes_filtered: u64,
     pub nodes_in_pool: u64,
-    /// Ready nodes per datacenter, sorted by datacenter. A list rather than a map: one is
-    /// kept per allocation, and a map's smallest node costs ten times a one-entry list.
-    pub nodes_available: Vec<(String, u64)>,
-    pub class_filtered: BTreeMap<String, u64>,
-    pub constraint_filtered: BTreeMap<String, u64>,
     pub nodes_exhausted: u64,
-    pub class_exhausted: BTreeMap<String, u64>,
-    pub dimension_exhausted: BTreeMap<String, u64>,
-    /// Final normalized score per node id for the chosen and best candidates (a list, as
-    /// `nodes_available`).
-    pub scores: Vec<(String, f64)>,
+    /// The keyed counts, at most one entry per (kind, key); read them with `counts_of`.
+    pub counts: Vec<(MetricCount, String, u64)>,
+    /// The final normalized score of the node the allocation was placed on; none for a
+    /// failed placement. Nomad's `Scores` map is keyed by node id, and the only node scored
+    /// here is the allocation's own, so its id is not stored a second time.
+    pub score: Option<f64>,
     pub allocation_time_ns: i64,
     pub coalesced_failures: u64,
+}
+
+impl AllocMetric {
+    /// The counts of one kind, as (key, count), in the order they were added.
+    pub fn counts_of(&self, kind: MetricCount) -> impl Iterator<Item = (&String, &u64)> {
+        self.counts
+            .iter()
+            .filter(move |(k, _, _)| *k == kind)
+            .map(|(_, key, n)| (key, n))
+    }
+
+    /// The count of one kind under `key`, if any.
+    pub fn count(&self, kind: MetricCount, key: &str) -> Option<u64> {
+        self.counts_of(kind)
+            .find(|(k, _)| *k == key)
+            .map(|(_, n)| *n)
+    }
+
+    /// Sets the count of one kind under `key`.
+    pub fn set_count(&mut self, kind: MetricCount, key: &str, n: u64) {
+        match self
+            .counts
+            .iter_mut()
+            .find(|(k, existing, _)| *k == kind && existing == key)
+        {
+            Some(entry) => entry.2 = n,
+            None => self.counts.push((kind, key.to_string(), n)),
+        }
+    }
 }
 
 /// What the servers want to happen to an allocation next (Nomad's DesiredTransition).

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use sched::structs::{Allocation, ClientStatus, DesiredStatus, Job, Node, SchedOutcome};
+use sched::structs::{
+    Allocation, ClientStatus, DesiredStatus, Job, MetricCount, Node, SchedOutcome,
+};
 use sched::testing::{eval_for, MemView};
 use sched::{process, SchedEnv, SchedulerAlgorithm, SchedulerConfig, StateView};
 
@@ -57,9 +59,9 @@ pub struct Expect {
     /// for service and batch.
     pub queued: Option<Vec<(&'static str, u64)>>,
     pub blocked: Option<bool>,
-    /// `(task group, reason, count)` in `failed_tg_allocs[tg].constraint_filtered`.
+    /// `(task group, reason, count)` in the group's `MetricCount::ConstraintFiltered` counts.
     pub failed_filtered: Vec<(&'static str, &'static str, u64)>,
-    /// `(task group, dimension)` present in `failed_tg_allocs[tg].dimension_exhausted`.
+    /// `(task group, dimension)` present in the group's `MetricCount::DimensionExhausted` counts.
     pub failed_exhausted: Vec<(&'static str, &'static str)>,
     /// `(previous alloc id)` expected as the `previous_allocation` of some placement.
     pub replaces: Vec<&'static str>,
@@ -99,10 +101,7 @@ pub fn check(fixture: &Fixture, expect: &Expect) -> SchedOutcome {
             "metrics recorded for {}",
             a.name
         );
-        assert!(
-            a.metrics.scores.iter().any(|(id, _)| *id == a.node_id),
-            "chosen node scored"
-        );
+        assert!(a.metrics.score.is_some(), "chosen node scored");
         let node = view.node(&a.node_id).expect("placed on a known node");
         assert!(node.ready_for_placement(), "placed on a ready node");
         assert_eq!(a.node_name, node.name);
@@ -186,8 +185,8 @@ pub fn check(fixture: &Fixture, expect: &Expect) -> SchedOutcome {
     for (tg, reason, n) in &expect.failed_filtered {
         let metric = out.failed_tg_allocs.get(*tg).expect("group failed");
         assert_eq!(
-            metric.constraint_filtered.get(*reason),
-            Some(n),
+            metric.count(MetricCount::ConstraintFiltered, reason),
+            Some(*n),
             "{:?}",
             metric
         );
@@ -195,7 +194,7 @@ pub fn check(fixture: &Fixture, expect: &Expect) -> SchedOutcome {
     for (tg, dim) in &expect.failed_exhausted {
         let metric = out.failed_tg_allocs.get(*tg).expect("group failed");
         assert!(
-            metric.dimension_exhausted.contains_key(*dim),
+            metric.count(MetricCount::DimensionExhausted, dim).is_some(),
             "{:?}",
             metric
         );

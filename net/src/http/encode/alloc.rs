@@ -120,7 +120,7 @@ pub fn allocation(a: &Allocation, job: Option<&Job>, job_json: Option<Value>) ->
             "Devices": null,
         },
         "AllocatedResources": allocated_resources(a, job),
-        "Metrics": alloc_metric(&a.metrics),
+        "Metrics": alloc_metric(&a.metrics, Some(&a.node_id)),
         "DesiredStatus": a.desired_status.as_str(),
         "DesiredDescription": a.desired_description,
         "ClientStatus": a.client_status.as_str(),

@@ -1,26 +1,35 @@
 //! Nomad's `AllocMetric`: what the scheduler saw while placing one allocation.
 
-use sched::structs::AllocMetric;
+use sched::structs::{AllocMetric, MetricCount};
 use serde_json::{json, Value};
 
-use super::{number_map, number_pairs};
+use super::number_pairs;
 
-/// Renders an `AllocMetric`.
-pub fn alloc_metric(m: &AllocMetric) -> Value {
+/// One kind of count as a JSON object, or null when there is none.
+fn counts(m: &AllocMetric, kind: MetricCount) -> Value {
+    number_pairs(m.counts_of(kind))
+}
+
+/// Renders an `AllocMetric`; `scored_node` is the node of the allocation it belongs to,
+/// which its `Scores` are keyed by (none for a group that failed to place).
+pub fn alloc_metric(m: &AllocMetric, scored_node: Option<&str>) -> Value {
     json!({
         "NodesEvaluated": m.nodes_evaluated,
         "NodesFiltered": m.nodes_filtered,
         "NodesInPool": m.nodes_in_pool,
         "NodePool": "",
-        "NodesAvailable": number_pairs(m.nodes_available.iter().map(|(k, v)| (k, v))),
-        "ClassFiltered": number_map(&m.class_filtered),
-        "ConstraintFiltered": number_map(&m.constraint_filtered),
+        "NodesAvailable": counts(m, MetricCount::NodesAvailable),
+        "ClassFiltered": counts(m, MetricCount::ClassFiltered),
+        "ConstraintFiltered": counts(m, MetricCount::ConstraintFiltered),
         "NodesExhausted": m.nodes_exhausted,
-        "ClassExhausted": number_map(&m.class_exhausted),
-        "DimensionExhausted": number_map(&m.dimension_exhausted),
+        "ClassExhausted": counts(m, MetricCount::ClassExhausted),
+        "DimensionExhausted": counts(m, MetricCount::DimensionExhausted),
         "QuotaExhausted": null,
         "ResourcesExhausted": null,
-        "Scores": number_pairs(m.scores.iter().map(|(k, v)| (k, v))),
+        "Scores": match (m.score, scored_node) {
+            (Some(score), Some(node)) => json!({ node: score }),
+            _ => Value::Null,
+        },
         "ScoreMetaData": null,
         "AllocationTime": m.allocation_time_ns,
         "CoalescedFailures": m.coalesced_failures,
@@ -38,16 +47,18 @@ mod tests {
             coalesced_failures: 2,
             ..Default::default()
         };
-        m.dimension_exhausted.insert("memory".into(), 2);
-        let v = alloc_metric(&m);
+        m.set_count(MetricCount::DimensionExhausted, "memory", 2);
+        let v = alloc_metric(&m, None);
         assert_eq!(v["NodesEvaluated"], 3);
         assert_eq!(v["CoalescedFailures"], 2);
         assert_eq!(v["DimensionExhausted"]["memory"], 2);
         assert_eq!(v["ClassFiltered"], Value::Null);
         assert_eq!(v["Scores"], Value::Null);
-        m.nodes_available = vec![("dc1".into(), 4), ("dc2".into(), 1)];
-        m.scores = vec![("node-a".into(), 0.75)];
-        let v = alloc_metric(&m);
+        m.set_count(MetricCount::NodesAvailable, "dc1", 4);
+        m.set_count(MetricCount::NodesAvailable, "dc2", 1);
+        m.score = Some(0.75);
+        assert_eq!(alloc_metric(&m, None)["Scores"], Value::Null);
+        let v = alloc_metric(&m, Some("node-a"));
         assert_eq!(v["NodesAvailable"], json!({"dc1": 4, "dc2": 1}));
         assert_eq!(v["Scores"], json!({"node-a": 0.75}));
     }

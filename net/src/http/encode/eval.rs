@@ -10,7 +10,7 @@ pub fn evaluation(e: &Evaluation) -> Value {
     let failed: Map<String, Value> = e
         .failed_tg_allocs
         .iter()
-        .map(|(tg, m)| (tg.clone(), alloc_metric(m)))
+        .map(|(tg, m)| (tg.clone(), alloc_metric(m, None)))
         .collect();
     let eligibility: Map<String, Value> = e
         .class_eligibility

@@ -34,7 +34,7 @@ pub fn plan_response(job_id: &str, reply: &PlanReply) -> Value {
         .outcome
         .failed_tg_allocs
         .iter()
-        .map(|(tg, m)| (tg.clone(), alloc_metric(m)))
+        .map(|(tg, m)| (tg.clone(), alloc_metric(m, None)))
         .collect();
     let preempted: Vec<Value> = reply
         .plan
