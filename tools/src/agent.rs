@@ -642,15 +642,22 @@ mod idle_trim_tests {
         let at = |ms: u64| t0 + Duration::from_millis(ms);
         let mut idle = IdleTrim::new(Duration::from_secs(2), t0);
         let mut trims = 0;
-        let mut tick = |idle: &mut IdleTrim, index: u64, ms: u64| idle.tick(index, at(ms), || trims += 1);
+        let mut tick =
+            |idle: &mut IdleTrim, index: u64, ms: u64| idle.tick(index, at(ms), || trims += 1);
         assert!(!tick(&mut idle, 5, 0), "the index moved: no trim");
-        assert!(!tick(&mut idle, 5, 1_999), "still for less than two seconds");
+        assert!(
+            !tick(&mut idle, 5, 1_999),
+            "still for less than two seconds"
+        );
         assert!(tick(&mut idle, 5, 2_000), "still for two seconds: trim");
         assert!(!tick(&mut idle, 5, 9_000), "no second trim while still");
         assert!(!tick(&mut idle, 6, 9_100), "moved");
         assert!(!tick(&mut idle, 7, 10_000), "moved again");
         assert!(!tick(&mut idle, 7, 11_999));
-        assert!(tick(&mut idle, 7, 12_000), "still for two seconds after moving: trim again");
+        assert!(
+            tick(&mut idle, 7, 12_000),
+            "still for two seconds after moving: trim again"
+        );
         drop(tick);
         assert_eq!(trims, 2);
     }
