@@ -32,10 +32,12 @@ pub const LOG_FORMAT_VERSION: u32 = 1;
 /// Name of the database file inside the data directory.
 pub const LOG_FILE_NAME: &str = "raft.redb";
 /// redb's page cache for the log (its default is 1 GiB). The log is written once and read
-/// back mostly while it is still recent (apply, replication), so a large cache only keeps
-/// old entries resident: at a million allocations the default held about a kilobyte of
-/// memory per allocation. redb gives a tenth of it to dirty pages.
-pub const LOG_CACHE_BYTES: usize = 128 * 1024 * 1024;
+/// back mostly while it is still recent (apply, replication), and the engine keeps the
+/// newest entries in memory itself, so a large cache only keeps old entries resident: at a
+/// million allocations the default held about a kilobyte of memory per allocation, and
+/// 128 MiB another 130 bytes, with no fill faster for it (bench/RESULTS.md, "Memory").
+/// redb gives a tenth of it to dirty pages; larger transactions spill to the file.
+pub const LOG_CACHE_BYTES: usize = 32 * 1024 * 1024;
 
 const _: () = assert!(RECORD_BYTES_MAX as u64 <= TXN_BYTES_MAX);
 
