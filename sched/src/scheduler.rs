@@ -155,7 +155,8 @@ fn place_by_count<'a>(
                             prev,
                             env.now_unix_ns,
                             delay_ns,
-                        );
+                        )
+                        .into();
                     }
                     out.plan
                         .node_allocation
@@ -312,7 +313,7 @@ fn reschedule_later(
         }
         let followup = out.followup_evals.last().expect("pushed above");
         let mut a = l.alloc.clone();
-        a.followup_eval_id = followup.id.clone();
+        a.followup_eval_id = followup.id.clone().into();
         a.modify_time_ns = env.now_unix_ns;
         assert_eq!(
             a.desired_status,
@@ -355,7 +356,7 @@ fn stop_infeasible<'a>(
 fn push_stop(plan: &mut Plan, stop: &Stop<'_>, now_unix_ns: i64) {
     let mut a = stop.alloc.clone();
     a.desired_status = DesiredStatus::Stop;
-    a.desired_description = stop.description.to_string();
+    a.desired_description = stop.description.to_string().into();
     if stop.lost {
         a.client_status = ClientStatus::Lost;
     }
@@ -405,8 +406,8 @@ fn record_preemptions(
     for c in preempted {
         let mut a = c.alloc.clone();
         a.desired_status = DesiredStatus::Evict;
-        a.desired_description = format!("Preempted by alloc ID {}", placed.id);
-        a.preempted_by_allocation = placed.id.clone();
+        a.desired_description = format!("Preempted by alloc ID {}", placed.id).into();
+        a.preempted_by_allocation = placed.id.clone().into();
         a.modify_time_ns = env.now_unix_ns;
         placed.preempted_allocations.push(a.id.clone());
         plan.node_preemptions
@@ -484,17 +485,17 @@ fn new_alloc(
         resources: stack.ask,
         ports,
         desired_status: DesiredStatus::Run,
-        desired_description: String::new(),
+        desired_description: Default::default(),
         client_status: ClientStatus::Pending,
         client_description: String::new(),
         task_states: BTreeMap::new(),
-        previous_allocation: previous.map(|a| a.id.clone()).unwrap_or_default(),
-        next_allocation: String::new(),
-        followup_eval_id: String::new(),
+        previous_allocation: previous.map(|a| a.id.clone()).unwrap_or_default().into(),
+        next_allocation: Default::default(),
+        followup_eval_id: Default::default(),
         desired_transition: Default::default(),
-        reschedule_events: Vec::new(),
-        preempted_allocations: Vec::new(),
-        preempted_by_allocation: String::new(),
+        reschedule_events: Default::default(),
+        preempted_allocations: Default::default(),
+        preempted_by_allocation: Default::default(),
         metrics,
         create_index: 0,
         modify_index: 0,

@@ -394,7 +394,8 @@ fn batch_reschedules_once_and_never_reruns_completed_work() {
         prev_alloc_id: "f0".into(),
         prev_node_id: "n0".into(),
         delay_ns: SECOND_NS * 5,
-    }];
+    }]
+    .into();
     f.allocs = vec![first.clone(), done.clone(), second.clone()];
     check(
         &f,
@@ -469,7 +470,7 @@ fn failed_allocations_wait_for_their_reschedule_delay_in_a_follow_up_evaluation(
     // A later evaluation that is not the follow-up leaves them waiting.
     let mut waiting = f.allocs.clone();
     for w in &mut waiting {
-        w.followup_eval_id = followup.id.clone();
+        w.followup_eval_id = followup.id.clone().into();
     }
     f.allocs = waiting;
     let (_, out) = run(&f, "e2");

@@ -227,17 +227,17 @@ mod tests {
             },
             ports: vec![],
             desired_status: DesiredStatus::Run,
-            desired_description: String::new(),
+            desired_description: Default::default(),
             client_status: ClientStatus::Pending,
             client_description: String::new(),
             task_states: BTreeMap::new(),
-            previous_allocation: String::new(),
-            next_allocation: String::new(),
-            followup_eval_id: String::new(),
+            previous_allocation: Default::default(),
+            next_allocation: Default::default(),
+            followup_eval_id: Default::default(),
             desired_transition: Default::default(),
-            reschedule_events: Vec::new(),
-            preempted_allocations: Vec::new(),
-            preempted_by_allocation: String::new(),
+            reschedule_events: Default::default(),
+            preempted_allocations: Default::default(),
+            preempted_by_allocation: Default::default(),
             metrics: AllocMetric::default(),
             create_index: 0,
             modify_index: 0,
@@ -358,8 +358,8 @@ mod tests {
     fn preempt(p: &mut Plan, victim: &Allocation, by: &str) {
         let mut a = victim.clone();
         a.desired_status = DesiredStatus::Evict;
-        a.desired_description = format!("Preempted by alloc ID {by}");
-        a.preempted_by_allocation = by.to_string();
+        a.desired_description = format!("Preempted by alloc ID {by}").into();
+        a.preempted_by_allocation = by.to_string().into();
         p.node_preemptions
             .entry(a.node_id.clone())
             .or_default()

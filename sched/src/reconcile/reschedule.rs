@@ -259,7 +259,7 @@ mod tests {
     fn replacement_events_keep_what_the_policy_counts() {
         let now = 10_000 * S;
         let mut prev = crate::testing::alloc_on("p", &crate::testing::node("n1", 100, 100), 1, 1);
-        prev.reschedule_events = events(&[5, 5], now - 7200 * S);
+        prev.reschedule_events = events(&[5, 5], now - 7200 * S).into();
         prev.reschedule_events.extend(events(&[5], now - 60 * S));
         let p = policy("constant", 5, 0);
         let out = replacement_events(Some(&p), &prev, now, 5 * S);
@@ -269,7 +269,7 @@ mod tests {
             unlimited: true,
             ..p
         };
-        prev.reschedule_events = events(&[5; 9], now - 60 * S);
+        prev.reschedule_events = events(&[5; 9], now - 60 * S).into();
         assert_eq!(
             replacement_events(Some(&unlimited), &prev, now, 5 * S).len(),
             PAST_EVENTS_MAX

@@ -8,6 +8,7 @@ mod eval;
 mod job;
 mod node;
 mod plan;
+mod rare;
 mod resources;
 
 pub use alloc::*;
@@ -15,6 +16,7 @@ pub use eval::*;
 pub use job::*;
 pub use node::*;
 pub use plan::*;
+pub use rare::{RareString, RareVec};
 pub use resources::*;
 
 /// The namespace a request lands in when it names none.

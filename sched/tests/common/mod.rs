@@ -141,7 +141,7 @@ pub fn check(fixture: &Fixture, expect: &Expect) -> SchedOutcome {
     if let Some(want) = &expect.stopped {
         let mut got: Vec<(String, String)> = updates
             .iter()
-            .map(|a| (a.id.clone(), a.desired_description.clone()))
+            .map(|a| (a.id.clone(), a.desired_description.to_string()))
             .collect();
         got.sort();
         let mut want: Vec<(String, String)> = want

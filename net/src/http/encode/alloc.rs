@@ -47,7 +47,7 @@ fn preempted_allocations(a: &Allocation) -> Value {
     if a.preempted_allocations.is_empty() {
         return Value::Null;
     }
-    json!(a.preempted_allocations)
+    json!(a.preempted_allocations.as_slice())
 }
 
 /// Builds `AllocatedResources`: per-task asks come from the job's group when it is known.

@@ -1,0 +1,216 @@
+//! Fields that are almost always empty, in 8 bytes instead of 24.
+//!
+//! An allocation carries a handful of links (the allocation it replaced, the one that
+//! replaced it, its follow-up evaluation, what preempted it) and lists (its reschedule
+//! history, what it preempted) that stay empty for nearly every allocation of a large
+//! cluster. As a `String` or `Vec` each costs 24 bytes in every record even when empty; as
+//! a boxed value behind an `Option` it costs one pointer, and the box is allocated only
+//! when the field is set. Reads see a `&str` or a slice, empty when unset.
+
+use std::fmt;
+use std::ops::Deref;
+
+use rkyv::{Archive, Deserialize, Serialize};
+
+/// A string that is usually empty: one pointer when empty, boxed when set. Reads as `&str`.
+#[derive(Archive, Serialize, Deserialize, Clone, Default, PartialEq, Eq)]
+pub struct RareString(Option<Box<String>>);
+
+impl RareString {
+    /// The text, empty when unset.
+    pub fn as_str(&self) -> &str {
+        self.0.as_deref().map_or("", String::as_str)
+    }
+}
+
+impl Deref for RareString {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl From<String> for RareString {
+    /// An empty string is stored as unset, so two empty values always compare equal.
+    fn from(s: String) -> RareString {
+        if s.is_empty() {
+            RareString(None)
+        } else {
+            RareString(Some(Box::new(s)))
+        }
+    }
+}
+
+impl From<&str> for RareString {
+    fn from(s: &str) -> RareString {
+        RareString::from(s.to_string())
+    }
+}
+
+impl From<&String> for RareString {
+    fn from(s: &String) -> RareString {
+        RareString::from(s.as_str())
+    }
+}
+
+impl PartialEq<str> for RareString {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for RareString {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<String> for RareString {
+    fn eq(&self, other: &String) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<RareString> for String {
+    fn eq(&self, other: &RareString) -> bool {
+        self == other.as_str()
+    }
+}
+
+impl fmt::Debug for RareString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for RareString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for RareString {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// A list that is usually empty: one pointer when empty, boxed when it has entries. Reads
+/// as a slice.
+#[derive(Archive, Serialize, Deserialize, Clone, PartialEq)]
+pub struct RareVec<T>(Option<Box<Vec<T>>>);
+
+impl<T> Default for RareVec<T> {
+    fn default() -> Self {
+        RareVec(None)
+    }
+}
+
+impl<T> RareVec<T> {
+    /// Appends an entry, boxing the list on the first.
+    pub fn push(&mut self, value: T) {
+        self.0.get_or_insert_with(Default::default).push(value);
+    }
+
+    /// Removes every entry (and the box).
+    pub fn clear(&mut self) {
+        self.0 = None;
+    }
+
+    /// The entries as a slice, empty when there are none.
+    pub fn as_slice(&self) -> &[T] {
+        self.0.as_deref().map_or(&[], Vec::as_slice)
+    }
+
+    /// The entries as a `Vec`, copied.
+    pub fn to_vec(&self) -> Vec<T>
+    where
+        T: Clone,
+    {
+        self.as_slice().to_vec()
+    }
+}
+
+impl<T> Deref for RareVec<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        self.as_slice()
+    }
+}
+
+impl<T> From<Vec<T>> for RareVec<T> {
+    /// An empty list is stored as unset.
+    fn from(v: Vec<T>) -> RareVec<T> {
+        if v.is_empty() {
+            RareVec(None)
+        } else {
+            RareVec(Some(Box::new(v)))
+        }
+    }
+}
+
+impl<T> Extend<T> for RareVec<T> {
+    fn extend<I: IntoIterator<Item = T>>(&mut self, iter: I) {
+        for value in iter {
+            self.push(value);
+        }
+    }
+}
+
+impl<T> FromIterator<T> for RareVec<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> RareVec<T> {
+        RareVec::from(iter.into_iter().collect::<Vec<T>>())
+    }
+}
+
+impl<'a, T> IntoIterator for &'a RareVec<T> {
+    type Item = &'a T;
+    type IntoIter = std::slice::Iter<'a, T>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.as_slice().iter()
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for RareVec<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_slice(), f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_are_one_pointer_and_read_empty_when_unset() {
+        assert_eq!(std::mem::size_of::<RareString>(), 8);
+        assert_eq!(std::mem::size_of::<RareVec<String>>(), 8);
+        let s = RareString::default();
+        assert_eq!(s.as_str(), "");
+        assert!(s.is_empty());
+        assert_eq!(RareString::from(""), s, "empty is unset");
+        let v: RareVec<u32> = RareVec::default();
+        assert!(v.is_empty());
+        assert_eq!(RareVec::from(Vec::<u32>::new()), v, "empty is unset");
+    }
+
+    #[test]
+    fn set_values_read_back_and_survive_an_archive_round_trip() {
+        let s = RareString::from("alloc-1");
+        assert_eq!(s, "alloc-1");
+        assert_eq!(s.to_string(), "alloc-1");
+        let mut v = RareVec::default();
+        v.push("a".to_string());
+        v.extend(["b".to_string()]);
+        assert_eq!(v.as_slice(), ["a", "b"]);
+        let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&(s.clone(), v.clone())).unwrap();
+        let back: (RareString, RareVec<String>) =
+            rkyv::from_bytes::<_, rkyv::rancor::Error>(&bytes).unwrap();
+        assert_eq!(back, (s, v));
+        let empty = (RareString::default(), RareVec::<String>::default());
+        let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&empty).unwrap();
+        let back: (RareString, RareVec<String>) =
+            rkyv::from_bytes::<_, rkyv::rancor::Error>(&bytes).unwrap();
+        assert_eq!(back, empty);
+    }
+}
