@@ -8,12 +8,17 @@
 //! the part of a server's memory that grows with allocations.
 //!
 //!     cargo run --release -p bench --example state_memory -- 200
+//!
+//! `BREAKDOWN=1` also prints where the bytes go, per allocation: the record's own block and
+//! its strings and lists, then each index, measured by dropping it.
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use std::sync::Arc;
+
 use engine::state::ClusterState;
-use sched::structs::{ClientStatus, JobType};
+use sched::structs::{Allocation, ClientStatus, JobType};
 use sched::testing::{eval_for, group, job, node};
 use sched::{process, SchedEnv, SchedulerConfig, StateView};
 
@@ -51,6 +56,80 @@ fn rss_bytes() -> usize {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     pages * 4096
+}
+
+/// The allocator's size of the block at `p`.
+fn usable(p: *const u8) -> usize {
+    // SAFETY: every caller passes the start of a live block from the global allocator.
+    unsafe { libmimalloc_sys::mi_usable_size(p.cast()) }
+}
+
+/// Prints the heap bytes per allocation of each part of the records, then of each index
+/// (the live heap it frees when dropped). Leaves the state empty.
+fn breakdown(state: &mut ClusterState) {
+    let n = state.allocs.len().max(1) as f64;
+    let text = |s: &str| if s.is_empty() { 0 } else { usable(s.as_ptr()) };
+    let mut parts: Vec<(&str, usize)> = Vec::new();
+    let mut add =
+        |part: &'static str, bytes: usize| match parts.iter_mut().find(|(p, _)| *p == part) {
+            Some(entry) => entry.1 += bytes,
+            None => parts.push((part, bytes)),
+        };
+    for a in state.allocs.values() {
+        // An `Arc`'s block starts with its two counts, 16 bytes before the record.
+        add(
+            "record and its Arc counts",
+            usable(Arc::as_ptr(a).cast::<u8>().wrapping_sub(16)),
+        );
+        add("id", text(&a.id));
+        add("eval_id", text(&a.eval_id));
+        add("node_id", text(&a.node_id));
+        add("name", text(&a.name));
+        add("client_description", text(&a.client_description));
+        add(
+            "namespace, job_id, task_group, node_name",
+            text(&a.namespace) + text(&a.job_id) + text(&a.task_group) + text(&a.node_name),
+        );
+        let counts = &a.metrics.counts;
+        let list = if counts.capacity() > 0 {
+            usable(counts.as_ptr().cast())
+        } else {
+            0
+        };
+        add(
+            "metrics.counts",
+            list + counts.iter().map(|(_, k, _)| text(k)).sum::<usize>(),
+        );
+    }
+    eprintln!("heap bytes per allocation:");
+    for (part, bytes) in &parts {
+        eprintln!("  {part}: {:.1}", *bytes as f64 / n);
+    }
+    fn dropped(state: &mut ClusterState, n: f64, what: &str, drop_it: fn(&mut ClusterState)) {
+        let before = LIVE.load(Ordering::Relaxed) as f64;
+        drop_it(state);
+        eprintln!(
+            "  {what}: {:.1}",
+            (before - LIVE.load(Ordering::Relaxed) as f64) / n
+        );
+    }
+    dropped(state, n, "index by job", |s| {
+        s.allocs_by_job = Default::default()
+    });
+    dropped(state, n, "index by node", |s| {
+        s.allocs_by_node = Default::default()
+    });
+    // The records are held apart while the map is dropped, to tell the two apart.
+    let records: Vec<Arc<Allocation>> = state.allocs.values().cloned().collect();
+    dropped(state, n, "map by id (keys and tree nodes)", |s| {
+        s.allocs = Default::default()
+    });
+    let before = LIVE.load(Ordering::Relaxed) as f64;
+    drop(records);
+    eprintln!(
+        "  records, all parts: {:.1}",
+        (before - LIVE.load(Ordering::Relaxed) as f64) / n
+    );
 }
 
 fn uuid_like(i: u64) -> String {
@@ -126,6 +205,9 @@ fn main() {
     }
     let (heap1, rss1) = (LIVE.load(Ordering::Relaxed), rss_bytes());
     let size = std::mem::size_of::<sched::structs::Allocation>();
+    if std::env::var_os("BREAKDOWN").is_some() {
+        breakdown(&mut state);
+    }
     if std::env::var_os("RESTORE").is_some() {
         eprintln!("placed {placed}; snapshot path:");
         // The whole snapshot path as a server runs it: image, encode, write (with fsync) to
