@@ -641,9 +641,10 @@ mod idle_trim_tests {
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
         let mut idle = IdleTrim::new(Duration::from_secs(2), t0);
-        let mut trims = 0;
-        let mut tick =
-            |idle: &mut IdleTrim, index: u64, ms: u64| idle.tick(index, at(ms), || trims += 1);
+        let trims = std::cell::Cell::new(0);
+        let tick = |idle: &mut IdleTrim, index: u64, ms: u64| {
+            idle.tick(index, at(ms), || trims.set(trims.get() + 1))
+        };
         assert!(!tick(&mut idle, 5, 0), "the index moved: no trim");
         assert!(
             !tick(&mut idle, 5, 1_999),
@@ -658,7 +659,6 @@ mod idle_trim_tests {
             tick(&mut idle, 7, 12_000),
             "still for two seconds after moving: trim again"
         );
-        drop(tick);
-        assert_eq!(trims, 2);
+        assert_eq!(trims.get(), 2);
     }
 }

@@ -13,6 +13,8 @@ use std::ops::Deref;
 use rkyv::{Archive, Deserialize, Serialize};
 
 /// A string that is usually empty: one pointer when empty, boxed when set. Reads as `&str`.
+// A `Box<String>` is one pointer where a `Box<str>` is two: the point of the type.
+#[allow(clippy::box_collection)]
 #[derive(Archive, Serialize, Deserialize, Clone, Default, PartialEq, Eq)]
 pub struct RareString(Option<Box<String>>);
 
@@ -97,6 +99,8 @@ impl serde::Serialize for RareString {
 
 /// A list that is usually empty: one pointer when empty, boxed when it has entries. Reads
 /// as a slice.
+// As for `RareString`: a `Box<Vec<T>>` is one pointer, a `Box<[T]>` two.
+#[allow(clippy::box_collection)]
 #[derive(Archive, Serialize, Deserialize, Clone, PartialEq)]
 pub struct RareVec<T>(Option<Box<Vec<T>>>);
 
