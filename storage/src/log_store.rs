@@ -35,7 +35,8 @@ pub const LOG_FILE_NAME: &str = "raft.redb";
 /// back mostly while it is still recent (apply, replication), and the engine keeps the
 /// newest entries in memory itself, so a large cache only keeps old entries resident: at a
 /// million allocations the default held about a kilobyte of memory per allocation, and
-/// 128 MiB another 130 bytes, with no fill faster for it (bench/RESULTS.md, "Memory").
+/// 128 MiB another 130 bytes, with no fill faster for it (bench/RESULTS.md, "Memory per
+/// allocation").
 /// redb gives a tenth of it to dirty pages; larger transactions spill to the file.
 pub const LOG_CACHE_BYTES: usize = 32 * 1024 * 1024;
 
