@@ -87,6 +87,8 @@ pub const DEV_NODES_DEFAULT: usize = 3;
 /// How long the server applies nothing before the agent gives freed memory back to the
 /// system (`allocator::trim`).
 const IDLE_TRIM_AFTER: Duration = Duration::from_secs(2);
+/// How often the agent and each shard look at the applied index for `IdleTrim`.
+const IDLE_TRIM_TICK: Duration = Duration::from_millis(250);
 
 /// Calls a trim once the applied Raft index has stood still for `after`, and again only
 /// after it moved: a busy server keeps its freed memory for reuse, an idle one returns it.
@@ -296,6 +298,18 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
     };
     let init: ShardInit = Arc::new(move |handle: Handle| {
         let shard = handle.shard_id();
+        // Each shard returns the free pages its own thread holds when the server goes idle;
+        // the main thread's trim (below) reaches only its own and the shared arenas.
+        let shared = handle.shared().clone();
+        glommio::spawn_local(async move {
+            let mut idle = IdleTrim::new(IDLE_TRIM_AFTER, std::time::Instant::now());
+            loop {
+                glommio::timer::sleep(IDLE_TRIM_TICK).await;
+                let applied = shared.view.borrow().index;
+                idle.tick(applied, std::time::Instant::now(), crate::allocator::trim);
+            }
+        })
+        .detach();
         match glommio::net::TcpListener::bind(http_bind) {
             Ok(listener) => {
                 let h = handle.clone();

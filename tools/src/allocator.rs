@@ -12,8 +12,9 @@
 //! delay is an hour, so a busy server does not purge.
 //!
 //! Freed memory is still marked for a later purge, and `trim` purges all of it at once. The
-//! agent calls it when the server has applied nothing for a while (`agent::IdleTrim`), so
-//! an idle server's resident size follows what it holds, not the peak of its last burst.
+//! agent's main thread and each shard call it when the server has applied nothing for a
+//! while (`agent::IdleTrim`), so an idle server's resident size follows what it holds, not
+//! the peak of its last burst.
 //!
 //! An operator can still choose the allocator's own behaviour: `MIMALLOC_PURGE_DELAY` in the
 //! environment (milliseconds; `-1` never purges) is left to mimalloc and wins over this.
