@@ -61,8 +61,8 @@ fn alloc(i: usize, job: usize, node: usize) -> Allocation {
     a.id = alloc_id(i);
     // The version `cluster` registers each job at.
     a.job_version = 0;
-    a.job_id = format!("job-{job}");
-    a.name = format!("job-{job}.web[{i}]");
+    a.job_id = format!("job-{job}").into();
+    a.name = format!("job-{job}.web[{i}]").into();
     a.node_id = node_id(node);
     a.resources = resources(50, 32);
     a.ports.clear();

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use engine::state::ClusterState;
-use sched::structs::{Allocation, ClientStatus, JobType};
+use sched::structs::{Allocation, ClientStatus, CompactString, JobType};
 use sched::testing::{eval_for, group, job, node};
 use sched::{process, SchedEnv, SchedulerConfig, StateView};
 
@@ -69,6 +69,14 @@ fn usable(p: *const u8) -> usize {
 fn breakdown(state: &mut ClusterState) {
     let n = state.allocs.len().max(1) as f64;
     let text = |s: &str| if s.is_empty() { 0 } else { usable(s.as_ptr()) };
+    // A `CompactString` holds up to 24 bytes inside the record: no block of its own.
+    let short = |s: &CompactString| {
+        if s.is_heap_allocated() {
+            usable(s.as_ptr())
+        } else {
+            0
+        }
+    };
     let mut parts: Vec<(&str, usize)> = Vec::new();
     let mut add =
         |part: &'static str, bytes: usize| match parts.iter_mut().find(|(p, _)| *p == part) {
@@ -84,11 +92,11 @@ fn breakdown(state: &mut ClusterState) {
         add("id", text(&a.id));
         add("eval_id", text(&a.eval_id));
         add("node_id", text(&a.node_id));
-        add("name", text(&a.name));
-        add("client_description", text(&a.client_description));
+        add("name", short(&a.name));
+        add("client_description", short(&a.client_description));
         add(
             "namespace, job_id, task_group, node_name",
-            text(&a.namespace) + text(&a.job_id) + text(&a.task_group) + text(&a.node_name),
+            short(&a.namespace) + short(&a.job_id) + short(&a.task_group) + short(&a.node_name),
         );
         let counts = &a.metrics.counts;
         let list = if counts.capacity() > 0 {

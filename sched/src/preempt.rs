@@ -162,7 +162,7 @@ mod tests {
 
     fn other(id: &str, job_id: &str, cpu: u64, memory: u64) -> Allocation {
         let mut a = alloc_on(id, &node("n1", 1000, 1000), cpu, memory);
-        a.job_id = job_id.to_string();
+        a.job_id = job_id.to_string().into();
         a
     }
 
@@ -211,7 +211,7 @@ mod tests {
         assert!(select_preemptions(&high, &ask(500, 500), &ask(0, 0), &allocs).is_none());
         // The same id in another namespace is another job.
         let mut elsewhere = own.clone();
-        elsewhere.namespace = "other".to_string();
+        elsewhere.namespace = "other".to_string().into();
         let allocs = [Candidate {
             alloc: &elsewhere,
             priority: 10,

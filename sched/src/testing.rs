@@ -282,14 +282,14 @@ pub fn eval_for(job: &Job, id: &str) -> Evaluation {
 pub fn alloc_on(id: &str, node: &Node, cpu_mhz: u64, memory_mb: u64) -> Allocation {
     Allocation {
         id: id.to_string(),
-        namespace: "default".to_string(),
+        namespace: "default".to_string().into(),
         eval_id: String::new(),
-        name: "job.web[0]".to_string(),
+        name: "job.web[0]".to_string().into(),
         node_id: node.id.clone(),
-        node_name: node.name.clone(),
-        job_id: "job".to_string(),
+        node_name: node.name.clone().into(),
+        job_id: "job".to_string().into(),
         job_version: 0,
-        task_group: "web".to_string(),
+        task_group: "web".to_string().into(),
         resources: Resources {
             cpu_mhz,
             memory_mb,
@@ -300,7 +300,7 @@ pub fn alloc_on(id: &str, node: &Node, cpu_mhz: u64, memory_mb: u64) -> Allocati
         desired_status: DesiredStatus::Run,
         desired_description: Default::default(),
         client_status: ClientStatus::Running,
-        client_description: String::new(),
+        client_description: Default::default(),
         task_states: BTreeMap::new(),
         previous_allocation: Default::default(),
         next_allocation: Default::default(),

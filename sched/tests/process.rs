@@ -21,7 +21,7 @@ fn nodes(n: usize) -> Vec<Node> {
 
 fn existing(id: &str, node: &Node, idx: u32) -> Allocation {
     let mut a = alloc_on(id, node, 100, 100);
-    a.name = format!("job.web[{idx}]");
+    a.name = format!("job.web[{idx}]").into();
     a
 }
 
@@ -947,7 +947,7 @@ fn full_cluster_with_low_priority_work(job_type: JobType) -> (Fixture, Vec<Strin
     for (i, n) in ns.iter().chain(&ns).enumerate() {
         let mut a = alloc_on(&format!("low{i}"), n, 500, 500);
         a.job_id = "low".into();
-        a.name = format!("low.web[{i}]");
+        a.name = format!("low.web[{i}]").into();
         allocs.push(a);
     }
     let ids = allocs.iter().map(|a| a.id.clone()).collect();

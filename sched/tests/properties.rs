@@ -364,7 +364,7 @@ fn build_preempt(s: &PreemptScenario) -> MemView {
         }
         *u = (u.0 + cpu, u.1 + mem);
         let mut a = alloc_on(&format!("o{i}"), n, *cpu, *mem);
-        a.job_id = format!("o{ji}");
+        a.job_id = format!("o{ji}").into();
         allocs.push(a);
     }
     MemView::new(nodes, jobs, allocs)

@@ -59,7 +59,7 @@ impl DrainRound {
         debug_assert!(!alloc.is_terminal(), "terminal alloc {} marked", alloc.id);
         self.migrate.push(alloc.id.clone());
         self.jobs
-            .insert((alloc.namespace.clone(), alloc.job_id.clone()));
+            .insert((alloc.namespace.to_string(), alloc.job_id.to_string()));
     }
 }
 
@@ -89,7 +89,9 @@ pub fn drain_round(state: &ClusterState, now_unix_ns: i64) -> DrainRound {
         let mut others_live = false;
         let mut system = Vec::new();
         for a in state.node_allocs(&node.id).filter(|a| !a.is_terminal()) {
-            let job = state.jobs.get(&(a.namespace.clone(), a.job_id.clone()));
+            let job = state
+                .jobs
+                .get(&(a.namespace.to_string(), a.job_id.to_string()));
             if job.is_some_and(|j| is_system(j.job_type)) {
                 if !drain.ignore_system_jobs && !a.desired_transition.migrate {
                     system.push(&**a);
@@ -109,8 +111,8 @@ pub fn drain_round(state: &ClusterState, now_unix_ns: i64) -> DrainRound {
             if job.is_some_and(|j| j.job_type == JobType::Service) {
                 waiting
                     .entry((
-                        (a.namespace.clone(), a.job_id.clone()),
-                        a.task_group.clone(),
+                        (a.namespace.to_string(), a.job_id.to_string()),
+                        a.task_group.to_string(),
                     ))
                     .or_default()
                     .push(a);

@@ -46,8 +46,8 @@ fn service(id: &str, count: u32, max_parallel: Option<i64>) -> Job {
 
 fn alloc(id: &str, job: &Job, node: &Node, index: u32) -> Allocation {
     let mut a = alloc_on(id, node, 100, 100);
-    a.job_id = job.id.clone();
-    a.name = format!("{}.web[{index}]", job.id);
+    a.job_id = job.id.clone().into();
+    a.name = format!("{}.web[{index}]", job.id).into();
     a
 }
 

@@ -372,7 +372,7 @@ pub fn node_evals(
     let mut jobs: BTreeSet<(String, String)> = BTreeSet::new();
     for a in state.node_allocs(node_id) {
         if !a.is_terminal() {
-            jobs.insert((a.namespace.clone(), a.job_id.clone()));
+            jobs.insert((a.namespace.to_string(), a.job_id.to_string()));
         }
     }
     if usable {
@@ -401,7 +401,7 @@ fn failure_evals(state: &ClusterState, updates: &[AllocUpdate]) -> Vec<Evaluatio
         }
         if let Some(a) = state.alloc_by_id(&u.alloc_id) {
             if a.client_status != sched::structs::ClientStatus::Failed {
-                jobs.insert((a.namespace.clone(), a.job_id.clone()));
+                jobs.insert((a.namespace.to_string(), a.job_id.to_string()));
             }
         }
     }

@@ -102,7 +102,7 @@ impl ClusterState {
                     }
                     let mut alloc = (**old).clone();
                     alloc.client_status = update.client_status;
-                    alloc.client_description = update.client_description;
+                    alloc.client_description = update.client_description.into();
                     for (task, state) in update.task_states {
                         alloc.task_states.insert(task, state);
                     }
@@ -539,7 +539,7 @@ impl ClusterState {
                     return false;
                 }
                 let system = jobs
-                    .get(&(a.namespace.clone(), a.job_id.clone()))
+                    .get(&(a.namespace.to_string(), a.job_id.to_string()))
                     .is_some_and(|j| {
                         matches!(
                             j.job_type,

@@ -373,7 +373,7 @@ impl ClusterState {
         for alloc in alloc_ids.into_iter().flatten().map(|id| self.indexed(id)) {
             let entry = match summary.get_mut(alloc.task_group.as_str()) {
                 Some(entry) => entry,
-                None => summary.entry(alloc.task_group.clone()).or_default(),
+                None => summary.entry(alloc.task_group.to_string()).or_default(),
             };
             match alloc.client_status {
                 ClientStatus::Pending => {
@@ -938,8 +938,8 @@ mod tests {
         for (i, j) in jobs.iter().enumerate().filter(|(i, _)| i % 2 == 0) {
             for k in 0..=i {
                 let mut a = alloc_on(&format!("a-{i}-{k}"), &n1, 10, 16);
-                a.namespace = j.namespace.clone();
-                a.job_id = j.id.clone();
+                a.namespace = j.namespace.clone().into();
+                a.job_id = j.id.clone().into();
                 a.task_group = if k % 2 == 0 { "g" } else { "h" }.into();
                 a.client_status = match k % 3 {
                     0 => ClientStatus::Running,

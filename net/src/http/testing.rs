@@ -117,7 +117,7 @@ impl ReadView for FakeState {
                 .insert(tg.name.clone(), TaskGroupSummary::default());
         }
         for a in self.allocs_by_job(namespace, job_id) {
-            let entry = summary.summary.entry(a.task_group.clone()).or_default();
+            let entry = summary.summary.entry(a.task_group.to_string()).or_default();
             if a.client_status == sched::structs::ClientStatus::Running {
                 entry.running += 1;
             } else if a.client_status == sched::structs::ClientStatus::Pending {
@@ -788,20 +788,20 @@ pub fn sample_alloc(id: &str, job: &Job, node_id: &str, eval_id: &str) -> Alloca
     let tg = &job.task_groups[0];
     Allocation {
         id: id.into(),
-        namespace: job.namespace.clone(),
+        namespace: job.namespace.clone().into(),
         eval_id: eval_id.into(),
-        name: format!("{}.{}[0]", job.id, tg.name),
+        name: format!("{}.{}[0]", job.id, tg.name).into(),
         node_id: node_id.into(),
         node_name: "node-1".into(),
-        job_id: job.id.clone(),
+        job_id: job.id.clone().into(),
         job_version: job.version,
-        task_group: tg.name.clone(),
+        task_group: tg.name.clone().into(),
         resources: tg.total_resources(),
         ports: vec![("http".into(), 23456)],
         desired_status: DesiredStatus::Run,
         desired_description: Default::default(),
         client_status: ClientStatus::Running,
-        client_description: String::new(),
+        client_description: Default::default(),
         task_states: Default::default(),
         previous_allocation: Default::default(),
         next_allocation: Default::default(),

@@ -45,7 +45,10 @@ pub fn reconcile_groups<'a>(
     let mut out = Reconciled::default();
     for a in allocs.live() {
         if job.group(&a.task_group).is_none() {
-            out.updates.entry(a.task_group.clone()).or_default().stop += 1;
+            out.updates
+                .entry(a.task_group.to_string())
+                .or_default()
+                .stop += 1;
             out.stops.push(Stop {
                 alloc: a,
                 description: ALLOC_NOT_NEEDED,

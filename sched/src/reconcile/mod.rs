@@ -92,7 +92,10 @@ impl<'a> JobAllocs<'a> {
 pub fn stop_all<'a>(allocs: &JobAllocs<'a>) -> Reconciled<'a> {
     let mut out = Reconciled::default();
     for a in allocs.live() {
-        out.updates.entry(a.task_group.clone()).or_default().stop += 1;
+        out.updates
+            .entry(a.task_group.to_string())
+            .or_default()
+            .stop += 1;
         out.stops.push(Stop {
             alloc: a,
             description: ALLOC_JOB_STOPPED,

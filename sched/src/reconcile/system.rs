@@ -40,7 +40,10 @@ pub fn reconcile_system<'a>(
             .position(|tg| tg.name == a.task_group)
         else {
             if !a.is_terminal() {
-                out.updates.entry(a.task_group.clone()).or_default().stop += 1;
+                out.updates
+                    .entry(a.task_group.to_string())
+                    .or_default()
+                    .stop += 1;
                 out.stops.push(Stop {
                     alloc: a,
                     description: ALLOC_NOT_NEEDED,

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use rkyv::{Archive, Deserialize, Serialize};
 
-use super::{RareString, RareVec, Resources};
+use super::{CompactString, RareString, RareVec, Resources};
 
 /// What the servers want an allocation to do.
 #[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -169,16 +169,19 @@ pub struct RescheduleEvent {
 /// A task group instance bound to a node.
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Allocation {
+    // Short texts are `CompactString`s: 24 bytes like a `String`, but up to 24 bytes of
+    // text are held inline instead of in a heap block of their own (about 100 bytes per
+    // allocation of the C1M shape). Ids are 36 characters, so they stay `String`s.
     pub id: String,
-    pub namespace: String,
+    pub namespace: CompactString,
     pub eval_id: String,
     /// `<job>.<group>[<index>]`.
-    pub name: String,
+    pub name: CompactString,
     pub node_id: String,
-    pub node_name: String,
-    pub job_id: String,
+    pub node_name: CompactString,
+    pub job_id: CompactString,
     pub job_version: u64,
-    pub task_group: String,
+    pub task_group: CompactString,
     /// Total resources the allocation holds on its node.
     pub resources: Resources,
     /// Host ports assigned to the allocation (label, value).
@@ -189,7 +192,7 @@ pub struct Allocation {
     // allocator size class below 640).
     pub desired_description: RareString,
     pub client_status: ClientStatus,
-    pub client_description: String,
+    pub client_description: CompactString,
     pub task_states: BTreeMap<String, TaskState>,
     pub previous_allocation: RareString,
     pub next_allocation: RareString,
@@ -237,6 +240,26 @@ mod size_tests {
             std::mem::size_of::<Allocation>() <= 496,
             "{}",
             std::mem::size_of::<Allocation>()
+        );
+    }
+
+    #[test]
+    fn short_texts_are_held_inline_however_they_were_made() {
+        let from_string = CompactString::from(String::from("Tasks are running"));
+        assert!(
+            !from_string.is_heap_allocated(),
+            "a String's buffer was kept"
+        );
+        let from_str = CompactString::from("c1m-0001.web[999]");
+        assert!(!from_str.is_heap_allocated());
+        let archived = rkyv::to_bytes::<rkyv::rancor::Error>(&from_string).unwrap();
+        let back = rkyv::from_bytes::<CompactString, rkyv::rancor::Error>(&archived).unwrap();
+        assert_eq!(back, "Tasks are running");
+        assert!(!back.is_heap_allocated(), "a decoded text is inline too");
+        let long = CompactString::from("x".repeat(25));
+        assert!(
+            long.is_heap_allocated(),
+            "more than 24 bytes go to the heap"
         );
     }
 }

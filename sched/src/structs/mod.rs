@@ -12,6 +12,7 @@ mod rare;
 mod resources;
 
 pub use alloc::*;
+pub use compact_str::CompactString;
 pub use eval::*;
 pub use job::*;
 pub use node::*;

@@ -210,5 +210,5 @@ pub fn check(fixture: &Fixture, expect: &Expect) -> SchedOutcome {
 }
 
 fn names(allocs: &[&Allocation]) -> Vec<String> {
-    allocs.iter().map(|a| a.name.clone()).collect()
+    allocs.iter().map(|a| a.name.to_string()).collect()
 }
