@@ -282,14 +282,14 @@ pub fn eval_for(job: &Job, id: &str) -> Evaluation {
 pub fn alloc_on(id: &str, node: &Node, cpu_mhz: u64, memory_mb: u64) -> Allocation {
     Allocation {
         id: id.to_string(),
-        namespace: "default".to_string().into(),
+        namespace: "default".into(),
         eval_id: String::new(),
-        name: "job.web[0]".to_string().into(),
+        name: "job.web[0]".into(),
         node_id: node.id.clone(),
-        node_name: node.name.clone().into(),
-        job_id: "job".to_string().into(),
+        node_name: node.name.as_str().into(),
+        job_id: "job".into(),
         job_version: 0,
-        task_group: "web".to_string().into(),
+        task_group: "web".into(),
         resources: Resources {
             cpu_mhz,
             memory_mb,
