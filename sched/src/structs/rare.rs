@@ -49,12 +49,6 @@ impl From<&str> for RareString {
     }
 }
 
-impl From<&String> for RareString {
-    fn from(s: &String) -> RareString {
-        RareString::from(s.as_str())
-    }
-}
-
 impl PartialEq<str> for RareString {
     fn eq(&self, other: &str) -> bool {
         self.as_str() == other
@@ -124,14 +118,6 @@ impl<T> RareVec<T> {
     /// The entries as a slice, empty when there are none.
     pub fn as_slice(&self) -> &[T] {
         self.0.as_deref().map_or(&[], Vec::as_slice)
-    }
-
-    /// The entries as a `Vec`, copied.
-    pub fn to_vec(&self) -> Vec<T>
-    where
-        T: Clone,
-    {
-        self.as_slice().to_vec()
     }
 }
 
