@@ -16,14 +16,25 @@
 //! while (`agent::IdleTrim`), so an idle server's resident size follows what it holds, not
 //! the peak of its last burst.
 //!
+//! The process also opts out of transparent huge pages (`PR_SET_THP_DISABLE`, and mimalloc's
+//! `allow_thp` off so it no longer asks for them). A 2 MiB huge page is resident as a whole
+//! as soon as one byte of it is used, and a purge of a 64 KiB range inside it gives nothing
+//! back until the kernel splits it. After a C1M fill, 1.26 GB of the server's 1.48 GB were
+//! huge pages; without them the same fill left 1.29 GB resident and took as long
+//! (bench/RESULTS.md, "Memory per allocation").
+//!
 //! An operator can still choose the allocator's own behaviour: `MIMALLOC_PURGE_DELAY` in the
-//! environment (milliseconds; `-1` never purges) is left to mimalloc and wins over this.
+//! environment (milliseconds; `-1` never purges) and `MIMALLOC_ALLOW_THP` (`1` keeps huge
+//! pages) are left to mimalloc and win over this.
 
 use libmimalloc_sys::{mi_collect, mi_option_get, mi_option_set, mi_option_t};
 
 /// `mi_option_purge_delay` in mimalloc v3's option enum (`include/mimalloc.h`); the Rust
 /// bindings name no constant for it.
 const MI_OPTION_PURGE_DELAY: mi_option_t = 15;
+
+/// `mi_option_allow_thp` in the same enum.
+const MI_OPTION_ALLOW_THP: mi_option_t = 43;
 
 /// The purge delay drover runs with: an hour, so that only `trim` purges in practice.
 pub const PURGE_DELAY_MS: i64 = 3_600_000;
@@ -36,6 +47,22 @@ pub fn tune() {
         // runs on the main thread before any other thread exists.
         unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS as _) };
     }
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
+        // mimalloc read `allow_thp` when the process started, so it does not make this call
+        // itself now; clearing the option stops it asking for huge pages for new arenas.
+        // SAFETY: as above; prctl with PR_SET_THP_DISABLE takes plain integers and only
+        // sets a flag of this process, which every thread started after it inherits.
+        unsafe {
+            mi_option_set(MI_OPTION_ALLOW_THP, 0);
+            libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+        }
+    }
+}
+
+/// Reports whether transparent huge pages are off for this process.
+pub fn huge_pages_disabled() -> bool {
+    // SAFETY: PR_GET_THP_DISABLE reads a flag of this process.
+    unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) == 1 }
 }
 
 /// Gives every freed range of memory back to the system now (a forced `mi_collect`: the
@@ -70,6 +97,23 @@ mod tests {
         );
         tune();
         assert_eq!(purge_delay_ms(), PURGE_DELAY_MS);
+    }
+
+    #[test]
+    fn tune_turns_huge_pages_off_for_the_process_and_in_the_allocator() {
+        if std::env::var_os("MIMALLOC_ALLOW_THP").is_some() {
+            return;
+        }
+        tune();
+        assert!(huge_pages_disabled(), "PR_SET_THP_DISABLE is not set");
+        // SAFETY: reads one entry of mimalloc's option table.
+        let allow = unsafe { mi_option_get(MI_OPTION_ALLOW_THP) };
+        assert_eq!(allow, 0, "option {MI_OPTION_ALLOW_THP} is not allow_thp, or stayed on");
+        // The flag reaches the kernel's view of the process.
+        let status = std::fs::read_to_string("/proc/self/status").expect("status");
+        if let Some(line) = status.lines().find(|l| l.starts_with("THP_enabled:")) {
+            assert!(line.ends_with('0'), "{line}");
+        }
     }
 
     fn rss_bytes() -> usize {
