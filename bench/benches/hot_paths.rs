@@ -63,7 +63,7 @@ fn alloc(i: usize, job: usize, node: usize) -> Allocation {
     a.job_version = 0;
     a.job_id = format!("job-{job}").into();
     a.name = format!("job-{job}.web[{i}]").into();
-    a.node_id = node_id(node);
+    a.node_id = node_id(node).into();
     a.resources = resources(50, 32);
     a.ports.clear();
     a
@@ -120,7 +120,7 @@ fn plan(nodes: usize, count: usize, first_id: usize) -> Plan {
     for k in 0..count {
         let a = alloc(first_id + k, 0, k % nodes);
         plan.node_allocation
-            .entry(a.node_id.clone())
+            .entry(a.node_id.to_string())
             .or_default()
             .push(a);
     }
@@ -235,7 +235,7 @@ fn fsm_client_updates(c: &mut Criterion) {
                 let a = alloc(i, i % 100, i % nodes);
                 AllocUpdate {
                     alloc_id: a.id,
-                    node_id: a.node_id,
+                    node_id: a.node_id.to_string(),
                     client_status: ClientStatus::Running,
                     client_description: "Tasks are running".into(),
                     task_states: Vec::new(),

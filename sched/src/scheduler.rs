@@ -2,6 +2,7 @@
 //! through each task group's stack.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::env::SchedEnv;
 use crate::error::SchedError;
@@ -322,7 +323,7 @@ fn reschedule_later(
         );
         out.plan
             .node_update
-            .entry(a.node_id.clone())
+            .entry(a.node_id.to_string())
             .or_default()
             .push(a);
     }
@@ -362,7 +363,7 @@ fn push_stop(plan: &mut Plan, stop: &Stop<'_>, now_unix_ns: i64) {
     }
     a.modify_time_ns = now_unix_ns;
     plan.node_update
-        .entry(a.node_id.clone())
+        .entry(a.node_id.to_string())
         .or_default()
         .push(a);
 }
@@ -382,10 +383,10 @@ fn apply_reconciled(
         for old in &rec.inplace {
             let mut a = (*old).clone();
             a.job_version = job.version;
-            a.eval_id = eval.id.clone();
+            a.eval_id = Arc::from(eval.id.as_str());
             a.modify_time_ns = env.now_unix_ns;
             plan.node_allocation
-                .entry(a.node_id.clone())
+                .entry(a.node_id.to_string())
                 .or_default()
                 .push(a);
         }
@@ -411,7 +412,7 @@ fn record_preemptions(
         a.modify_time_ns = env.now_unix_ns;
         placed.preempted_allocations.push(a.id.clone());
         plan.node_preemptions
-            .entry(a.node_id.clone())
+            .entry(a.node_id.to_string())
             .or_default()
             .push(a);
     }
@@ -475,9 +476,9 @@ fn new_alloc(
     Allocation {
         id: new_time_ordered_id(env.now_unix_ns, &mut env.rng),
         namespace: job.namespace.as_str().into(),
-        eval_id: eval.id.clone(),
+        eval_id: Arc::from(eval.id.as_str()),
         name: compact_str::format_compact!("{}.{}[{}]", job.id, stack.tg.name, index),
-        node_id: node.id.clone(),
+        node_id: Arc::from(node.id.as_str()),
         node_name: node.name.as_str().into(),
         job_id: job.id.as_str().into(),
         job_version: job.version,

@@ -88,7 +88,7 @@ impl<'a> NodeTable<'a> {
         let mut stopped_ids = HashSet::new();
         for a in stopped {
             if stopped_ids.insert(a.id.as_str()) && !a.is_terminal() {
-                let r = released.entry(a.node_id.as_str()).or_default();
+                let r = released.entry(a.node_id.as_ref()).or_default();
                 *r = r.add(&a.resources);
             }
         }
@@ -135,7 +135,7 @@ impl<'a> NodeTable<'a> {
         let node: &'a Node = self.nodes[pos as usize];
         for c in evictions {
             assert_eq!(
-                c.alloc.node_id, node.id,
+                *c.alloc.node_id, *node.id,
                 "alloc {} evicted from another node",
                 c.alloc.id
             );
@@ -174,7 +174,7 @@ impl<'a> NodeTable<'a> {
             .map(|(i, n)| (n.id.as_str(), i))
             .collect();
         for a in live {
-            let Some(&pos) = pos_of.get(a.node_id.as_str()) else {
+            let Some(&pos) = pos_of.get(a.node_id.as_ref()) else {
                 continue;
             };
             counts[pos] += 1;

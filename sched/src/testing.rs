@@ -136,14 +136,14 @@ impl StateView for MemView {
     fn allocs_by_node(&self, node_id: &str) -> Vec<&Allocation> {
         self.allocs
             .iter()
-            .filter(|a| a.node_id == node_id)
+            .filter(|a| *a.node_id == *node_id)
             .collect()
     }
 
     fn node_usage(&self, node_id: &str) -> Resources {
         self.allocs
             .iter()
-            .filter(|a| a.node_id == node_id && !a.is_terminal())
+            .filter(|a| *a.node_id == *node_id && !a.is_terminal())
             .fold(Resources::default(), |sum, a| sum.add(&a.resources))
     }
 }
@@ -283,9 +283,9 @@ pub fn alloc_on(id: &str, node: &Node, cpu_mhz: u64, memory_mb: u64) -> Allocati
     Allocation {
         id: id.to_string(),
         namespace: "default".into(),
-        eval_id: String::new(),
+        eval_id: String::new().into(),
         name: "job.web[0]".into(),
-        node_id: node.id.clone(),
+        node_id: node.id.clone().into(),
         node_name: node.name.as_str().into(),
         job_id: "job".into(),
         job_version: 0,

@@ -156,7 +156,7 @@ fn build(s: &Scenario) -> MemView {
     let mut seen: HashMap<String, (u64, HashSet<u16>)> = HashMap::new();
     allocs.retain(|a| {
         let n = &nodes[a.node_id[1..].parse::<usize>().unwrap()];
-        let entry = seen.entry(a.node_id.clone()).or_default();
+        let entry = seen.entry(a.node_id.to_string()).or_default();
         let fits = entry.0 + a.resources.cpu_mhz <= n.resources.cpu_mhz
             && !entry.1.contains(&a.ports[0].1);
         if fits {
@@ -235,7 +235,7 @@ fn assert_invariants(view: &MemView, s: &Scenario) {
                 .allocs()
                 .iter()
                 .filter(|a| !a.is_terminal() && a.task_group == tg.name && a.job_id == "job")
-                .map(|a| a.node_id.as_str())
+                .map(|a| a.node_id.as_ref())
                 .collect();
             let live = view
                 .allocs()
@@ -398,7 +398,7 @@ proptest! {
         for (node_id, list) in &out.plan.node_preemptions {
             for a in list {
                 prop_assert!(evicted.insert(a.id.clone()), "{} evicted twice", a.id);
-                prop_assert_eq!(&a.node_id, node_id);
+                prop_assert_eq!(&*a.node_id, node_id.as_str());
                 prop_assert_ne!(&a.job_id, "job");
                 let priority = view.job("default", &a.job_id).unwrap().priority;
                 prop_assert!(

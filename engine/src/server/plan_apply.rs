@@ -117,7 +117,7 @@ pub fn verify_plan(state: &ClusterState, mut plan: Plan, pending: &PendingUsage)
 fn live_on(state: &ClusterState, node_id: &str, preemption: &Allocation) -> bool {
     state
         .alloc_by_id(&preemption.id)
-        .is_some_and(|a| a.node_id == node_id && !a.is_terminal())
+        .is_some_and(|a| *a.node_id == *node_id && !a.is_terminal())
 }
 
 /// Checks one node's part of a plan. Returns the usage and ports it adds when it fits.
@@ -145,7 +145,7 @@ fn verify_node(
     let mut used = state.node_usage(node_id);
     for id in stopping.union(&replaced) {
         if let Some(a) = state.alloc_by_id(id) {
-            if a.node_id == node_id && !a.is_terminal() {
+            if *a.node_id == *node_id && !a.is_terminal() {
                 used = used.sub(&a.resources);
             }
         }
@@ -254,7 +254,7 @@ mod tests {
         };
         for a in placements {
             p.node_allocation
-                .entry(a.node_id.clone())
+                .entry(a.node_id.to_string())
                 .or_default()
                 .push(a);
         }
@@ -316,7 +316,7 @@ mod tests {
         );
         assert_eq!(v.rejected_nodes, vec!["n1".to_string()]);
         assert_eq!(v.accepted.placements.len(), 1);
-        assert_eq!(v.accepted.placements[0].node_id, "n2");
+        assert_eq!(v.accepted.placements[0].node_id, "n2".into());
     }
 
     #[test]
@@ -361,7 +361,7 @@ mod tests {
         a.desired_description = format!("Preempted by alloc ID {by}").into();
         a.preempted_by_allocation = by.to_string().into();
         p.node_preemptions
-            .entry(a.node_id.clone())
+            .entry(a.node_id.to_string())
             .or_default()
             .push(a);
     }

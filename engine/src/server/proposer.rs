@@ -256,7 +256,7 @@ fn plan_result(
     debug_assert!(accepted
         .placements
         .iter()
-        .all(|a| !rejected_set.contains(&a.node_id)));
+        .all(|a| !rejected_set.contains(&*a.node_id)));
     // With entries in flight, the conflict may be in one of them: refresh past them.
     let refresh_index = if rejected.is_empty() {
         0

@@ -81,7 +81,7 @@ impl ClusterState {
             Command::ApplyPlans { plans, evals } => {
                 let mut nodes = std::collections::BTreeSet::new();
                 for plan in plans {
-                    nodes.extend(plan.updates.iter().map(|a| a.node_id.clone()));
+                    nodes.extend(plan.updates.iter().map(|a| a.node_id.to_string()));
                     self.apply_plan(index, now, plan, effects);
                 }
                 self.complete_drains(index, now, nodes);
@@ -97,7 +97,7 @@ impl ClusterState {
                     let Some(old) = self.alloc_by_id(&update.alloc_id) else {
                         continue;
                     };
-                    if old.node_id != update.node_id {
+                    if *old.node_id != *update.node_id {
                         continue;
                     }
                     let mut alloc = (**old).clone();
@@ -110,7 +110,7 @@ impl ClusterState {
                     alloc.modify_time_ns = now;
                     if alloc.client_status.is_terminal() && !old.client_status.is_terminal() {
                         effects.capacity_freed = true;
-                        finished_on.insert(alloc.node_id.clone());
+                        finished_on.insert(alloc.node_id.to_string());
                     }
                     touched.insert((alloc.namespace.clone(), alloc.job_id.clone()));
                     self.put_alloc(alloc);

@@ -50,7 +50,7 @@ pub struct ClusterState {
     /// allocations are ordered by the index at which the servers last changed them
     /// (`NodeAllocKey`), so a client's blocking `GetAllocs` reads only the ones changed
     /// since its index instead of all of them.
-    pub allocs_by_node: OrdMap<IdKey, OrdSet<NodeAllocKey>>,
+    pub allocs_by_node: OrdMap<IdKey, NodeAllocs>,
     /// There is no index by evaluation: an evaluation belongs to one job, so its
     /// allocations are found among the job's (`ReadView::allocs_by_eval`), and a million
     /// allocations do not pay ~70 bytes each for an index that only one API call reads.
@@ -72,6 +72,27 @@ pub struct ClusterState {
     pub periodic_launches: OrdMap<JobKey, super::command::PeriodicLaunch>,
     /// How many versions of a job to keep (`job_tracked_versions`).
     pub job_tracked_versions: usize,
+    /// The evaluation id of the allocation stored last: the allocations of one plan, stored
+    /// one after the other, share it (`share_ids`). Not state: only which copy is kept.
+    last_eval_id: Option<Arc<str>>,
+}
+
+/// One node's entry in `allocs_by_node`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeAllocs {
+    /// The node's id: the one copy that every allocation record on the node holds.
+    pub node_id: Arc<str>,
+    /// The node's allocations, by `NodeAllocKey`.
+    pub keys: OrdSet<NodeAllocKey>,
+}
+
+impl NodeAllocs {
+    fn new(node_id: Arc<str>) -> NodeAllocs {
+        NodeAllocs {
+            node_id,
+            keys: OrdSet::new(),
+        }
+    }
 }
 
 /// A node's allocation as `allocs_by_node` orders it: the index at which the servers last
@@ -152,7 +173,7 @@ where
 
 /// One node's allocation index, built by `load_allocs`: its key, the resources its live
 /// allocations use, its newest server-side allocation change, and its allocations' keys.
-type NodeIndex = (IdKey, Resources, u64, OrdSet<NodeAllocKey>);
+type NodeIndex = (IdKey, Resources, u64, NodeAllocs);
 
 /// An allocation as `load_allocs` holds it: its key and the record.
 type Keyed = (IdKey, Arc<Allocation>);
@@ -160,26 +181,23 @@ type Keyed = (IdKey, Arc<Allocation>);
 /// Builds every node's allocation index from allocations sorted by id.
 fn node_indexes(entries: &[(IdKey, Arc<Allocation>)]) -> Vec<NodeIndex> {
     use std::collections::HashMap;
-    let mut by_node: HashMap<&str, Vec<&Keyed>> = HashMap::new();
+    let mut by_node: HashMap<&Arc<str>, Vec<&Keyed>> = HashMap::new();
     for entry in entries {
-        by_node
-            .entry(entry.1.node_id.as_str())
-            .or_default()
-            .push(entry);
+        by_node.entry(&entry.1.node_id).or_default().push(entry);
     }
     by_node
         .into_iter()
         .map(|(node_id, group)| {
             let mut usage = Resources::default();
             let mut changed_at = 0;
-            let mut set = OrdSet::new();
+            let mut set = NodeAllocs::new(node_id.clone());
             for (id, a) in group.into_iter().map(|e| (&e.0, &e.1)) {
                 if !a.is_terminal() {
                     usage = usage.add(&a.resources);
                 }
                 let at = self::changed_at(a);
                 changed_at = changed_at.max(at);
-                set.insert((at, id.clone()));
+                set.keys.insert((at, id.clone()));
             }
             (IdKey::new(node_id), usage, changed_at, set)
         })
@@ -243,11 +261,12 @@ impl ClusterState {
     }
 
     /// Inserts or replaces an allocation, keeping every index and the usage table right.
-    pub fn put_alloc(&mut self, alloc: Allocation) {
+    pub fn put_alloc(&mut self, mut alloc: Allocation) {
         self.touch(Table::Allocs);
         let id = IdKey::new(&alloc.id);
         let changed_at = changed_at(&alloc);
         let node_key = IdKey::new(&alloc.node_id);
+        self.share_ids(&mut alloc, &node_key);
         let live = !alloc.is_terminal();
         // Each index is written only where its entry changes: a client report (the most
         // common write) keeps the node, the job, the evaluation and the server-side index,
@@ -269,8 +288,8 @@ impl ClusterState {
                 self.release_usage(old);
             }
             if !same_node_entry {
-                if let Some(set) = self.allocs_by_node.get_mut(&IdKey::new(&old.node_id)) {
-                    set.remove(&(self::changed_at(old), id.clone()));
+                if let Some(entry) = self.allocs_by_node.get_mut(&IdKey::new(&old.node_id)) {
+                    entry.keys.remove(&(self::changed_at(old), id.clone()));
                 }
             }
             if !same_job {
@@ -296,7 +315,8 @@ impl ClusterState {
         if !same_node_entry {
             self.allocs_by_node
                 .entry(node_key)
-                .or_default()
+                .or_insert_with(|| NodeAllocs::new(alloc.node_id.clone()))
+                .keys
                 .insert((changed_at, id.clone()));
         }
         if !same_job {
@@ -306,6 +326,27 @@ impl ClusterState {
                 .insert(id.clone());
         }
         self.allocs.insert(id, Arc::new(alloc));
+    }
+
+    /// Points an allocation's node id at the copy its node's entry holds, and its
+    /// evaluation id at the previous allocation's when they are the same text, so that a
+    /// million allocations hold a few thousand id texts instead of two million. Reads the
+    /// indexes only: a client report, which keeps its record's copies, changes nothing.
+    fn share_ids(&mut self, alloc: &mut Allocation, node_key: &IdKey) {
+        if let Some(entry) = self.allocs_by_node.get(node_key) {
+            if !Arc::ptr_eq(&entry.node_id, &alloc.node_id) {
+                assert_eq!(*entry.node_id, *alloc.node_id, "node key {node_key} names two ids");
+                alloc.node_id = entry.node_id.clone();
+            }
+        }
+        match &self.last_eval_id {
+            Some(last) if **last == *alloc.eval_id => {
+                if !Arc::ptr_eq(last, &alloc.eval_id) {
+                    alloc.eval_id = last.clone();
+                }
+            }
+            _ => self.last_eval_id = Some(alloc.eval_id.clone()),
+        }
     }
 
     /// The record of an allocation an index names. Every index entry names an allocation in
@@ -321,7 +362,7 @@ impl ClusterState {
         self.allocs_by_node
             .get(&IdKey::new(node_id))
             .into_iter()
-            .flat_map(move |set| set.iter().map(move |(_, id)| self.indexed(id)))
+            .flat_map(move |entry| entry.keys.iter().map(move |(_, id)| self.indexed(id)))
     }
 
     /// A node's allocations the servers changed after `index` (a client's `GetAllocs`):
@@ -334,8 +375,10 @@ impl ClusterState {
         self.allocs_by_node
             .get(&IdKey::new(node_id))
             .into_iter()
-            .flat_map(move |set| {
-                set.range(changed_after(index)..)
+            .flat_map(move |entry| {
+                entry
+                    .keys
+                    .range(changed_after(index)..)
                     .map(move |(_, id)| self.indexed(id))
             })
     }
@@ -434,8 +477,29 @@ impl ClusterState {
             "load_allocs: the state already holds allocations"
         );
         self.touch(Table::Allocs);
-        let mut keyed: Vec<(IdKey, Arc<Allocation>)> =
-            allocs.into_iter().map(|a| (IdKey::new(&a.id), a)).collect();
+        // Records decoded one by one hold their own copies of the node and evaluation ids;
+        // each record is pointed at one shared copy before the indexes are built.
+        let mut node_ids: std::collections::HashSet<Arc<str>> = Default::default();
+        let mut keyed: Vec<(IdKey, Arc<Allocation>)> = allocs
+            .into_iter()
+            .map(|mut a| {
+                if let Some(record) = Arc::get_mut(&mut a) {
+                    match node_ids.get(&*record.node_id) {
+                        Some(shared) => record.node_id = shared.clone(),
+                        None => {
+                            node_ids.insert(record.node_id.clone());
+                        }
+                    }
+                    match &self.last_eval_id {
+                        Some(last) if **last == *record.eval_id => {
+                            record.eval_id = last.clone();
+                        }
+                        _ => self.last_eval_id = Some(record.eval_id.clone()),
+                    }
+                }
+                (IdKey::new(&a.id), a)
+            })
+            .collect();
         if !keyed.windows(2).all(|w| w[0].0 < w[1].0) {
             keyed.sort_by(|a, b| a.0.cmp(&b.0));
         }
@@ -485,8 +549,8 @@ impl ClusterState {
             return;
         };
         self.release_usage(&alloc);
-        if let Some(set) = self.allocs_by_node.get_mut(&IdKey::new(&alloc.node_id)) {
-            set.remove(&(changed_at(&alloc), id.clone()));
+        if let Some(entry) = self.allocs_by_node.get_mut(&IdKey::new(&alloc.node_id)) {
+            entry.keys.remove(&(changed_at(&alloc), id.clone()));
         }
         if let Some(set) = self
             .allocs_by_job
@@ -603,15 +667,19 @@ impl ClusterState {
                 "alloc map key mismatch: key={id} alloc={}",
                 alloc.id
             );
+            let entry = self.allocs_by_node.get(&IdKey::new(&alloc.node_id));
             assert!(
-                self.allocs_by_node
-                    .get(&IdKey::new(&alloc.node_id))
-                    .is_some_and(|s| s.contains(&(changed_at(alloc), id.clone()))),
+                entry.is_some_and(|e| e.keys.contains(&(changed_at(alloc), id.clone()))),
                 "alloc {id} missing from node index of {}",
                 alloc.node_id
             );
+            assert!(
+                entry.is_some_and(|e| Arc::ptr_eq(&e.node_id, &alloc.node_id)),
+                "alloc {id} holds a copy of node id {} of its own",
+                alloc.node_id
+            );
             if !alloc.is_terminal() {
-                let u = usage.entry(alloc.node_id.as_str()).or_default();
+                let u = usage.entry(alloc.node_id.as_ref()).or_default();
                 *u = u.add(&alloc.resources);
             }
         }
@@ -745,7 +813,7 @@ impl ReadView for ClusterState {
             return Vec::new();
         };
         self.job_allocs(&eval.namespace, &eval.job_id)
-            .filter(|a| a.eval_id == eval_id)
+            .filter(|a| *a.eval_id == *eval_id)
             .map(|a| &**a)
             .collect()
     }
@@ -809,6 +877,51 @@ mod tests {
                 Arc::new(a)
             })
             .collect()
+    }
+
+    #[test]
+    fn allocations_hold_one_shared_copy_of_each_node_id_and_of_a_plans_eval_id() {
+        // Every record of `sample` holds copies of its own, as decoded records do.
+        fn distinct(s: &ClusterState, field: fn(&Allocation) -> &Arc<str>) -> usize {
+            let mut seen: Vec<*const u8> = s
+                .allocs
+                .values()
+                .map(|a| field(a).as_ptr())
+                .collect();
+            seen.sort();
+            seen.dedup();
+            seen.len()
+        }
+        let mut one_by_one = ClusterState::new(6);
+        for a in sample() {
+            one_by_one.put_alloc(Arc::unwrap_or_clone(a));
+        }
+        let mut bulk = ClusterState::new(6);
+        bulk.load_allocs(sample());
+        for s in [&one_by_one, &bulk] {
+            s.check_invariants();
+            assert_eq!(distinct(s, |a| &a.node_id), 3, "one copy per node");
+            // `sample` gives eval-a to every fourth record, eval-b to the rest: each run of
+            // one text shares a copy, so 40 records hold at most 20 (40 without sharing).
+            let evals = distinct(s, |a| &a.eval_id);
+            assert!(evals <= 20, "eval ids were not shared: {evals} copies");
+        }
+        // A plan's allocations, stored one after the other, share their evaluation's id.
+        let mut s = ClusterState::new(6);
+        let n = node("n9", 4000, 4096);
+        for i in 0..10 {
+            let mut a = alloc_on(&format!("plan-{i}"), &n, 10, 16);
+            a.eval_id = "eval-plan".into();
+            s.put_alloc(a);
+        }
+        assert_eq!(distinct(&s, |a| &a.eval_id), 1);
+        assert_eq!(distinct(&s, |a| &a.node_id), 1);
+        // A client report keeps the shared copies.
+        let mut report = (**s.alloc_by_id("plan-3").unwrap()).clone();
+        report.client_status = ClientStatus::Running;
+        s.put_alloc(report);
+        assert_eq!(distinct(&s, |a| &a.node_id), 1);
+        s.check_invariants();
     }
 
     #[test]
@@ -893,14 +1006,14 @@ mod tests {
         let first_eval = updated.eval_id.clone();
         updated.eval_id = "eval-2".into();
         s.put_alloc(updated);
-        assert_eq!(first_eval, "eval-1");
+        assert_eq!(first_eval, "eval-1".into());
         assert_eq!(ReadView::allocs_by_eval(&s, "eval-2").len(), 1);
         assert_eq!(ReadView::allocs_by_eval(&s, &first_eval).len(), 4);
         assert!(ReadView::allocs_by_eval(&s, "no-such-eval").is_empty());
-        assert_eq!(s.allocs_by_node[&IdKey::new("n1")].len(), 5);
+        assert_eq!(s.allocs_by_node[&IdKey::new("n1")].keys.len(), 5);
         // Moving to another node takes the entry off the first node.
         let mut moved = (*s.allocs[&IdKey::new("a1")]).clone();
-        moved.node_id = n2.id.clone();
+        moved.node_id = n2.id.clone().into();
         moved.alloc_modify_index = 11;
         s.put_alloc(moved);
         assert_eq!(changed(&s, "n1", 0), ["a3", "a4", "a5", "a2"]);

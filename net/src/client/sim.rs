@@ -582,7 +582,7 @@ fn update_for(alloc: &Allocation, status: ClientStatus) -> AllocUpdate {
         .collect();
     AllocUpdate {
         alloc_id: alloc.id.clone(),
-        node_id: alloc.node_id.clone(),
+        node_id: alloc.node_id.to_string(),
         client_status: status,
         client_description: description.to_string(),
         task_states,

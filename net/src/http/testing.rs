@@ -78,7 +78,7 @@ impl StateView for FakeState {
     fn allocs_by_node(&self, node_id: &str) -> Vec<&Allocation> {
         self.allocs
             .iter()
-            .filter(|a| a.node_id == node_id)
+            .filter(|a| *a.node_id == *node_id)
             .collect()
     }
     fn node_usage(&self, node_id: &str) -> Resources {
@@ -137,7 +137,7 @@ impl ReadView for FakeState {
     fn allocs_by_eval(&self, eval_id: &str) -> Vec<&Allocation> {
         self.allocs
             .iter()
-            .filter(|a| a.eval_id == eval_id)
+            .filter(|a| *a.eval_id == *eval_id)
             .collect()
     }
     fn evals(&self) -> Vec<&Evaluation> {

@@ -199,7 +199,7 @@ pub fn reconcile_groups<'a>(
                         ReplaceKind::Reschedule { delay_ns } => Some(*delay_ns),
                         _ => None,
                     };
-                    let penalty_node = reschedule_delay_ns.map(|_| old.node_id.as_str());
+                    let penalty_node = reschedule_delay_ns.map(|_| old.node_id.as_ref());
                     let index = if *idx == u32::MAX { 0 } else { *idx };
                     out.places.push(Placement {
                         tg_idx,

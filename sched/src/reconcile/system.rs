@@ -62,7 +62,7 @@ pub fn reconcile_system<'a>(
             // A sysbatch run that finished (or failed) is not repeated on that node; a system
             // allocation is restarted wherever it ended.
             if job.job_type == JobType::SysBatch && a.client_status != ClientStatus::Lost {
-                group.finished.insert(a.node_id.as_str());
+                group.finished.insert(a.node_id.as_ref());
             }
             continue;
         }
@@ -90,7 +90,7 @@ pub fn reconcile_system<'a>(
                 });
             }
             NodeCondition::Healthy => {
-                let node = a.node_id.as_str();
+                let node = a.node_id.as_ref();
                 if group.kept.contains_key(node) || group.replacing.contains_key(node) {
                     updates.stop += 1;
                     out.stops.push(Stop {

@@ -1,6 +1,7 @@
 //! Allocations: one task group instance bound to one node.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use rkyv::{Archive, Deserialize, Serialize};
 
@@ -171,13 +172,16 @@ pub struct RescheduleEvent {
 pub struct Allocation {
     // Short texts are `CompactString`s: 24 bytes like a `String`, but up to 24 bytes of
     // text are held inline instead of in a heap block of their own (about 100 bytes per
-    // allocation of the C1M shape). Ids are 36 characters, so they stay `String`s.
+    // allocation of the C1M shape). Ids are 36 characters, too long to be held inline.
     pub id: String,
     pub namespace: CompactString,
-    pub eval_id: String,
+    /// Shared: the state keeps one copy per evaluation for all its allocations (an
+    /// evaluation places up to thousands at once), instead of a 48-byte block in each.
+    pub eval_id: Arc<str>,
     /// `<job>.<group>[<index>]`.
     pub name: CompactString,
-    pub node_id: String,
+    /// Shared: the state keeps one copy per node for all the allocations on it.
+    pub node_id: Arc<str>,
     pub node_name: CompactString,
     pub job_id: CompactString,
     pub job_version: u64,

@@ -112,7 +112,7 @@ pub fn check(fixture: &Fixture, expect: &Expect) -> SchedOutcome {
     if let Some(per_node) = &expect.placed_on {
         let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
         for a in &new {
-            *counts.entry(a.node_id.as_str()).or_default() += 1;
+            *counts.entry(a.node_id.as_ref()).or_default() += 1;
         }
         let want: BTreeMap<&str, usize> = per_node.iter().copied().collect();
         assert_eq!(counts, want);
@@ -120,7 +120,7 @@ pub fn check(fixture: &Fixture, expect: &Expect) -> SchedOutcome {
     if let Some(only) = &expect.only_on {
         for a in &new {
             assert!(
-                only.contains(&a.node_id.as_str()),
+                only.contains(&a.node_id.as_ref()),
                 "{} placed on {}",
                 a.name,
                 a.node_id

@@ -133,9 +133,9 @@ pub fn alloc(i: usize, nodes: usize) -> Allocation {
     Allocation {
         id: format!("alloc-{i:08}"),
         namespace: "default".to_string().into(),
-        eval_id: "eval-1".to_string(),
+        eval_id: "eval-1".to_string().into(),
         name: format!("web.web[{i}]").into(),
-        node_id: format!("node-{:06}", i % nodes.max(1)),
+        node_id: format!("node-{:06}", i % nodes.max(1)).into(),
         node_name: format!("client-{}", i % nodes.max(1)).into(),
         job_id: "web".to_string().into(),
         job_version: 1,

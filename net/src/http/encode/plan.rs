@@ -113,7 +113,7 @@ mod tests {
         evicted.desired_status = sched::structs::DesiredStatus::Evict;
         let mut plan = Plan::default();
         plan.node_preemptions
-            .insert(evicted.node_id.clone(), vec![evicted]);
+            .insert(evicted.node_id.to_string(), vec![evicted]);
         let out = plan_response("high", &reply(plan));
         let list = out["Annotations"]["PreemptedAllocs"].as_array().unwrap();
         assert_eq!(list.len(), 1);
