@@ -1,7 +1,7 @@
 //! The RPC port end to end: `serve_rpc` with a fake cluster, `ClientConn`, and simulated nodes.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -123,12 +123,12 @@ fn pending_alloc(node_id: &str) -> Allocation {
             memory_max_mb: 0,
             disk_mb: 0,
         },
-        ports: Vec::new(),
+        ports: Default::default(),
         desired_status: DesiredStatus::Run,
         desired_description: Default::default(),
         client_status: ClientStatus::Pending,
         client_description: Default::default(),
-        task_states: BTreeMap::new(),
+        task_states: Default::default(),
         previous_allocation: Default::default(),
         next_allocation: Default::default(),
         followup_eval_id: Default::default(),

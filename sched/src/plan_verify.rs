@@ -126,9 +126,9 @@ mod tests {
     fn port_collisions() {
         let n = node("n1", 1000, 1000);
         let mut a = alloc_on("a", &n, 10, 10);
-        a.ports = vec![("http".into(), 8080)];
+        a.ports = vec![("http".into(), 8080)].into();
         let mut b = alloc_on("b", &n, 10, 10);
-        b.ports = vec![("http".into(), 8080)];
+        b.ports = vec![("http".into(), 8080)].into();
         let used: HashSet<u16> = [8080].into_iter().collect();
         let usage = a.resources;
         assert_eq!(

@@ -693,10 +693,10 @@ impl<'a> GroupStack<'a> {
     /// Turns counters into an `AllocMetric`.
     pub fn metric(&self, counters: &Counters, table: &NodeTable<'a>) -> AllocMetric {
         let mut metric = AllocMetric {
-            nodes_evaluated: counters.evaluated,
-            nodes_filtered: counters.filtered,
-            nodes_in_pool: table.nodes_in_pool,
-            nodes_exhausted: counters.exhausted,
+            nodes_evaluated: saturate(counters.evaluated),
+            nodes_filtered: saturate(counters.filtered),
+            nodes_in_pool: saturate(table.nodes_in_pool),
+            nodes_exhausted: saturate(counters.exhausted),
             ..AllocMetric::default()
         };
         for (dc, n) in &table.available_by_dc {
@@ -734,4 +734,9 @@ fn pick_dynamic_port(used: &HashSet<u16>, rng: &mut impl Rng) -> u16 {
     (DYNAMIC_PORT_MIN..=DYNAMIC_PORT_MAX)
         .find(|p| !used.contains(p))
         .unwrap_or(DYNAMIC_PORT_MIN)
+}
+
+/// A node count as the allocation's metrics keep it.
+fn saturate(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }

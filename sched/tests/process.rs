@@ -677,7 +677,7 @@ fn static_and_dynamic_ports() {
     let ns = nodes(2);
     let mut holder = existing("holder", &ns[0], 0);
     holder.job_id = "other".into();
-    holder.ports = vec![("http".into(), 8080)];
+    holder.ports = vec![("http".into(), 8080)].into();
     let mut tg = group("web", 1, 100, 100);
     tg.networks.push(NetworkResource {
         mode: "host".into(),

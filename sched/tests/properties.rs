@@ -149,7 +149,7 @@ fn build(s: &Scenario) -> MemView {
         let Some(n) = nodes.get(*ni) else { continue };
         let mut a = alloc_on(&format!("other{k}"), n, *cpu, 10);
         a.job_id = "other".into();
-        a.ports = vec![("p".into(), *port)];
+        a.ports = vec![("p".into(), *port)].into();
         allocs.push(a);
     }
     // Keep the starting state itself within capacity and free of port clashes.

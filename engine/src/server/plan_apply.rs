@@ -198,7 +198,7 @@ fn verify_node(
 mod tests {
     use super::*;
     use sched::structs::*;
-    use std::collections::BTreeMap;
+    
     use std::sync::Arc;
 
     fn node(id: &str, cpu: u64, mem: u64) -> Node {
@@ -225,12 +225,12 @@ mod tests {
                 memory_max_mb: 0,
                 disk_mb: 0,
             },
-            ports: vec![],
+            ports: Default::default(),
             desired_status: DesiredStatus::Run,
             desired_description: Default::default(),
             client_status: ClientStatus::Pending,
             client_description: Default::default(),
-            task_states: BTreeMap::new(),
+            task_states: Default::default(),
             previous_allocation: Default::default(),
             next_allocation: Default::default(),
             followup_eval_id: Default::default(),
@@ -335,10 +335,10 @@ mod tests {
     fn port_collisions_are_rejected() {
         let mut s = state();
         let mut old = alloc("old", "n1", 1, 1);
-        old.ports = vec![("http".into(), 8080)];
+        old.ports = vec![("http".into(), 8080)].into();
         s.put_alloc(old);
         let mut new = alloc("a", "n1", 1, 1);
-        new.ports = vec![("http".into(), 8080)];
+        new.ports = vec![("http".into(), 8080)].into();
         let v = verify_plan(&s, plan(vec![new]), &PendingUsage::default());
         assert_eq!(v.rejected_nodes, vec!["n1".to_string()]);
     }
@@ -390,10 +390,10 @@ mod tests {
     fn preemptions_free_ports() {
         let mut s = state();
         let mut low = alloc("low", "n1", 1, 1);
-        low.ports = vec![("http".into(), 8080)];
+        low.ports = vec![("http".into(), 8080)].into();
         s.put_alloc(low.clone());
         let mut new = alloc("a", "n1", 1, 1);
-        new.ports = vec![("http".into(), 8080)];
+        new.ports = vec![("http".into(), 8080)].into();
         let mut p = plan(vec![new]);
         preempt(&mut p, &low, "a");
         let v = verify_plan(&s, p.clone(), &PendingUsage::default());

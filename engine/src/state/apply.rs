@@ -104,7 +104,7 @@ impl ClusterState {
                     alloc.client_status = update.client_status;
                     alloc.client_description = update.client_description.into();
                     for (task, state) in update.task_states {
-                        alloc.task_states.insert(task, state);
+                        alloc.task_states.insert(&task, state);
                     }
                     alloc.modify_index = index;
                     alloc.modify_time_ns = now;

@@ -565,9 +565,9 @@ fn update_for(alloc: &Allocation, status: ClientStatus) -> AllocUpdate {
         .task_states
         .keys()
         .map(|task| {
-            let started = alloc.task_states[task].started_at_unix_ns;
+            let started = alloc.task_states.get(task).map_or(0, |s| s.started_at_unix_ns);
             let task_state = TaskState {
-                state: state.to_string(),
+                state: state.into(),
                 failed: false,
                 restarts: 0,
                 started_at_unix_ns: if started == 0 { now } else { started },
@@ -577,7 +577,7 @@ fn update_for(alloc: &Allocation, status: ClientStatus) -> AllocUpdate {
                     now
                 },
             };
-            (task.clone(), task_state)
+            (task.to_string(), task_state)
         })
         .collect();
     AllocUpdate {

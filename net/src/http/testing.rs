@@ -797,7 +797,7 @@ pub fn sample_alloc(id: &str, job: &Job, node_id: &str, eval_id: &str) -> Alloca
         job_version: job.version,
         task_group: tg.name.clone().into(),
         resources: tg.total_resources(),
-        ports: vec![("http".into(), 23456)],
+        ports: vec![("http".into(), 23456)].into(),
         desired_status: DesiredStatus::Run,
         desired_description: Default::default(),
         client_status: ClientStatus::Running,

@@ -119,6 +119,16 @@ impl<T> RareVec<T> {
     pub fn as_slice(&self) -> &[T] {
         self.0.as_deref().map_or(&[], Vec::as_slice)
     }
+
+    /// Inserts an entry at `index` (at most the length), boxing the list on the first.
+    pub fn insert(&mut self, index: usize, value: T) {
+        self.0.get_or_insert_with(Default::default).insert(index, value);
+    }
+
+    /// The entries, mutable; empty when there are none.
+    pub fn as_mut_slice(&mut self) -> &mut [T] {
+        self.0.as_deref_mut().map_or(&mut [], Vec::as_mut_slice)
+    }
 }
 
 impl<T> Deref for RareVec<T> {

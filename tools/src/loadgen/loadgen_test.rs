@@ -1,6 +1,6 @@
 //! End-to-end runs of both scenarios against an in-process fake server (RPC and HTTP).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::rc::Rc;
@@ -60,12 +60,12 @@ fn alloc(node_id: &str, id: &str, job_id: &str, index: u64) -> Allocation {
         job_version: 0,
         task_group: "load".into(),
         resources: Resources::default(),
-        ports: Vec::new(),
+        ports: Default::default(),
         desired_status: DesiredStatus::Run,
         desired_description: Default::default(),
         client_status: ClientStatus::Pending,
         client_description: Default::default(),
-        task_states: BTreeMap::new(),
+        task_states: Default::default(),
         previous_allocation: Default::default(),
         next_allocation: Default::default(),
         followup_eval_id: Default::default(),

@@ -25,7 +25,7 @@ fn task_states(a: &Allocation) -> Value {
     Value::Object(
         a.task_states
             .iter()
-            .map(|(t, s)| (t.clone(), task_state(s)))
+            .map(|(t, s)| (t.to_string(), task_state(s)))
             .collect(),
     )
 }
