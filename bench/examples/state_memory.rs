@@ -26,7 +26,7 @@ use sched::{process, SchedEnv, SchedulerConfig, StateView};
 struct Counting;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
-static INNER: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static INNER: tools::allocator::Mimalloc = tools::allocator::Mimalloc;
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
@@ -83,6 +83,7 @@ fn breakdown(state: &mut ClusterState) {
             Some(entry) => entry.1 += bytes,
             None => parts.push((part, bytes)),
         };
+    let mut seen = std::collections::HashSet::new();
     for a in state.allocs.values() {
         // An `Arc`'s block starts with its two counts, 16 bytes before the record.
         add(
@@ -90,8 +91,11 @@ fn breakdown(state: &mut ClusterState) {
             usable(Arc::as_ptr(a).cast::<u8>().wrapping_sub(16)),
         );
         add("id", text(&a.id));
-        add("eval_id", text(&a.eval_id));
-        add("node_id", text(&a.node_id));
+        // Node and evaluation ids are shared between records: each copy counts once.
+        for (part, shared) in [("eval_id (shared)", &a.eval_id), ("node_id (shared)", &a.node_id)] {
+            let block = Arc::as_ptr(shared).cast::<u8>().wrapping_sub(16);
+            add(part, if seen.insert(block) { usable(block) } else { 0 });
+        }
         add("name", short(&a.name));
         add("client_description", short(&a.client_description));
         add(

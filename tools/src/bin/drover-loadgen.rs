@@ -6,7 +6,7 @@ use clap::Parser;
 use tools::loadgen::{nomad_style_args, run, LoadgenArgs};
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tools::allocator::Mimalloc = tools::allocator::Mimalloc;
 
 fn main() -> ExitCode {
     tools::allocator::tune();

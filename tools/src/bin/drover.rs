@@ -1,7 +1,7 @@
 //! The `drover` binary: a Nomad-shaped command line over the HTTP API, plus `drover agent`.
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tools::allocator::Mimalloc = tools::allocator::Mimalloc;
 
 fn main() {
     tools::allocator::tune();
