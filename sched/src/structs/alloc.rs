@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use rkyv::{Archive, Deserialize, Serialize};
 
-use super::{CompactString, RareString, RareVec, Resources};
+use super::{AsPlainString, CompactString, RareString, RareVec, Resources};
 
 /// What the servers want an allocation to do.
 #[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -241,10 +241,12 @@ pub struct Allocation {
     pub namespace: CompactString,
     /// Shared: the state keeps one copy per evaluation for all its allocations (an
     /// evaluation places up to thousands at once), instead of a 48-byte block in each.
+    #[rkyv(with = AsPlainString)]
     pub eval_id: Arc<str>,
     /// `<job>.<group>[<index>]`.
     pub name: CompactString,
     /// Shared: the state keeps one copy per node for all the allocations on it.
+    #[rkyv(with = AsPlainString)]
     pub node_id: Arc<str>,
     pub node_name: CompactString,
     pub job_id: CompactString,

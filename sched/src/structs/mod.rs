@@ -17,7 +17,7 @@ pub use eval::*;
 pub use job::*;
 pub use node::*;
 pub use plan::*;
-pub use rare::{RareString, RareVec};
+pub use rare::{AsPlainString, RareString, RareVec};
 pub use resources::*;
 
 /// The namespace a request lands in when it names none.
