@@ -9,6 +9,9 @@
 //!
 //!     cargo run --release -p bench --example state_memory -- 200
 //!
+//! `TASK_STATES=1` has each client update also report one task's state, as a client that
+//! runs tasks does (the load generator's simulated clients report none).
+//!
 //! `BREAKDOWN=1` also prints where the bytes go, per allocation: the record's own block and
 //! its strings and lists, then each index, measured by dropping it.
 
@@ -18,7 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use engine::state::ClusterState;
-use sched::structs::{Allocation, ClientStatus, CompactString, JobType};
+use sched::structs::{Allocation, ClientStatus, CompactString, JobType, TaskState};
 use sched::testing::{eval_for, group, job, node};
 use sched::{process, SchedEnv, SchedulerConfig, StateView};
 
@@ -161,6 +164,7 @@ fn main() {
         .nth(1)
         .map(|s| s.parse().expect("jobs is a number"))
         .unwrap_or(100);
+    let with_task_states = std::env::var_os("TASK_STATES").is_some();
     let nodes: Vec<_> = (0..5_000u64)
         .map(|i| {
             let mut n = node(&uuid_like(i), 16_000, 32_768);
@@ -209,6 +213,18 @@ fn main() {
             for a in allocs {
                 let mut a = (**state.alloc_by_id(&a.id).expect("placed")).clone();
                 a.client_status = ClientStatus::Running;
+                if with_task_states {
+                    a.task_states.insert(
+                        "web",
+                        TaskState {
+                            state: "running".into(),
+                            failed: false,
+                            restarts: 0,
+                            started_at_unix_ns: index as i64,
+                            finished_at_unix_ns: 0,
+                        },
+                    );
+                }
                 a.client_description = "Tasks are running".into();
                 a.modify_index = index;
                 state.put_alloc(a);
