@@ -17,7 +17,7 @@ use sched::structs::{
 };
 use sched::{Candidates, SchedulerConfig, StateView};
 
-use super::IdKey;
+use super::{IdKey, SortedKeys};
 use crate::api::{JobSummary, ReadView, Table, TaskGroupSummary};
 
 /// (namespace, job id).
@@ -54,7 +54,7 @@ pub struct ClusterState {
     /// There is no index by evaluation: an evaluation belongs to one job, so its
     /// allocations are found among the job's (`ReadView::allocs_by_eval`), and a million
     /// allocations do not pay ~70 bytes each for an index that only one API call reads.
-    pub allocs_by_job: OrdMap<JobKey, OrdSet<IdKey>>,
+    pub allocs_by_job: OrdMap<JobKey, SortedKeys<IdKey>>,
     /// Resources held on each node by its non-terminal allocations.
     pub node_usage: OrdMap<IdKey, Resources>,
     /// The newest index at which the servers changed any allocation of each node; a node's
@@ -83,14 +83,14 @@ pub struct NodeAllocs {
     /// The node's id: the one copy that every allocation record on the node holds.
     pub node_id: Arc<str>,
     /// The node's allocations, by `NodeAllocKey`.
-    pub keys: OrdSet<NodeAllocKey>,
+    pub keys: SortedKeys<NodeAllocKey>,
 }
 
 impl NodeAllocs {
     fn new(node_id: Arc<str>) -> NodeAllocs {
         NodeAllocs {
             node_id,
-            keys: OrdSet::new(),
+            keys: SortedKeys::default(),
         }
     }
 }
@@ -160,12 +160,12 @@ impl NodeFacts {
 }
 
 /// Moves a walk over a per-job index up to `job_key` and returns that job's entry, if any.
-fn advance_to<'a, I>(
+fn advance_to<'a, I, V: 'a>(
     walk: &mut std::iter::Peekable<I>,
     job_key: &JobKey,
-) -> Option<&'a OrdSet<IdKey>>
+) -> Option<&'a V>
 where
-    I: Iterator<Item = (&'a JobKey, &'a OrdSet<IdKey>)>,
+    I: Iterator<Item = (&'a JobKey, &'a V)>,
 {
     while walk.next_if(|(k, _)| *k < job_key).is_some() {}
     walk.next_if(|(k, _)| *k == job_key).map(|(_, set)| set)
@@ -190,22 +190,26 @@ fn node_indexes(entries: &[(IdKey, Arc<Allocation>)]) -> Vec<NodeIndex> {
         .map(|(node_id, group)| {
             let mut usage = Resources::default();
             let mut changed_at = 0;
-            let mut set = NodeAllocs::new(node_id.clone());
+            let mut keys = Vec::with_capacity(group.len());
             for (id, a) in group.into_iter().map(|e| (&e.0, &e.1)) {
                 if !a.is_terminal() {
                     usage = usage.add(&a.resources);
                 }
                 let at = self::changed_at(a);
                 changed_at = changed_at.max(at);
-                set.keys.insert((at, id.clone()));
+                keys.push((at, id.clone()));
             }
+            let set = NodeAllocs {
+                node_id: node_id.clone(),
+                keys: keys.into_iter().collect(),
+            };
             (IdKey::new(node_id), usage, changed_at, set)
         })
         .collect()
 }
 
 /// Builds every job's allocation index from allocations sorted by id.
-fn job_index(entries: &[(IdKey, Arc<Allocation>)]) -> Vec<(JobKey, OrdSet<IdKey>)> {
+fn job_index(entries: &[(IdKey, Arc<Allocation>)]) -> Vec<(JobKey, SortedKeys<IdKey>)> {
     use std::collections::HashMap;
     let mut by_job: HashMap<(&str, &str), Vec<&Keyed>> = HashMap::new();
     for entry in entries {
@@ -378,7 +382,7 @@ impl ClusterState {
             .flat_map(move |entry| {
                 entry
                     .keys
-                    .range(changed_after(index)..)
+                    .range_from(&changed_after(index))
                     .map(move |(_, id)| self.indexed(id))
             })
     }
@@ -405,7 +409,7 @@ impl ClusterState {
     fn summarize(
         &self,
         job: &Job,
-        alloc_ids: Option<&OrdSet<IdKey>>,
+        alloc_ids: Option<&SortedKeys<IdKey>>,
         eval_ids: Option<&OrdSet<IdKey>>,
     ) -> JobSummary {
         let mut summary: BTreeMap<String, TaskGroupSummary> = job
@@ -413,7 +417,11 @@ impl ClusterState {
             .iter()
             .map(|tg| (tg.name.clone(), TaskGroupSummary::default()))
             .collect();
-        for alloc in alloc_ids.into_iter().flatten().map(|id| self.indexed(id)) {
+        for alloc in alloc_ids
+            .into_iter()
+            .flat_map(SortedKeys::iter)
+            .map(|id| self.indexed(id))
+        {
             let entry = match summary.get_mut(alloc.task_group.as_str()) {
                 Some(entry) => entry,
                 None => summary.entry(alloc.task_group.to_string()).or_default(),
@@ -659,6 +667,12 @@ impl ClusterState {
     /// Checks the invariants that every apply must keep. O(allocations): debug builds and
     /// tests call it after applies; release builds rely on the cheaper asserts in apply.
     pub fn check_invariants(&self) {
+        for entry in self.allocs_by_node.values() {
+            entry.keys.assert_sorted();
+        }
+        for keys in self.allocs_by_job.values() {
+            keys.assert_sorted();
+        }
         let mut usage: BTreeMap<&str, Resources> = BTreeMap::new();
         for (id, alloc) in self.allocs.iter() {
             assert_eq!(
