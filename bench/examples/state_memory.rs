@@ -95,7 +95,10 @@ fn breakdown(state: &mut ClusterState) {
         );
         add("id", text(&a.id));
         // Node and evaluation ids are shared between records: each copy counts once.
-        for (part, shared) in [("eval_id (shared)", &a.eval_id), ("node_id (shared)", &a.node_id)] {
+        for (part, shared) in [
+            ("eval_id (shared)", &a.eval_id),
+            ("node_id (shared)", &a.node_id),
+        ] {
             let block = Arc::as_ptr(shared).cast::<u8>().wrapping_sub(16);
             add(part, if seen.insert(block) { usable(block) } else { 0 });
         }

@@ -229,7 +229,10 @@ mod tests {
         assert!(huge_pages_disabled(), "PR_SET_THP_DISABLE is not set");
         // SAFETY: reads one entry of mimalloc's option table.
         let allow = unsafe { mi_option_get(MI_OPTION_ALLOW_THP) };
-        assert_eq!(allow, 0, "option {MI_OPTION_ALLOW_THP} is not allow_thp, or stayed on");
+        assert_eq!(
+            allow, 0,
+            "option {MI_OPTION_ALLOW_THP} is not allow_thp, or stayed on"
+        );
         // The flag reaches the kernel's view of the process.
         let status = std::fs::read_to_string("/proc/self/status").expect("status");
         if let Some(line) = status.lines().find(|l| l.starts_with("THP_enabled:")) {

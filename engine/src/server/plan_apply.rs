@@ -198,7 +198,7 @@ fn verify_node(
 mod tests {
     use super::*;
     use sched::structs::*;
-    
+
     use std::sync::Arc;
 
     fn node(id: &str, cpu: u64, mem: u64) -> Node {

@@ -160,10 +160,7 @@ impl NodeFacts {
 }
 
 /// Moves a walk over a per-job index up to `job_key` and returns that job's entry, if any.
-fn advance_to<'a, I, V: 'a>(
-    walk: &mut std::iter::Peekable<I>,
-    job_key: &JobKey,
-) -> Option<&'a V>
+fn advance_to<'a, I, V: 'a>(walk: &mut std::iter::Peekable<I>, job_key: &JobKey) -> Option<&'a V>
 where
     I: Iterator<Item = (&'a JobKey, &'a V)>,
 {
@@ -339,7 +336,10 @@ impl ClusterState {
     fn share_ids(&mut self, alloc: &mut Allocation, node_key: &IdKey) {
         if let Some(entry) = self.allocs_by_node.get(node_key) {
             if !Arc::ptr_eq(&entry.node_id, &alloc.node_id) {
-                assert_eq!(*entry.node_id, *alloc.node_id, "node key {node_key} names two ids");
+                assert_eq!(
+                    *entry.node_id, *alloc.node_id,
+                    "node key {node_key} names two ids"
+                );
                 alloc.node_id = entry.node_id.clone();
             }
         }
@@ -897,11 +897,7 @@ mod tests {
     fn allocations_hold_one_shared_copy_of_each_node_id_and_of_a_plans_eval_id() {
         // Every record of `sample` holds copies of its own, as decoded records do.
         fn distinct(s: &ClusterState, field: fn(&Allocation) -> &Arc<str>) -> usize {
-            let mut seen: Vec<*const u8> = s
-                .allocs
-                .values()
-                .map(|a| field(a).as_ptr())
-                .collect();
+            let mut seen: Vec<*const u8> = s.allocs.values().map(|a| field(a).as_ptr()).collect();
             seen.sort();
             seen.dedup();
             seen.len()

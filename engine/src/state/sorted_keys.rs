@@ -151,8 +151,14 @@ mod tests {
         let mut model = BTreeSet::new();
         let mut x: u64 = 7;
         for step in 0..5_000u64 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            let key = if step % 3 == 0 { (x >> 40) % 2_000 } else { 2_000 + step };
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let key = if step % 3 == 0 {
+                (x >> 40) % 2_000
+            } else {
+                2_000 + step
+            };
             if x % 5 == 0 {
                 assert_eq!(keys.remove(&key), model.remove(&key), "remove {key}");
             } else {
@@ -173,7 +179,10 @@ mod tests {
         assert!(keys.iter().eq(model.iter()));
         keys.assert_sorted();
         for from in [0, 1_000, 2_500, 4_000, 10_000] {
-            assert!(keys.range_from(&from).eq(model.range(from..)), "from {from}");
+            assert!(
+                keys.range_from(&from).eq(model.range(from..)),
+                "from {from}"
+            );
         }
         assert!(model.iter().all(|k| keys.contains(k)));
         assert!(!keys.contains(&u64::MAX));

@@ -565,7 +565,10 @@ fn update_for(alloc: &Allocation, status: ClientStatus) -> AllocUpdate {
         .task_states
         .keys()
         .map(|task| {
-            let started = alloc.task_states.get(task).map_or(0, |s| s.started_at_unix_ns);
+            let started = alloc
+                .task_states
+                .get(task)
+                .map_or(0, |s| s.started_at_unix_ns);
             let task_state = TaskState {
                 state: state.into(),
                 failed: false,

@@ -242,7 +242,11 @@ mod tests {
         let id: Arc<str> = Arc::from("0190a3c4-7d1e-7abc-8def-0123456789ab");
         let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&Shared { id: id.clone() }).unwrap();
         let plain = rkyv::to_bytes::<rkyv::rancor::Error>(&id.to_string()).unwrap();
-        assert_eq!(bytes.as_slice(), plain.as_slice(), "not the archive of a String");
+        assert_eq!(
+            bytes.as_slice(),
+            plain.as_slice(),
+            "not the archive of a String"
+        );
         let back = rkyv::from_bytes::<Shared, rkyv::rancor::Error>(&bytes).unwrap();
         assert_eq!(back.id, id);
     }
