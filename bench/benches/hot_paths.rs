@@ -58,7 +58,7 @@ fn node_id(n: usize) -> String {
 /// An allocation of job `job-<j>` on node `n`, with no ports (so any number fit a node).
 fn alloc(i: usize, job: usize, node: usize) -> Allocation {
     let mut a = common::alloc(i, 1);
-    a.id = alloc_id(i);
+    a.id = alloc_id(i).into();
     // The version `cluster` registers each job at.
     a.job_version = 0;
     a.job_id = format!("job-{job}").into();
@@ -234,7 +234,7 @@ fn fsm_client_updates(c: &mut Criterion) {
             .map(|i| {
                 let a = alloc(i, i % 100, i % nodes);
                 AllocUpdate {
-                    alloc_id: a.id,
+                    alloc_id: a.id.to_string(),
                     node_id: a.node_id.to_string(),
                     client_status: ClientStatus::Running,
                     client_description: "Tasks are running".into(),
@@ -315,7 +315,7 @@ fn job_list(c: &mut Criterion) {
 
 fn unique_ids_are_unique() {
     // The builders above must not collide, or the benches would measure updates, not inserts.
-    let ids: HashSet<String> = (0..1_000).map(|i| alloc(i, 0, 0).id).collect();
+    let ids: HashSet<String> = (0..1_000).map(|i| alloc(i, 0, 0).id.to_string()).collect();
     assert_eq!(ids.len(), 1_000);
 }
 

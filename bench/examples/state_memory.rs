@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use engine::state::ClusterState;
-use sched::structs::{Allocation, ClientStatus, CompactString, JobType, TaskState};
+use sched::structs::{Allocation, ClientStatus, CompactString, IdString, JobType, TaskState};
 use sched::testing::{eval_for, group, job, node};
 use sched::{process, SchedEnv, SchedulerConfig, StateView};
 
@@ -71,7 +71,6 @@ fn usable(p: *const u8) -> usize {
 /// (the live heap it frees when dropped). Leaves the state empty.
 fn breakdown(state: &mut ClusterState) {
     let n = state.allocs.len().max(1) as f64;
-    let text = |s: &str| if s.is_empty() { 0 } else { usable(s.as_ptr()) };
     // A `CompactString` holds up to 24 bytes inside the record: no block of its own.
     let short = |s: &CompactString| {
         if s.is_heap_allocated() {
@@ -93,11 +92,19 @@ fn breakdown(state: &mut ClusterState) {
             "record and its Arc counts",
             usable(Arc::as_ptr(a).cast::<u8>().wrapping_sub(16)),
         );
-        add("id", text(&a.id));
-        // Node and evaluation ids are shared between records: each copy counts once.
+        // An `IdString` of at most 38 bytes (every UUID) is held inside the record.
+        let id = match &a.id {
+            IdString::Boxed(b) => usable(b.as_ptr()),
+            IdString::Inline { .. } => 0,
+        };
+        add("id", id);
+        // Node, evaluation and job ids and node names are shared between records: each
+        // copy counts once.
         for (part, shared) in [
             ("eval_id (shared)", &a.eval_id),
             ("node_id (shared)", &a.node_id),
+            ("job_id (shared)", &a.job_id),
+            ("node_name (shared)", &a.node_name),
         ] {
             let block = Arc::as_ptr(shared).cast::<u8>().wrapping_sub(16);
             add(part, if seen.insert(block) { usable(block) } else { 0 });
@@ -105,8 +112,8 @@ fn breakdown(state: &mut ClusterState) {
         add("name", short(&a.name));
         add("client_description", short(&a.client_description));
         add(
-            "namespace, job_id, task_group, node_name",
-            short(&a.namespace) + short(&a.job_id) + short(&a.task_group) + short(&a.node_name),
+            "namespace, task_group",
+            short(&a.namespace) + short(&a.task_group),
         );
         let counts = &a.metrics.counts;
         let list = if counts.capacity() > 0 {
@@ -116,7 +123,7 @@ fn breakdown(state: &mut ClusterState) {
         };
         add(
             "metrics.counts",
-            list + counts.iter().map(|(_, k, _)| text(k)).sum::<usize>(),
+            list + counts.iter().map(|e| short(&e.key)).sum::<usize>(),
         );
     }
     eprintln!("heap bytes per allocation:");

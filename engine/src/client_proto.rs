@@ -15,7 +15,7 @@ pub const CLIENT_PROTOCOL_BYTE: u8 = 0x21;
 /// The first byte a server sends on a new server-to-server (Raft, forwarding) connection.
 pub const SERVER_PROTOCOL_BYTE: u8 = 0x22;
 /// Version of the messages below.
-pub const CLIENT_PROTOCOL_VERSION: u32 = 6;
+pub const CLIENT_PROTOCOL_VERSION: u32 = 7;
 /// Largest frame either side accepts; larger frames drop the connection.
 pub const FRAME_BYTES_MAX: usize = 64 * 1024 * 1024;
 

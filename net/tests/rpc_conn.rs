@@ -108,7 +108,7 @@ struct FakeState {
 
 fn pending_alloc(node_id: &str) -> Allocation {
     Allocation {
-        id: format!("alloc-{node_id}"),
+        id: format!("alloc-{node_id}").into(),
         namespace: "default".into(),
         eval_id: "eval-1".into(),
         name: "web.web[0]".into(),

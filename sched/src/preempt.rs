@@ -173,7 +173,7 @@ mod tests {
     }
 
     fn ids(chosen: &[Candidate<'_>]) -> Vec<String> {
-        let mut ids: Vec<String> = chosen.iter().map(|c| c.alloc.id.clone()).collect();
+        let mut ids: Vec<String> = chosen.iter().map(|c| c.alloc.id.to_string()).collect();
         ids.sort();
         ids
     }

@@ -408,9 +408,9 @@ fn record_preemptions(
         let mut a = c.alloc.clone();
         a.desired_status = DesiredStatus::Evict;
         a.desired_description = format!("Preempted by alloc ID {}", placed.id).into();
-        a.preempted_by_allocation = placed.id.clone().into();
+        a.preempted_by_allocation = placed.id.as_str().into();
         a.modify_time_ns = env.now_unix_ns;
-        placed.preempted_allocations.push(a.id.clone());
+        placed.preempted_allocations.push(a.id.to_string());
         plan.node_preemptions
             .entry(a.node_id.to_string())
             .or_default()
@@ -440,7 +440,7 @@ fn preemption_followups(view: &dyn StateView, env: &mut SchedEnv, out: &mut Sche
         .node_preemptions
         .values()
         .flatten()
-        .map(|a| (a.namespace.as_str(), a.job_id.as_str()))
+        .map(|a| (a.namespace.as_str(), &*a.job_id))
         .collect();
     for (namespace, job_id) in jobs {
         let Some(job) = view.job(namespace, job_id) else {
@@ -474,13 +474,13 @@ fn new_alloc(
     previous: Option<&Allocation>,
 ) -> Allocation {
     Allocation {
-        id: new_time_ordered_id(env.now_unix_ns, &mut env.rng),
+        id: new_time_ordered_id(env.now_unix_ns, &mut env.rng).into(),
         namespace: job.namespace.as_str().into(),
         eval_id: Arc::from(eval.id.as_str()),
         name: compact_str::format_compact!("{}.{}[{}]", job.id, stack.tg.name, index),
         node_id: Arc::from(node.id.as_str()),
-        node_name: node.name.as_str().into(),
-        job_id: job.id.as_str().into(),
+        node_name: Arc::from(node.name.as_str()),
+        job_id: Arc::from(job.id.as_str()),
         job_version: job.version,
         task_group: stack.tg.name.as_str().into(),
         resources: stack.ask,
@@ -490,7 +490,7 @@ fn new_alloc(
         client_status: ClientStatus::Pending,
         client_description: Default::default(),
         task_states: Default::default(),
-        previous_allocation: previous.map(|a| a.id.clone()).unwrap_or_default().into(),
+        previous_allocation: previous.map(|a| a.id.as_str()).unwrap_or_default().into(),
         next_allocation: Default::default(),
         followup_eval_id: Default::default(),
         desired_transition: Default::default(),

@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::structs::{
-    Allocation, ClientStatus, DesiredStatus, EvalStatus, Evaluation, Job, JobStatus, JobType, Node,
-    NodeStatus, Plan, Resources, Task, TaskGroup,
+    Allocation, ClientStatus, DesiredStatus, EvalStatus, Evaluation, IdString, Job, JobStatus,
+    JobType, Node, NodeStatus, Plan, Resources, Task, TaskGroup,
 };
 use crate::view::StateView;
 
@@ -18,7 +18,7 @@ pub struct MemView {
     nodes: Vec<Node>,
     allocs: Vec<Allocation>,
     node_pos: HashMap<String, usize>,
-    alloc_pos: HashMap<String, usize>,
+    alloc_pos: HashMap<IdString, usize>,
 }
 
 impl MemView {
@@ -129,7 +129,7 @@ impl StateView for MemView {
     fn allocs_by_job(&self, namespace: &str, job_id: &str) -> Vec<&Allocation> {
         self.allocs
             .iter()
-            .filter(|a| a.job_id == job_id && a.namespace == namespace)
+            .filter(|a| *a.job_id == *job_id && a.namespace == namespace)
             .collect()
     }
 
@@ -281,7 +281,7 @@ pub fn eval_for(job: &Job, id: &str) -> Evaluation {
 /// A running allocation `<job>.web[0]` of job `job` on `node` holding the given resources.
 pub fn alloc_on(id: &str, node: &Node, cpu_mhz: u64, memory_mb: u64) -> Allocation {
     Allocation {
-        id: id.to_string(),
+        id: id.to_string().into(),
         namespace: "default".into(),
         eval_id: String::new().into(),
         name: "job.web[0]".into(),

@@ -950,7 +950,7 @@ fn full_cluster_with_low_priority_work(job_type: JobType) -> (Fixture, Vec<Strin
         a.name = format!("low.web[{i}]").into();
         allocs.push(a);
     }
-    let ids = allocs.iter().map(|a| a.id.clone()).collect();
+    let ids = allocs.iter().map(|a| a.id.to_string()).collect();
     let mut f = Fixture::new(ns, low);
     f.jobs.push(high);
     f.allocs = allocs;
@@ -971,14 +971,14 @@ fn assert_preempted(out: &sched::structs::SchedOutcome, low_ids: &[String], n: u
     assert_eq!(evicted.len(), n, "{:?}", out.plan.node_preemptions);
     let placed: Vec<&Allocation> = out.plan.node_allocation.values().flatten().collect();
     for a in &evicted {
-        assert!(low_ids.contains(&a.id));
+        assert!(low_ids.contains(&a.id.to_string()));
         assert_eq!(a.desired_status, sched::structs::DesiredStatus::Evict);
         let by = placed
             .iter()
-            .find(|p| p.id == a.preempted_by_allocation)
+            .find(|p| *p.id == *a.preempted_by_allocation)
             .expect("the evicting placement is in the plan");
         assert_eq!(by.node_id, a.node_id);
-        assert!(by.preempted_allocations.contains(&a.id));
+        assert!(by.preempted_allocations.contains(&a.id.to_string()));
         assert_eq!(
             a.desired_description,
             format!("Preempted by alloc ID {}", by.id)
@@ -1162,7 +1162,7 @@ fn a_later_run_of_the_same_eval_draws_new_allocation_ids() {
     assert_eq!(placed.len(), 20);
     f.allocs = placed[..10].to_vec();
     let committed: std::collections::BTreeSet<String> =
-        f.allocs.iter().map(|a| a.id.clone()).collect();
+        f.allocs.iter().map(|a| a.id.to_string()).collect();
 
     let view = f.view();
     let mut env = sched::SchedEnv::for_run(&eval.id, 11, 1_000, Default::default());
@@ -1171,7 +1171,7 @@ fn a_later_run_of_the_same_eval_draws_new_allocation_ids() {
     assert_eq!(new.len(), 10, "the retry places the rejected half");
     for a in new {
         assert!(
-            !committed.contains(&a.id),
+            !committed.contains(a.id.as_str()),
             "{} reuses a committed id",
             a.name
         );

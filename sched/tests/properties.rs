@@ -205,7 +205,7 @@ fn assert_invariants(view: &MemView, s: &Scenario) {
             for (_, p) in &a.ports {
                 assert!(ports.insert(*p), "port {p} used twice on {}", n.id);
             }
-            if a.job_id != "job" {
+            if *a.job_id != *"job" {
                 continue;
             }
             *per_group.entry(a.task_group.as_str()).or_default() += 1;
@@ -234,13 +234,13 @@ fn assert_invariants(view: &MemView, s: &Scenario) {
             let nodes: HashSet<&str> = view
                 .allocs()
                 .iter()
-                .filter(|a| !a.is_terminal() && a.task_group == tg.name && a.job_id == "job")
+                .filter(|a| !a.is_terminal() && a.task_group == tg.name && *a.job_id == *"job")
                 .map(|a| a.node_id.as_ref())
                 .collect();
             let live = view
                 .allocs()
                 .iter()
-                .filter(|a| !a.is_terminal() && a.task_group == tg.name && a.job_id == "job")
+                .filter(|a| !a.is_terminal() && a.task_group == tg.name && *a.job_id == *"job")
                 .count();
             assert_eq!(
                 nodes.len(),
@@ -279,7 +279,7 @@ proptest! {
         // Nothing may remain on the down node.
         if let Some(i) = s.down_after_first {
             let id = format!("n{i}");
-            prop_assert!(view.allocs_by_node(&id).iter().all(|a| a.job_id != "job" || a.is_terminal()));
+            prop_assert!(view.allocs_by_node(&id).iter().all(|a| *a.job_id != *"job" || a.is_terminal()));
         }
 
         // A third round on unchanged state changes nothing but what could not be placed.
@@ -399,7 +399,7 @@ proptest! {
             for a in list {
                 prop_assert!(evicted.insert(a.id.clone()), "{} evicted twice", a.id);
                 prop_assert_eq!(&*a.node_id, node_id.as_str());
-                prop_assert_ne!(&a.job_id, "job");
+                prop_assert_ne!(&*a.job_id, "job");
                 let priority = view.job("default", &a.job_id).unwrap().priority;
                 prop_assert!(
                     priority + 10 <= s.priority,
@@ -409,7 +409,7 @@ proptest! {
                 prop_assert!(!before.is_terminal());
                 let by = placed.get(a.preempted_by_allocation.as_str()).copied();
                 prop_assert!(by.is_some_and(|p| p.node_id == a.node_id
-                    && p.preempted_allocations.contains(&a.id)));
+                    && p.preempted_allocations.contains(&a.id.to_string())));
             }
         }
         let lowest = *s.other_priorities.iter().min().unwrap();

@@ -9,7 +9,7 @@ use sched::structs::{Allocation, Evaluation, Job, Node};
 
 /// Version of the `StateImage` layout. Bump it when a field is added, removed or changes type
 /// (here or in the `sched` types it holds): an archive of another version is refused.
-pub const STATE_IMAGE_FORMAT_VERSION: u32 = 8;
+pub const STATE_IMAGE_FORMAT_VERSION: u32 = 9;
 
 /// Everything the state machine holds at `last_applied_index`.
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq)]

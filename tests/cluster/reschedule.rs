@@ -104,7 +104,7 @@ fn spawn_client(addr: SocketAddr, stop: Arc<AtomicBool>, failed: Arc<Mutex<Vec<S
                     for a in allocs {
                         if a.desired_status != DesiredStatus::Run
                             || a.client_status != ClientStatus::Pending
-                            || !seen.insert(a.id.clone())
+                            || !seen.insert(a.id.to_string())
                         {
                             continue;
                         }
@@ -118,10 +118,10 @@ fn spawn_client(addr: SocketAddr, stop: Arc<AtomicBool>, failed: Arc<Mutex<Vec<S
                             finished_at_unix_ns: if fail { now } else { 0 },
                         };
                         if fail {
-                            failed.lock().unwrap().push(a.id.clone());
+                            failed.lock().unwrap().push(a.id.to_string());
                         }
                         updates.push(AllocUpdate {
-                            alloc_id: a.id.clone(),
+                            alloc_id: a.id.to_string(),
                             node_id: node.id.clone(),
                             client_status: if fail {
                                 ClientStatus::Failed

@@ -57,7 +57,7 @@ impl DrainRound {
             alloc.id
         );
         debug_assert!(!alloc.is_terminal(), "terminal alloc {} marked", alloc.id);
-        self.migrate.push(alloc.id.clone());
+        self.migrate.push(alloc.id.to_string());
         self.jobs
             .insert((alloc.namespace.to_string(), alloc.job_id.to_string()));
     }

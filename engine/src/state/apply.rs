@@ -462,7 +462,7 @@ impl ClusterState {
             if !alloc.previous_allocation.is_empty() {
                 if let Some(prev) = self.alloc_by_id(&alloc.previous_allocation).cloned() {
                     let mut prev = (*prev).clone();
-                    prev.next_allocation = alloc.id.clone().into();
+                    prev.next_allocation = alloc.id.as_str().into();
                     prev.modify_index = index;
                     self.put_alloc(prev);
                 }

@@ -75,6 +75,8 @@ pub struct ClusterState {
     /// The evaluation id of the allocation stored last: the allocations of one plan, stored
     /// one after the other, share it (`share_ids`). Not state: only which copy is kept.
     last_eval_id: Option<Arc<str>>,
+    /// The job id of the allocation stored last, shared as `last_eval_id` is.
+    last_job_id: Option<Arc<str>>,
 }
 
 /// One node's entry in `allocs_by_node`.
@@ -82,16 +84,35 @@ pub struct ClusterState {
 pub struct NodeAllocs {
     /// The node's id: the one copy that every allocation record on the node holds.
     pub node_id: Arc<str>,
+    /// The node's name as its first allocation recorded it: the copy that every record on
+    /// the node with the same name holds (a node that re-registers under a new name leaves
+    /// its older records their own copy).
+    pub node_name: Arc<str>,
     /// The node's allocations, by `NodeAllocKey`.
     pub keys: SortedKeys<NodeAllocKey>,
 }
 
 impl NodeAllocs {
-    fn new(node_id: Arc<str>) -> NodeAllocs {
+    fn new(alloc: &Allocation) -> NodeAllocs {
         NodeAllocs {
-            node_id,
+            node_id: alloc.node_id.clone(),
+            node_name: alloc.node_name.clone(),
             keys: SortedKeys::default(),
         }
+    }
+}
+
+/// Points `field` at `last` when both hold the same text, and otherwise makes `field` the
+/// new `last`: records stored one after another (the allocations of one plan, or of one
+/// evaluation in a restored state) then hold one copy of a text they repeat.
+fn share_with_last(last: &mut Option<Arc<str>>, field: &mut Arc<str>) {
+    match last {
+        Some(copy) if **copy == **field => {
+            if !Arc::ptr_eq(copy, field) {
+                *field = copy.clone();
+            }
+        }
+        _ => *last = Some(field.clone()),
     }
 }
 
@@ -188,7 +209,8 @@ fn node_indexes(entries: &[(IdKey, Arc<Allocation>)]) -> Vec<NodeIndex> {
             let mut usage = Resources::default();
             let mut changed_at = 0;
             let mut keys = Vec::with_capacity(group.len());
-            for (id, a) in group.into_iter().map(|e| (&e.0, &e.1)) {
+            let first_name = &group[0].1.node_name;
+            for (id, a) in group.iter().map(|e| (&e.0, &e.1)) {
                 if !a.is_terminal() {
                     usage = usage.add(&a.resources);
                 }
@@ -198,6 +220,7 @@ fn node_indexes(entries: &[(IdKey, Arc<Allocation>)]) -> Vec<NodeIndex> {
             }
             let set = NodeAllocs {
                 node_id: node_id.clone(),
+                node_name: first_name.clone(),
                 keys: keys.into_iter().collect(),
             };
             (IdKey::new(node_id), usage, changed_at, set)
@@ -212,7 +235,7 @@ fn job_index(entries: &[(IdKey, Arc<Allocation>)]) -> Vec<(JobKey, SortedKeys<Id
     for entry in entries {
         let a = &entry.1;
         by_job
-            .entry((a.namespace.as_str(), a.job_id.as_str()))
+            .entry((a.namespace.as_str(), a.job_id.as_ref()))
             .or_default()
             .push(entry);
     }
@@ -316,7 +339,7 @@ impl ClusterState {
         if !same_node_entry {
             self.allocs_by_node
                 .entry(node_key)
-                .or_insert_with(|| NodeAllocs::new(alloc.node_id.clone()))
+                .or_insert_with(|| NodeAllocs::new(&alloc))
                 .keys
                 .insert((changed_at, id.clone()));
         }
@@ -329,10 +352,11 @@ impl ClusterState {
         self.allocs.insert(id, Arc::new(alloc));
     }
 
-    /// Points an allocation's node id at the copy its node's entry holds, and its
-    /// evaluation id at the previous allocation's when they are the same text, so that a
-    /// million allocations hold a few thousand id texts instead of two million. Reads the
-    /// indexes only: a client report, which keeps its record's copies, changes nothing.
+    /// Points an allocation's node id and node name at the copies its node's entry holds,
+    /// and its evaluation and job ids at the previous allocation's when they are the same
+    /// text, so that a million allocations hold a few thousand texts instead of four
+    /// million. Reads the indexes only: a client report, which keeps its record's copies,
+    /// changes nothing.
     fn share_ids(&mut self, alloc: &mut Allocation, node_key: &IdKey) {
         if let Some(entry) = self.allocs_by_node.get(node_key) {
             if !Arc::ptr_eq(&entry.node_id, &alloc.node_id) {
@@ -342,15 +366,14 @@ impl ClusterState {
                 );
                 alloc.node_id = entry.node_id.clone();
             }
-        }
-        match &self.last_eval_id {
-            Some(last) if **last == *alloc.eval_id => {
-                if !Arc::ptr_eq(last, &alloc.eval_id) {
-                    alloc.eval_id = last.clone();
-                }
+            if !Arc::ptr_eq(&entry.node_name, &alloc.node_name)
+                && *entry.node_name == *alloc.node_name
+            {
+                alloc.node_name = entry.node_name.clone();
             }
-            _ => self.last_eval_id = Some(alloc.eval_id.clone()),
         }
+        share_with_last(&mut self.last_eval_id, &mut alloc.eval_id);
+        share_with_last(&mut self.last_job_id, &mut alloc.job_id);
     }
 
     /// The record of an allocation an index names. Every index entry names an allocation in
@@ -485,25 +508,26 @@ impl ClusterState {
             "load_allocs: the state already holds allocations"
         );
         self.touch(Table::Allocs);
-        // Records decoded one by one hold their own copies of the node and evaluation ids;
-        // each record is pointed at one shared copy before the indexes are built.
-        let mut node_ids: std::collections::HashSet<Arc<str>> = Default::default();
+        // Records decoded one by one hold their own copies of the node ids and names and of
+        // the evaluation and job ids; each record is pointed at one shared copy of each
+        // before the indexes are built. Records come in id order, which is creation order,
+        // so the allocations of one plan are neighbours and share their evaluation's and
+        // job's ids with the record before them.
+        let mut node_texts: std::collections::HashSet<Arc<str>> = Default::default();
+        let mut intern = |field: &mut Arc<str>| match node_texts.get(&**field) {
+            Some(shared) => *field = shared.clone(),
+            None => {
+                node_texts.insert(field.clone());
+            }
+        };
         let mut keyed: Vec<(IdKey, Arc<Allocation>)> = allocs
             .into_iter()
             .map(|mut a| {
                 if let Some(record) = Arc::get_mut(&mut a) {
-                    match node_ids.get(&*record.node_id) {
-                        Some(shared) => record.node_id = shared.clone(),
-                        None => {
-                            node_ids.insert(record.node_id.clone());
-                        }
-                    }
-                    match &self.last_eval_id {
-                        Some(last) if **last == *record.eval_id => {
-                            record.eval_id = last.clone();
-                        }
-                        _ => self.last_eval_id = Some(record.eval_id.clone()),
-                    }
+                    intern(&mut record.node_id);
+                    intern(&mut record.node_name);
+                    share_with_last(&mut self.last_eval_id, &mut record.eval_id);
+                    share_with_last(&mut self.last_job_id, &mut record.job_id);
                 }
                 (IdKey::new(&a.id), a)
             })
@@ -691,6 +715,12 @@ impl ClusterState {
                 entry.is_some_and(|e| Arc::ptr_eq(&e.node_id, &alloc.node_id)),
                 "alloc {id} holds a copy of node id {} of its own",
                 alloc.node_id
+            );
+            assert!(
+                entry.is_some_and(|e| *e.node_name != *alloc.node_name
+                    || Arc::ptr_eq(&e.node_name, &alloc.node_name)),
+                "alloc {id} holds a copy of node name {} of its own",
+                alloc.node_name
             );
             if !alloc.is_terminal() {
                 let u = usage.entry(alloc.node_id.as_ref()).or_default();
@@ -894,7 +924,7 @@ mod tests {
     }
 
     #[test]
-    fn allocations_hold_one_shared_copy_of_each_node_id_and_of_a_plans_eval_id() {
+    fn allocations_hold_one_shared_copy_of_each_node_id_and_name_and_of_a_plans_eval_and_job_ids() {
         // Every record of `sample` holds copies of its own, as decoded records do.
         fn distinct(s: &ClusterState, field: fn(&Allocation) -> &Arc<str>) -> usize {
             let mut seen: Vec<*const u8> = s.allocs.values().map(|a| field(a).as_ptr()).collect();
@@ -911,6 +941,7 @@ mod tests {
         for s in [&one_by_one, &bulk] {
             s.check_invariants();
             assert_eq!(distinct(s, |a| &a.node_id), 3, "one copy per node");
+            assert_eq!(distinct(s, |a| &a.node_name), 3, "one name per node");
             // `sample` gives eval-a to every fourth record, eval-b to the rest: each run of
             // one text shares a copy, so 40 records hold at most 20 (40 without sharing).
             let evals = distinct(s, |a| &a.eval_id);
@@ -924,13 +955,27 @@ mod tests {
             a.eval_id = "eval-plan".into();
             s.put_alloc(a);
         }
-        assert_eq!(distinct(&s, |a| &a.eval_id), 1);
-        assert_eq!(distinct(&s, |a| &a.node_id), 1);
+        let all: [fn(&Allocation) -> &Arc<str>; 4] = [
+            |a| &a.eval_id,
+            |a| &a.job_id,
+            |a| &a.node_id,
+            |a| &a.node_name,
+        ];
+        for field in all {
+            assert_eq!(distinct(&s, field), 1);
+        }
         // A client report keeps the shared copies.
         let mut report = (**s.alloc_by_id("plan-3").unwrap()).clone();
         report.client_status = ClientStatus::Running;
         s.put_alloc(report);
-        assert_eq!(distinct(&s, |a| &a.node_id), 1);
+        for field in all {
+            assert_eq!(distinct(&s, field), 1);
+        }
+        // A record of a node that re-registered under another name keeps its own copy.
+        let mut renamed = alloc_on("plan-10", &n, 10, 16);
+        renamed.node_name = "n9-renamed".into();
+        s.put_alloc(renamed);
+        assert_eq!(distinct(&s, |a| &a.node_name), 2);
         s.check_invariants();
     }
 
@@ -982,7 +1027,7 @@ mod tests {
         }
         let changed = |s: &ClusterState, node: &str, after: u64| -> Vec<String> {
             s.node_allocs_changed_after(node, after)
-                .map(|a| a.id.clone())
+                .map(|a| a.id.to_string())
                 .collect()
         };
         assert_eq!(changed(&s, "n1", 3), ["a4", "a5"]);

@@ -191,7 +191,7 @@ pub struct CommandEnvelope {
 /// Version of the command layout in Raft entries (`Command` and the `sched` types it carries).
 /// Bump it with `storage::STATE_IMAGE_FORMAT_VERSION` whenever those types change: an entry of
 /// another version is refused by name instead of failing to validate as garbage.
-pub const COMMAND_FORMAT_VERSION: u32 = 6;
+pub const COMMAND_FORMAT_VERSION: u32 = 7;
 
 impl CommandEnvelope {
     /// Encodes the envelope for the Raft log: the format version (u32, little endian), then

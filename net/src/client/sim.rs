@@ -531,8 +531,8 @@ fn observe_allocs(
     // The server sends only allocations that changed since the last answer, so absence
     // means "unchanged", never "gone": entries are kept for the node's lifetime.
     for alloc in allocs {
-        let is_new = !known.contains_key(&alloc.id);
-        let entry = known.entry(alloc.id.clone()).or_default();
+        let is_new = !known.contains_key(alloc.id.as_str());
+        let entry = known.entry(alloc.id.to_string()).or_default();
         if alloc.desired_status == DesiredStatus::Run {
             if is_new {
                 SimStats::bump(&stats.allocs_placed_seen, 1);
@@ -584,7 +584,7 @@ fn update_for(alloc: &Allocation, status: ClientStatus) -> AllocUpdate {
         })
         .collect();
     AllocUpdate {
-        alloc_id: alloc.id.clone(),
+        alloc_id: alloc.id.to_string(),
         node_id: alloc.node_id.to_string(),
         client_status: status,
         client_description: description.to_string(),

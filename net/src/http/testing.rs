@@ -72,7 +72,7 @@ impl StateView for FakeState {
     fn allocs_by_job(&self, namespace: &str, job_id: &str) -> Vec<&Allocation> {
         self.allocs
             .iter()
-            .filter(|a| a.namespace == namespace && a.job_id == job_id)
+            .filter(|a| a.namespace == namespace && *a.job_id == *job_id)
             .collect()
     }
     fn allocs_by_node(&self, node_id: &str) -> Vec<&Allocation> {

@@ -169,7 +169,7 @@ pub fn replacement_events(
     };
     events.push(RescheduleEvent {
         reschedule_time_unix_ns: now_unix_ns,
-        prev_alloc_id: prev.id.clone(),
+        prev_alloc_id: prev.id.to_string(),
         prev_node_id: prev.node_id.to_string(),
         delay_ns,
     });

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use rkyv::{Archive, Deserialize, Serialize};
 
-use super::{AsPlainString, CompactString, RareString, RareVec, Resources};
+use super::{AsPlainString, CompactString, IdString, RareString, RareVec, Resources};
 
 /// What the servers want an allocation to do.
 #[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -174,7 +174,7 @@ pub struct AllocMetric {
     pub nodes_in_pool: u32,
     pub nodes_exhausted: u32,
     /// The keyed counts, at most one entry per (kind, key); read them with `counts_of`.
-    pub counts: Vec<(MetricCount, String, u64)>,
+    pub counts: Vec<MetricEntry>,
     /// The final normalized score of the node the allocation was placed on; none for a
     /// failed placement. Nomad's `Scores` map is keyed by node id, and the only node scored
     /// here is the allocation's own, so its id is not stored a second time.
@@ -185,31 +185,52 @@ pub struct AllocMetric {
 
 impl AllocMetric {
     /// The counts of one kind, as (key, count), in the order they were added.
-    pub fn counts_of(&self, kind: MetricCount) -> impl Iterator<Item = (&String, &u64)> {
+    pub fn counts_of(&self, kind: MetricCount) -> impl Iterator<Item = (&str, u64)> {
         self.counts
             .iter()
-            .filter(move |(k, _, _)| *k == kind)
-            .map(|(_, key, n)| (key, n))
+            .filter(move |e| e.kind == kind)
+            .map(|e| (e.key.as_str(), u64::from(e.count)))
     }
 
     /// The count of one kind under `key`, if any.
     pub fn count(&self, kind: MetricCount, key: &str) -> Option<u64> {
         self.counts_of(kind)
             .find(|(k, _)| *k == key)
-            .map(|(_, n)| *n)
+            .map(|(_, n)| n)
     }
 
-    /// Sets the count of one kind under `key`.
+    /// Sets the count of one kind under `key` (at most `u32::MAX`, see `MetricEntry`).
     pub fn set_count(&mut self, kind: MetricCount, key: &str, n: u64) {
+        let count = u32::try_from(n).unwrap_or(u32::MAX);
         match self
             .counts
             .iter_mut()
-            .find(|(k, existing, _)| *k == kind && existing == key)
+            .find(|e| e.kind == kind && e.key == key)
         {
-            Some(entry) => entry.2 = n,
-            None => self.counts.push((kind, key.to_string(), n)),
+            Some(entry) => entry.count = count,
+            None => {
+                // The list stays short and lives as long as its allocation: room for
+                // exactly the entries it has, not the four a first push reserves.
+                self.counts.reserve_exact(1);
+                self.counts.push(MetricEntry {
+                    key: key.into(),
+                    count,
+                    kind,
+                });
+            }
         }
     }
+}
+
+/// One keyed count of an `AllocMetric`, laid out in 32 bytes: its key (a datacenter, a
+/// node class, a resource dimension or a constraint) is held inline up to 24 bytes, and
+/// the count, a number of nodes, is a `u32` as the metric's other node counts are. As a
+/// `(kind, String, u64)` an entry took 40 bytes and a heap block for its key.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct MetricEntry {
+    pub key: CompactString,
+    pub count: u32,
+    pub kind: MetricCount,
 }
 
 /// What the servers want to happen to an allocation next (Nomad's DesiredTransition).
@@ -236,8 +257,9 @@ pub struct RescheduleEvent {
 pub struct Allocation {
     // Short texts are `CompactString`s: 24 bytes like a `String`, but up to 24 bytes of
     // text are held inline instead of in a heap block of their own (about 100 bytes per
-    // allocation of the C1M shape). Ids are 36 characters, too long to be held inline.
-    pub id: String,
+    // allocation of the C1M shape). The id, 36 characters, is an `IdString`: held inline
+    // in 40 bytes instead of a 48-byte block of its own.
+    pub id: IdString,
     pub namespace: CompactString,
     /// Shared: the state keeps one copy per evaluation for all its allocations (an
     /// evaluation places up to thousands at once), instead of a 48-byte block in each.
@@ -248,8 +270,12 @@ pub struct Allocation {
     /// Shared: the state keeps one copy per node for all the allocations on it.
     #[rkyv(with = AsPlainString)]
     pub node_id: Arc<str>,
-    pub node_name: CompactString,
-    pub job_id: CompactString,
+    /// Shared with `node_id`'s entry, as `node_id` is.
+    #[rkyv(with = AsPlainString)]
+    pub node_name: Arc<str>,
+    /// Shared: the allocations of one plan, stored one after the other, hold one copy.
+    #[rkyv(with = AsPlainString)]
+    pub job_id: Arc<str>,
     pub job_version: u64,
     pub task_group: CompactString,
     /// Total resources the allocation holds on its node.
@@ -311,6 +337,27 @@ mod size_tests {
             std::mem::size_of::<Allocation>() <= 432,
             "{}",
             std::mem::size_of::<Allocation>()
+        );
+    }
+
+    #[test]
+    fn metric_counts_are_32_bytes_each_with_room_for_exactly_their_entries() {
+        assert_eq!(std::mem::size_of::<MetricEntry>(), 32);
+        let mut m = AllocMetric::default();
+        m.set_count(MetricCount::NodesAvailable, "dc1", 5_000);
+        assert_eq!(m.counts.capacity(), 1);
+        m.set_count(MetricCount::DimensionExhausted, "cpu", 3);
+        m.set_count(MetricCount::NodesAvailable, "dc1", 4_999);
+        assert_eq!(m.counts.capacity(), 2);
+        assert!(m.counts.iter().all(|e| !e.key.is_heap_allocated()));
+        assert_eq!(m.count(MetricCount::NodesAvailable, "dc1"), Some(4_999));
+        assert_eq!(m.count(MetricCount::DimensionExhausted, "cpu"), Some(3));
+        assert_eq!(m.count(MetricCount::DimensionExhausted, "memory"), None);
+        m.set_count(MetricCount::ClassFiltered, "gpu", u64::MAX);
+        assert_eq!(
+            m.counts_of(MetricCount::ClassFiltered).collect::<Vec<_>>(),
+            [("gpu", u64::from(u32::MAX))],
+            "saturates"
         );
     }
 

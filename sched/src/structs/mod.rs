@@ -5,6 +5,7 @@
 
 mod alloc;
 mod eval;
+mod id_string;
 mod job;
 mod node;
 mod plan;
@@ -14,6 +15,7 @@ mod resources;
 pub use alloc::*;
 pub use compact_str::CompactString;
 pub use eval::*;
+pub use id_string::IdString;
 pub use job::*;
 pub use node::*;
 pub use plan::*;

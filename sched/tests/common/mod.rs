@@ -104,7 +104,7 @@ pub fn check(fixture: &Fixture, expect: &Expect) -> SchedOutcome {
         assert!(a.metrics.score.is_some(), "chosen node scored");
         let node = view.node(&a.node_id).expect("placed on a known node");
         assert!(node.ready_for_placement(), "placed on a ready node");
-        assert_eq!(a.node_name, node.name);
+        assert_eq!(*a.node_name, *node.name);
     }
     if let Some(n) = expect.placed {
         assert_eq!(new.len(), n, "placements: {:?}", names(&new));
@@ -141,7 +141,7 @@ pub fn check(fixture: &Fixture, expect: &Expect) -> SchedOutcome {
     if let Some(want) = &expect.stopped {
         let mut got: Vec<(String, String)> = updates
             .iter()
-            .map(|a| (a.id.clone(), a.desired_description.to_string()))
+            .map(|a| (a.id.to_string(), a.desired_description.to_string()))
             .collect();
         got.sort();
         let mut want: Vec<(String, String)> = want

@@ -131,7 +131,7 @@ pub fn node(i: usize) -> Node {
 
 pub fn alloc(i: usize, nodes: usize) -> Allocation {
     Allocation {
-        id: format!("alloc-{i:08}"),
+        id: format!("alloc-{i:08}").into(),
         namespace: "default".to_string().into(),
         eval_id: "eval-1".to_string().into(),
         name: format!("web.web[{i}]").into(),

@@ -1,13 +1,19 @@
 //! Nomad's `AllocMetric`: what the scheduler saw while placing one allocation.
 
 use sched::structs::{AllocMetric, MetricCount};
-use serde_json::{json, Value};
-
-use super::number_pairs;
+use serde_json::{json, Map, Value};
 
 /// One kind of count as a JSON object, or null when there is none.
 fn counts(m: &AllocMetric, kind: MetricCount) -> Value {
-    number_pairs(m.counts_of(kind))
+    let map: Map<String, Value> = m
+        .counts_of(kind)
+        .map(|(key, n)| (key.to_string(), n.into()))
+        .collect();
+    if map.is_empty() {
+        Value::Null
+    } else {
+        Value::Object(map)
+    }
 }
 
 /// Renders an `AllocMetric`; `scored_node` is the node of the allocation it belongs to,
