@@ -18,6 +18,10 @@ use super::{LoadgenArgs, Report, Scenario};
 const SERVING_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long a graceful stop may take before the process is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long the server is left without work before its memory is read: past the idle trim
+/// (2 s without an applied entry), so the figure is what the server holds at rest and not
+/// the free pages of its last burst.
+const REST: Duration = Duration::from_secs(6);
 
 /// A server process and the ports it listens on.
 struct Server {
@@ -149,6 +153,7 @@ pub(super) fn run(args: &LoadgenArgs) -> anyhow::Result<Report> {
     eprintln!("fill: {}", fill.json);
     let jobs = jobs_listed(&base).unwrap_or(0);
     let allocs = fill.json["allocs_placed_seen"].as_u64().unwrap_or(0);
+    std::thread::sleep(REST);
     let rss_before = server.pid().and_then(rss_bytes);
 
     let stopping = Instant::now();
@@ -161,6 +166,8 @@ pub(super) fn run(args: &LoadgenArgs) -> anyhow::Result<Report> {
     let seconds_to_leader = started.elapsed().as_secs_f64();
     wait_for(&mut server, &log, SERVING_TIMEOUT, |listed| listed >= jobs)?;
     let seconds_to_serving = started.elapsed().as_secs_f64();
+    let rss_at_serving = server.pid().and_then(rss_bytes);
+    std::thread::sleep(REST);
     let rss_after = server.pid().and_then(rss_bytes);
     let seconds_to_restore_snapshot = std::fs::read_to_string(&log)
         .ok()
@@ -182,10 +189,14 @@ pub(super) fn run(args: &LoadgenArgs) -> anyhow::Result<Report> {
         "seconds_to_restore_snapshot": seconds_to_restore_snapshot,
         "seconds_to_leader": seconds_to_leader,
         "seconds_to_serving": seconds_to_serving,
+        // Memory at rest, `REST` after the fill and after serving again; and right when
+        // the restarted server served, with what the restore freed not yet given back.
         "server_rss_bytes_before": rss_before,
         "server_rss_bytes_after_restart": rss_after,
+        "server_rss_bytes_at_serving": rss_at_serving,
         "server_rss_bytes_per_alloc_before": per_alloc(rss_before),
         "server_rss_bytes_per_alloc_after_restart": per_alloc(rss_after),
+        "server_rss_bytes_per_alloc_at_serving": per_alloc(rss_at_serving),
     });
     server.stop()?;
     Ok(Report {
