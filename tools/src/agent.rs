@@ -11,7 +11,9 @@ use anyhow::{bail, Context};
 use clap::Args;
 use engine::api::Membership;
 use engine::config::AgentConfig;
-use engine::server::{load_server_id, own_server_info, start_clustered, Handle, ShardInit};
+use engine::server::{
+    load_server_id, own_server_info, start_clustered, AppliedIndex, Handle, RaftInit, ShardInit,
+};
 use glommio::{LocalExecutorBuilder, Placement};
 use net::client::sim::{run_sim_nodes, SimNodeSpec, SimStats};
 use net::gossip::{Gossip, GossipConfig, GossipTiming};
@@ -89,6 +91,19 @@ pub const DEV_NODES_DEFAULT: usize = 3;
 const IDLE_TRIM_AFTER: Duration = Duration::from_secs(2);
 /// How often the agent and each shard look at the applied index for `IdleTrim`.
 const IDLE_TRIM_TICK: Duration = Duration::from_millis(250);
+
+/// Starts, on the current glommio executor, the idle trim of its thread: every
+/// `IDLE_TRIM_TICK` it reads the applied index and trims once it stood still long enough.
+fn spawn_idle_trim(applied: impl Fn() -> u64 + 'static) {
+    glommio::spawn_local(async move {
+        let mut idle = IdleTrim::new(IDLE_TRIM_AFTER, std::time::Instant::now());
+        loop {
+            glommio::timer::sleep(IDLE_TRIM_TICK).await;
+            idle.tick(applied(), std::time::Instant::now(), crate::allocator::trim);
+        }
+    })
+    .detach();
+}
 
 /// Calls a trim once the applied Raft index has stood still for `after`, and again only
 /// after it moved: a busy server keeps its freed memory for reuse, an idle one returns it.
@@ -301,15 +316,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
         // Each shard returns the free pages its own thread holds when the server goes idle;
         // the main thread's trim (below) reaches only its own and the shared arenas.
         let shared = handle.shared().clone();
-        glommio::spawn_local(async move {
-            let mut idle = IdleTrim::new(IDLE_TRIM_AFTER, std::time::Instant::now());
-            loop {
-                glommio::timer::sleep(IDLE_TRIM_TICK).await;
-                let applied = shared.view.borrow().index;
-                idle.tick(applied, std::time::Instant::now(), crate::allocator::trim);
-            }
-        })
-        .detach();
+        spawn_idle_trim(move || shared.view.borrow().index);
         match glommio::net::TcpListener::bind(http_bind) {
             Ok(listener) => {
                 let h = handle.clone();
@@ -350,11 +357,17 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
     })
     .map_err(|e| anyhow::anyhow!("ports.serf: {e}"))?;
     let membership: Arc<dyn Membership> = Arc::new(gossip.clone());
+    // The Raft core applies every entry and restores snapshots: the records it builds and
+    // the buffers it frees are its own thread's, which no other thread's trim reaches.
+    let raft_init: RaftInit = Arc::new(|applied: AppliedIndex| {
+        spawn_idle_trim(move || applied.get());
+    });
     let server = match start_clustered(
         config.clone(),
         rpc_addr.clone(),
         http_addr.clone(),
         init,
+        raft_init,
         Some(membership.clone()),
         || RaftPeers,
     ) {

@@ -25,5 +25,6 @@ mod start;
 
 pub use handle::Handle;
 pub use start::{
-    load_server_id, own_server_info, raft_dir, start, start_clustered, RunningServer, ShardInit,
+    load_server_id, own_server_info, raft_dir, start, start_clustered, AppliedIndex, RaftInit,
+    RunningServer, ShardInit,
 };

@@ -38,6 +38,23 @@ use crate::state::ClusterState;
 /// Called once on every shard core after it is ready, to start the transports there.
 pub type ShardInit = Arc<dyn Fn(Handle) + Send + Sync>;
 
+/// Called once on the Raft core after its state machine is open, with a reader of the index
+/// the state machine has applied: what runs there (the agent's idle trim) sees the core's
+/// own thread, where every apply and a snapshot restore allocate and free.
+pub type RaftInit = Arc<dyn Fn(AppliedIndex) + Send + Sync>;
+
+/// Reads the Raft index the state machine has applied. It lives on the Raft core and is
+/// read there only.
+#[derive(Clone)]
+pub struct AppliedIndex(Rc<std::cell::RefCell<Arc<ClusterState>>>);
+
+impl AppliedIndex {
+    /// The index of the newest entry (or snapshot) applied to the published state.
+    pub fn get(&self) -> u64 {
+        self.0.borrow().index
+    }
+}
+
 /// Locked memory each executor needs for its io_uring rings.
 const EXECUTOR_IO_MEMORY: usize = 512 << 10;
 const SERVER_ID_KEY: &str = "server.id";
@@ -184,8 +201,17 @@ pub fn start(
     rpc_addr: String,
     http_addr: String,
     shard_init: ShardInit,
+    raft_init: RaftInit,
 ) -> Result<RunningServer, EngineError> {
-    start_clustered(config, rpc_addr, http_addr, shard_init, None, || NoPeers)
+    start_clustered(
+        config,
+        rpc_addr,
+        http_addr,
+        shard_init,
+        raft_init,
+        None,
+        || NoPeers,
+    )
 }
 
 /// Describes this server as the gossip pool would.
@@ -237,6 +263,7 @@ pub fn start_clustered<T: PeerTransport>(
     rpc_addr: String,
     http_addr: String,
     shard_init: ShardInit,
+    raft_init: RaftInit,
     membership: Option<Arc<dyn Membership>>,
     make_transport: impl FnOnce() -> T + Send + 'static,
 ) -> Result<RunningServer, EngineError> {
@@ -336,6 +363,7 @@ pub fn start_clustered<T: PeerTransport>(
             };
             let _ = restored_tx.send(());
             let view = sm.view_cell();
+            raft_init(AppliedIndex(view.clone()));
             let transport = make_transport();
             let network = NetworkFactory {
                 transport: transport.clone(),

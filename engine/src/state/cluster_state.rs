@@ -510,14 +510,14 @@ impl ClusterState {
         self.touch(Table::Allocs);
         // Records decoded one by one hold their own copies of the node ids and names and of
         // the evaluation and job ids; each record is pointed at one shared copy of each
-        // before the indexes are built. Records come in id order, which is creation order,
-        // so the allocations of one plan are neighbours and share their evaluation's and
-        // job's ids with the record before them.
-        let mut node_texts: std::collections::HashSet<Arc<str>> = Default::default();
-        let mut intern = |field: &mut Arc<str>| match node_texts.get(&**field) {
+        // before the indexes are built. Neighbours in id order need not share a plan (two
+        // shards place at once, and ids of one millisecond order at random), so the texts
+        // are looked up in a set rather than compared with the record before.
+        let mut texts: std::collections::HashSet<Arc<str>> = Default::default();
+        let mut intern = |field: &mut Arc<str>| match texts.get(&**field) {
             Some(shared) => *field = shared.clone(),
             None => {
-                node_texts.insert(field.clone());
+                texts.insert(field.clone());
             }
         };
         let mut keyed: Vec<(IdKey, Arc<Allocation>)> = allocs
@@ -526,8 +526,8 @@ impl ClusterState {
                 if let Some(record) = Arc::get_mut(&mut a) {
                     intern(&mut record.node_id);
                     intern(&mut record.node_name);
-                    share_with_last(&mut self.last_eval_id, &mut record.eval_id);
-                    share_with_last(&mut self.last_job_id, &mut record.job_id);
+                    intern(&mut record.eval_id);
+                    intern(&mut record.job_id);
                 }
                 (IdKey::new(&a.id), a)
             })
@@ -947,6 +947,10 @@ mod tests {
             let evals = distinct(s, |a| &a.eval_id);
             assert!(evals <= 20, "eval ids were not shared: {evals} copies");
         }
+        // A bulk load (a restore) shares every repeated text, neighbours or not: `sample`
+        // alternates its two jobs and interleaves its two evaluations.
+        assert_eq!(distinct(&bulk, |a| &a.eval_id), 2);
+        assert_eq!(distinct(&bulk, |a| &a.job_id), 2);
         // A plan's allocations, stored one after the other, share their evaluation's id.
         let mut s = ClusterState::new(6);
         let n = node("n9", 4000, 4096);
