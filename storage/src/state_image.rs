@@ -5,7 +5,7 @@ use std::sync::Arc;
 use rkyv::with::{Map, Unshare};
 use rkyv::{Archive, Deserialize, Serialize};
 use sched::env::SchedulerConfig;
-use sched::structs::{Allocation, Evaluation, Job, Node};
+use sched::structs::{Allocation, ArchivedAllocation, Evaluation, Job, Node, SharedTexts};
 
 /// Version of the `StateImage` layout. Bump it when a field is added, removed or changes type
 /// (here or in the `sched` types it holds): an archive of another version is refused.
@@ -72,6 +72,21 @@ where
         .collect()
 }
 
+/// Decodes allocation records, each pointed at one copy per text that they repeat (node
+/// ids and names, evaluation and job ids) as soon as it is decoded: its own copies are then
+/// freed before the next record is decoded, and the next record's reuse their blocks
+/// instead of leaving a million small holes among the records that live on.
+fn alloc_records(list: &[ArchivedAllocation]) -> Result<Vec<Arc<Allocation>>, rkyv::rancor::Error> {
+    let mut texts = SharedTexts::default();
+    list.iter()
+        .map(|a| {
+            let mut record = rkyv::deserialize::<Allocation, rkyv::rancor::Error>(a)?;
+            record.share_texts(&mut texts);
+            Ok(Arc::new(record))
+        })
+        .collect()
+}
+
 /// Deserializes a validated archive into a `StateImage`. The allocations, which are most of a
 /// large state, are decoded in chunks on up to `DECODE_THREADS_MAX` threads (one per core)
 /// while the calling thread decodes the rest; the result is the same as a one-thread decode.
@@ -95,7 +110,7 @@ pub fn deserialize_image(a: &ArchivedStateImage) -> Result<StateImage, rkyv::ran
             .map(|part| {
                 std::thread::Builder::new()
                     .name("drover-decode".into())
-                    .spawn_scoped(scope, move || records::<Allocation, _>(part))
+                    .spawn_scoped(scope, move || alloc_records(part))
                     .expect("spawning a decode thread")
             })
             .collect();
@@ -113,7 +128,7 @@ pub fn deserialize_image(a: &ArchivedStateImage) -> Result<StateImage, rkyv::ran
             scheduler_config_index: a.scheduler_config_index.to_native(),
             extra: rkyv::deserialize::<Vec<(String, Vec<u8>)>, rkyv::rancor::Error>(&a.extra)?,
         };
-        image.allocs.extend(records::<Allocation, _>(first)?);
+        image.allocs.extend(alloc_records(first)?);
         for handle in spawned {
             let part = handle.join().expect("a decode thread panicked")?;
             image.allocs.extend(part);

@@ -13,7 +13,7 @@ use imbl::{OrdMap, OrdSet};
 use sched::feasible::{DatacenterChecker, PoolChecker};
 use sched::structs::{
     Allocation, ClientStatus, DesiredStatus, EvalStatus, Evaluation, Job, JobStatus, Node,
-    Resources,
+    Resources, SharedTexts,
 };
 use sched::{Candidates, SchedulerConfig, StateView};
 
@@ -509,25 +509,15 @@ impl ClusterState {
         );
         self.touch(Table::Allocs);
         // Records decoded one by one hold their own copies of the node ids and names and of
-        // the evaluation and job ids; each record is pointed at one shared copy of each
-        // before the indexes are built. Neighbours in id order need not share a plan (two
-        // shards place at once, and ids of one millisecond order at random), so the texts
-        // are looked up in a set rather than compared with the record before.
-        let mut texts: std::collections::HashSet<Arc<str>> = Default::default();
-        let mut intern = |field: &mut Arc<str>| match texts.get(&**field) {
-            Some(shared) => *field = shared.clone(),
-            None => {
-                texts.insert(field.clone());
-            }
-        };
+        // the evaluation and job ids (a decode on several threads shares them within each
+        // thread's part); each record is pointed at one shared copy of each before the
+        // indexes are built.
+        let mut texts = SharedTexts::default();
         let mut keyed: Vec<(IdKey, Arc<Allocation>)> = allocs
             .into_iter()
             .map(|mut a| {
                 if let Some(record) = Arc::get_mut(&mut a) {
-                    intern(&mut record.node_id);
-                    intern(&mut record.node_name);
-                    intern(&mut record.eval_id);
-                    intern(&mut record.job_id);
+                    record.share_texts(&mut texts);
                 }
                 (IdKey::new(&a.id), a)
             })

@@ -309,7 +309,34 @@ pub struct Allocation {
     pub modify_time_ns: i64,
 }
 
+/// One copy of each text that many allocations repeat; see `Allocation::share_texts`.
+pub type SharedTexts = std::collections::HashSet<Arc<str>>;
+
 impl Allocation {
+    /// Points the texts that many allocations repeat (node id and name, evaluation and job
+    /// ids) at the copies in `texts`, and adds those it lacks. A record decoded on its own
+    /// holds copies of its own; sharing them right after each decode frees each copy before
+    /// the next record is decoded, so the copies leave no holes among the records' blocks.
+    pub fn share_texts(&mut self, texts: &mut SharedTexts) {
+        for field in [
+            &mut self.node_id,
+            &mut self.node_name,
+            &mut self.eval_id,
+            &mut self.job_id,
+        ] {
+            match texts.get(&**field) {
+                Some(shared) => {
+                    if !Arc::ptr_eq(shared, field) {
+                        *field = shared.clone();
+                    }
+                }
+                None => {
+                    texts.insert(field.clone());
+                }
+            }
+        }
+    }
+
     /// Parses the index out of `<job>.<group>[<index>]`.
     pub fn index(&self) -> Option<u32> {
         let open = self.name.rfind('[')?;
