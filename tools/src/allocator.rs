@@ -22,9 +22,9 @@
 //! delay is an hour, so a busy server does not purge.
 //!
 //! Freed memory is still marked for a later purge, and `trim` purges all of it at once. The
-//! agent's main thread and each shard call it when the server has applied nothing for a
-//! while (`agent::IdleTrim`), so an idle server's resident size follows what it holds, not
-//! the peak of its last burst.
+//! agent's main thread, each shard and the Raft core call it when the server has applied
+//! nothing for a while (`agent::IdleTrim`), so an idle server's resident size follows what
+//! it holds, not the peak of its last burst.
 //!
 //! The process also opts out of transparent huge pages (`PR_SET_THP_DISABLE`, and mimalloc's
 //! `allow_thp` off so it no longer asks for them). A 2 MiB huge page is resident as a whole
@@ -117,12 +117,6 @@ pub fn tune() {
             libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
         }
     }
-}
-
-/// Reports whether transparent huge pages are off for this process.
-pub fn huge_pages_disabled() -> bool {
-    // SAFETY: PR_GET_THP_DISABLE reads a flag of this process.
-    unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) == 1 }
 }
 
 /// Gives every freed range of memory back to the system now (a forced `mi_collect`: the
@@ -218,6 +212,12 @@ mod tests {
         );
         tune();
         assert_eq!(purge_delay_ms(), PURGE_DELAY_MS);
+    }
+
+    /// Reports whether transparent huge pages are off for this process.
+    fn huge_pages_disabled() -> bool {
+        // SAFETY: PR_GET_THP_DISABLE reads a flag of this process.
+        unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) == 1 }
     }
 
     #[test]
