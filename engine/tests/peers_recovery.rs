@@ -79,6 +79,7 @@ fn peers_json_lets_a_lone_survivor_lead_again() {
         RPC_ADDR.into(),
         HTTP_ADDR.into(),
         no_transports(),
+        Arc::new(|_| {}),
     )
     .expect("first start");
     let id = server.server_id;
@@ -103,6 +104,7 @@ fn peers_json_lets_a_lone_survivor_lead_again() {
         RPC_ADDR.into(),
         HTTP_ADDR.into(),
         no_transports(),
+        Arc::new(|_| {}),
     );
     let err = refused
         .err()
@@ -118,6 +120,7 @@ fn peers_json_lets_a_lone_survivor_lead_again() {
         RPC_ADDR.into(),
         HTTP_ADDR.into(),
         write_when_leader(tx),
+        Arc::new(|_| {}),
     )
     .expect("start with peers.json");
     assert!(!raft_dir.join(PEERS_FILE).exists(), "peers.json consumed");
@@ -149,6 +152,7 @@ fn peers_json_lets_a_lone_survivor_lead_again() {
         RPC_ADDR.into(),
         HTTP_ADDR.into(),
         write_when_leader(tx),
+        Arc::new(|_| {}),
     )
     .expect("restart");
     let second = rx
