@@ -103,8 +103,8 @@ impl NodeAllocs {
 }
 
 /// Points `field` at `last` when both hold the same text, and otherwise makes `field` the
-/// new `last`: records stored one after another (the allocations of one plan, or of one
-/// evaluation in a restored state) then hold one copy of a text they repeat.
+/// new `last`: records stored one after another (the allocations of one plan) then hold
+/// one copy of a text they repeat.
 fn share_with_last(last: &mut Option<Arc<str>>, field: &mut Arc<str>) {
     match last {
         Some(copy) if **copy == **field => {
