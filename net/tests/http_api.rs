@@ -154,6 +154,14 @@ fn status_agent_and_operator() {
     assert_eq!(me["config"]["Server"]["Enabled"], true);
     assert_eq!(me["member"]["Name"], "server-1.global");
     assert_eq!(me["stats"]["nomad"]["leader"], "true");
+    let rss: u64 = me["stats"]["runtime"]["rss_bytes"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("stats.runtime.rss_bytes is a number as a string");
+    assert!(
+        rss > 1 << 20,
+        "a running server holds more than 1 MiB: {rss}"
+    );
     let members = get(&s.url("/v1/agent/members")).json();
     assert_eq!(members["ServerName"], "server-1");
     assert_eq!(members["ServerRegion"], "global");

@@ -214,14 +214,43 @@ pub fn run(args: LoadgenArgs) -> anyhow::Result<Report> {
     preflight(&http_base, rpc_addr)?;
     raise_memlock_limit();
     let scenario_args = args.clone();
+    let base = http_base.clone();
     let handle = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
         .io_memory(512 << 10)
         .name("loadgen")
         .spawn(move || async move { scenario::run(scenario_args, http_base, rpc_addr).await })
         .map_err(|error| anyhow!("cannot start the load generator executor: {error}"))?;
-    handle
+    let mut report = handle
         .join()
-        .map_err(|error| anyhow!("load generator executor failed: {error}"))?
+        .map_err(|error| anyhow!("load generator executor failed: {error}"))??;
+    if args.scenario == Scenario::C1m && report.completed {
+        add_server_memory(&mut report.json, &base);
+    }
+    Ok(report)
+}
+
+/// How long a filled server is left without work before its memory is read: past its idle
+/// trim (2 s without an applied entry), so the figure is what it holds at rest.
+const MEMORY_REST: std::time::Duration = std::time::Duration::from_secs(6);
+
+/// Adds the server's resident memory at rest (`stats.runtime.rss_bytes` of
+/// `/v1/agent/self`, read `MEMORY_REST` after the run) and its bytes per placed allocation
+/// to a report; null when the server does not say.
+fn add_server_memory(json: &mut serde_json::Value, http_base: &str) {
+    std::thread::sleep(MEMORY_REST);
+    let rss = failover::get(http_base, "/v1/agent/self")
+        .ok()
+        .and_then(|me| {
+            me["stats"]["runtime"]["rss_bytes"]
+                .as_str()
+                .and_then(|s| s.parse::<u64>().ok())
+        });
+    let allocs = json["allocs_placed_seen"].as_u64().unwrap_or(0);
+    json["server_rss_bytes"] = rss.into();
+    json["server_rss_bytes_per_alloc"] = rss
+        .filter(|_| allocs > 0)
+        .map(|b| b as f64 / allocs as f64)
+        .into();
 }
 
 fn validate(args: &LoadgenArgs) -> anyhow::Result<()> {

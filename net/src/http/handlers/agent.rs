@@ -77,6 +77,14 @@ fn split_host_port(addr: &str) -> (String, u16) {
     }
 }
 
+/// The process's resident memory in bytes (`VmRSS` of `/proc/self/status`), if known.
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// `GET /v1/agent/self`
 pub(crate) fn agent_self<C: Cluster>(ctx: &Ctx<'_, C>) -> Result<HttpResponse, HttpError> {
     let status = ctx.cluster.status();
@@ -117,6 +125,10 @@ pub(crate) fn agent_self<C: Cluster>(ctx: &Ctx<'_, C>) -> Result<HttpResponse, H
                 "arch": std::env::consts::ARCH,
                 "os": std::env::consts::OS,
                 "cpu_count": status.shards.to_string(),
+                // drover's own: the process's resident memory, for capacity checks and the
+                // load generator's bytes per allocation; empty where the system has no
+                // `/proc`.
+                "rss_bytes": resident_bytes().map(|b| b.to_string()).unwrap_or_default(),
             },
         },
     });
