@@ -280,3 +280,34 @@ fn a_large_image_decoded_on_several_threads_is_the_image_written() {
     assert_eq!(back.allocs.len(), 25_000);
     assert_eq!(back, image);
 }
+
+#[test]
+fn decoded_allocations_share_the_texts_they_repeat() {
+    // 25,000 allocations on 8 nodes, one evaluation and one job: decoded on up to four
+    // threads, each thread's records hold one copy of each text, so the whole image holds
+    // at most four copies of a text instead of one per record.
+    let dir = tempfile::tempdir().unwrap();
+    let store = SnapshotStore::open(dir.path()).unwrap();
+    let image = common::image(11, 8, 25_000);
+    store.write(&meta(11, 1), &image).unwrap();
+    let (_, back) = store.latest().unwrap().unwrap();
+    let copies = |field: fn(&sched::structs::Allocation) -> &std::sync::Arc<str>| {
+        let mut seen: Vec<*const u8> = back.allocs.iter().map(|a| field(a).as_ptr()).collect();
+        seen.sort();
+        seen.dedup();
+        seen.len()
+    };
+    assert!(copies(|a| &a.eval_id) <= 4, "{}", copies(|a| &a.eval_id));
+    assert!(copies(|a| &a.job_id) <= 4, "{}", copies(|a| &a.job_id));
+    assert!(
+        copies(|a| &a.node_id) <= 8 * 4,
+        "{}",
+        copies(|a| &a.node_id)
+    );
+    assert!(
+        copies(|a| &a.node_name) <= 8 * 4,
+        "{}",
+        copies(|a| &a.node_name)
+    );
+    assert_eq!(back, image, "sharing changes no text");
+}
